@@ -1,0 +1,100 @@
+"""Run configuration: CLI flags or ``LUCIDSTREAM_*`` environment variables.
+
+The same settings drive ``lucidstream run`` and
+``python -m bytewax.run "flows.fleet:get_flow()"``:
+
+=========================  ==========================================  ==================
+variable                   meaning                                     default
+=========================  ==========================================  ==================
+LUCIDSTREAM_STORE          store DSN (chdb:///path or http(s)://...)   ./lucidstream-data
+LUCIDSTREAM_INPUT          ``sim`` or a JSONL file path                sim
+LUCIDSTREAM_REPLAY         1: replay clock; 0: wall clock              1 for files, else 0
+LUCIDSTREAM_EVENTS         stop after this many events                 unbounded
+LUCIDSTREAM_DURATION       stop after this many seconds                unbounded
+LUCIDSTREAM_SOURCES        simulated sources (robots, sensors)         50
+LUCIDSTREAM_RATE           simulated events per second in total        5000
+LUCIDSTREAM_SEED           simulator seed                              7
+LUCIDSTREAM_SHARDS         decider shards (spread over workers)        4
+LUCIDSTREAM_BATCH          lines per input batch                       2000
+=========================  ==========================================  ==================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from operators.errors import ConfigError
+from sinks.store import normalize_dsn
+
+__all__ = ["RunConfig"]
+
+
+@dataclass
+class RunConfig:
+    store: str | None = None
+    input: str = "sim"
+    replay: bool | None = None
+    events: int | None = None
+    duration_s: float | None = None
+    sources: int = 50
+    rate: float = 5_000.0
+    seed: int = 7
+    shards: int = 4
+    batch_size: int = 2_000
+
+    def __post_init__(self) -> None:
+        self.store = normalize_dsn(self.store)
+        if self.replay is None:
+            self.replay = self.input != "sim" or self.rate <= 0
+        for name in ("events", "duration_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name}={value}: must be positive (or unset for no limit)")
+        if self.sources < 1:
+            raise ConfigError(f"sources={self.sources}: need at least one source")
+        if self.shards < 1 or self.batch_size < 1:
+            raise ConfigError("shards and batch size must be at least 1")
+        if self.rate < 0:
+            raise ConfigError(f"rate={self.rate}: use a positive rate, or 0 for as fast as "
+                              "possible on the replay clock")
+
+    @property
+    def simulated(self) -> bool:
+        return self.input == "sim"
+
+    @property
+    def live(self) -> bool:
+        return self.simulated and not self.replay
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> RunConfig:
+        """Read ``LUCIDSTREAM_*`` variables; a malformed value is a ConfigError."""
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str, kind: type, default: object) -> object:
+            raw = env.get(f"LUCIDSTREAM_{name}")
+            if raw is None or raw == "":
+                return default
+            try:
+                if kind is bool:
+                    if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError(raw)
+                    return raw.lower() in ("1", "true", "yes")
+                return kind(raw)
+            except ValueError:
+                raise ConfigError(f"LUCIDSTREAM_{name}={raw!r} is not a valid "
+                                  f"{kind.__name__}") from None
+
+        return cls(
+            store=env.get("LUCIDSTREAM_STORE") or None,
+            input=str(get("INPUT", str, "sim")),
+            replay=get("REPLAY", bool, None),  # type: ignore[arg-type]
+            events=get("EVENTS", int, None),  # type: ignore[arg-type]
+            duration_s=get("DURATION", float, None),  # type: ignore[arg-type]
+            sources=get("SOURCES", int, 50),  # type: ignore[arg-type]
+            rate=get("RATE", float, 5_000.0),  # type: ignore[arg-type]
+            seed=get("SEED", int, 7),  # type: ignore[arg-type]
+            shards=get("SHARDS", int, 4),  # type: ignore[arg-type]
+            batch_size=get("BATCH", int, 2_000),  # type: ignore[arg-type]
+        )

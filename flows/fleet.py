@@ -1,0 +1,57 @@
+"""The reference flow: a robot fleet deciding motion from telemetry.
+
+Rules (first match wins): an obstacle closer than 0.5 m stops the robot, a
+battery under 15 % sends it to base, a motor over 85 C slows it down. The
+online model flags unusual readings for inspection. A motion decision must be
+made on data younger than 2 s; older (or clock-skewed) input holds the robot
+in place instead. Run it with ``lucidstream run`` or as Bytewax workers::
+
+    python -m bytewax.run "flows.fleet:get_flow()" -w 2
+"""
+
+from __future__ import annotations
+
+from bytewax.dataflow import Dataflow
+
+from flows.config import RunConfig
+from flows.pipeline import FlowSpec, build_flow, make_source
+from flows.simulator import FleetSimulator
+from flows.telemetry import Telemetry
+from operators.decider import DecisionPolicy
+from operators.rules import Rule, RuleSet
+
+__all__ = ["POLICY", "get_flow", "make_generator", "make_spec"]
+
+POLICY = DecisionPolicy(
+    decision_type="motion",
+    rules=RuleSet([
+        Rule("obstacle_close", "obstacle_m", "<", 0.5, "stop", priority=0),
+        Rule("low_battery", "battery", "<", 15.0, "return_to_base", priority=10),
+        Rule("motor_hot", "motor_temp_c", ">", 85.0, "slow_down", priority=20),
+    ]),
+    sla_ms=2_000,
+    default_action="continue",
+    model_action="inspect",
+    model_threshold=0.9,
+    fallback_action="hold",
+    on_stale="fallback",
+)
+
+
+def make_spec(config: RunConfig) -> FlowSpec:
+    assert config.store is not None and config.replay is not None
+    return FlowSpec("fleet", POLICY, replay=config.replay, store=config.store,
+                    shards=config.shards)
+
+
+def make_generator(config: RunConfig) -> FleetSimulator:
+    """The fleet simulator for ``config`` (robots, rate and seed)."""
+    hz = config.rate / config.sources if config.rate > 0 else 10.0
+    return FleetSimulator(config.sources, hz=hz, seed=config.seed,
+                          stamp_arrival=not config.live)
+
+
+def get_flow(config: RunConfig | None = None, telemetry: Telemetry | None = None) -> Dataflow:
+    """The fleet dataflow; without ``config``, settings come from ``LUCIDSTREAM_*``."""
+    config = config or RunConfig.from_env()
+    return build_flow(make_spec(config), make_source(config, make_generator), telemetry)

@@ -1,0 +1,180 @@
+"""The shared wiring: from raw batches to decisions in the store.
+
+Every flow is the same shape; a flow module supplies its decision policy and
+its input. The dataflow reads top to bottom::
+
+    ingest ─► decode ─┬─► contract_rows (dead letters, outcomes) ─────────┐
+                      └─► shard (by source) ─► decide (freshness, rules, ├─► store
+                            model, SLA, mode; per shard state) ───────────┘
+
+Items are batches throughout, so Bytewax's per-item cost is paid per batch.
+Sources are split into ``shards`` by a stable hash of ``source_id``; each
+shard is one Bytewax key, so ``-w N`` spreads shards over workers while every
+source's state stays in one place. Every batch reaches every shard (empty
+when it has none of its sources), carrying the batch's newest arrival time,
+so a shard whose sources have all gone quiet still sees time pass and
+reports them silent.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+
+from flows.config import RunConfig
+from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
+from flows.telemetry import Telemetry
+from operators.clock import WallClock
+from operators.decider import Decider, DecisionPolicy
+from operators.events import EventDecoder, SensorEvent
+from operators.freshness import FreshnessConfig
+from operators.models import OnlineScorer
+from operators.modes import ModeConfig
+from operators.records import (
+    DECISION_COLUMNS,
+    Rows,
+    alarm_rows,
+    dead_letter_rows,
+    mode_change_rows,
+    outcome_rows,
+)
+from sinks.clickhouse import ClickHouseSink
+
+__all__ = ["FlowSpec", "ShardBatch", "build_flow", "make_source", "shard_of"]
+
+
+@dataclass
+class FlowSpec:
+    """Everything a flow decides with; the input and store come from the run config."""
+
+    name: str
+    policy: DecisionPolicy
+    replay: bool
+    store: str
+    shards: int = 4
+    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
+    modes: ModeConfig = field(default_factory=ModeConfig)
+    scorer: Callable[[], OnlineScorer] = OnlineScorer
+    max_bytes: int = 1 << 20
+
+
+@dataclass(slots=True)
+class _DecodedBatch:
+    events: list[SensorEvent]
+    side_rows: list[Rows]
+    tick_ms: int | None
+    ingest_ns: int
+
+
+@dataclass(slots=True)
+class ShardBatch:
+    """The events of one shard from one input batch, and the batch's clock tick."""
+
+    shard: str
+    events: list[SensorEvent]
+    tick_ms: int | None
+    ingest_ns: int
+
+
+def shard_of(source_id: str, shards: int) -> int:
+    """Stable shard of a source (crc32, the same in every process and run).
+
+    >>> shard_of("robot-001", 4), shard_of("robot-001", 4)
+    (3, 3)
+    """
+    return zlib.crc32(source_id.encode()) % shards
+
+
+class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
+    def __init__(self, decider: Decider, telemetry: Telemetry) -> None:
+        self._decider = decider
+        self._telemetry = telemetry
+
+    def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Rows], bool]:
+        decider, flow = self._decider, self._decider.flow
+        out: list[Rows] = []
+        for batch in values:
+            result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns)
+            if result.decisions:
+                out.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
+            if result.alarms:
+                out.append(alarm_rows(result.alarms, flow))
+            if result.mode_changes:
+                out.append(mode_change_rows(result.mode_changes, batch.shard, flow))
+            self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
+                                escalated=result.escalated, alarms=len(result.alarms))
+            self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self._decider)
+
+
+def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | None = None
+               ) -> Dataflow:
+    """The decision dataflow for ``spec`` reading ``source``."""
+    telemetry = telemetry or Telemetry()
+    decoder = EventDecoder(spec.max_bytes)
+    wall = WallClock()
+
+    def decode(batch: RawBatch) -> _DecodedBatch:
+        decoded = decoder.decode_batch(batch.records)
+        received = wall.now_ms()
+        side = []
+        if decoded.dead:
+            side.append(dead_letter_rows(decoded.dead, received, spec.name))
+        if decoded.outcomes:
+            side.append(outcome_rows(decoded.outcomes, received))
+        tick = None
+        if spec.replay and decoded.events:
+            tick = max(e.event_ms if e.arrival_ms is None else e.arrival_ms
+                       for e in decoded.events)
+        telemetry.add(events=len(decoded.events), dead_letters=len(decoded.dead),
+                      outcomes=len(decoded.outcomes))
+        return _DecodedBatch(decoded.events, side, tick, batch.ingest_ns)
+
+    def split(batch: _DecodedBatch) -> list[tuple[str, ShardBatch]]:
+        n = spec.shards
+        parts: list[list[SensorEvent]] = [[] for _ in range(n)]
+        for event in batch.events:
+            parts[shard_of(event.source_id, n)].append(event)
+        return [(f"shard-{i}", ShardBatch(f"shard-{i}", part, batch.tick_ms, batch.ingest_ns))
+                for i, part in enumerate(parts)]
+
+    def build_decider(resume: bytes | None) -> _DecideLogic:
+        if resume is not None:
+            decider = pickle.loads(resume)
+        else:
+            decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
+                              freshness=spec.freshness, modes=spec.modes, scorer=spec.scorer)
+        return _DecideLogic(decider, telemetry)
+
+    flow = Dataflow(spec.name)
+    raw = op.input("ingest", flow, source)
+    decoded = op.map("decode", raw, decode)
+    contract_rows = op.flat_map("contract_rows", decoded, lambda d: d.side_rows)
+    shards = op.flat_map("shard", decoded, split)
+    decided = op.stateful_batch("decide", shards, build_decider)  # type: ignore[arg-type]
+    rows = op.merge("rows", contract_rows, op.key_rm("unkey", decided))
+    op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write))
+    return flow
+
+
+
+
+def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGenerator]
+                ) -> Source[RawBatch]:
+    """The flow's input: a JSONL file, or its simulator (live or on the replay clock)."""
+    if not config.simulated:
+        return JSONLSource(config.input, config.batch_size)
+    per_tick = config.sources  # a simulator tick is one report per source
+    return SimulatorSource(lambda: make_generator(config), live=config.live,
+                           events=config.events, duration_s=config.duration_s,
+                           max_ticks_per_batch=max(1, config.batch_size // per_tick))

@@ -1,0 +1,83 @@
+"""Process-wide run counters, read by the progress line and the summary.
+
+The dataflow's steps add to these as batches pass; everything is per process
+(each process of a cluster reports its own). Shards report their lag and
+mode; the pipeline's lag is the worst shard's, its mode the most degraded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from operators.modes import MODES, NORMAL
+
+__all__ = ["Telemetry", "TelemetrySnapshot"]
+
+
+@dataclass(frozen=True)
+class TelemetrySnapshot:
+    elapsed_s: float
+    events: int
+    decisions: int
+    stale: int
+    escalated: int
+    dead_letters: int
+    outcomes: int
+    alarms: int
+    lag_ms: int
+    max_lag_ms: int
+    mode: str
+    rows_written: dict[str, int] = field(default_factory=dict)
+    write_seconds: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def stale_pct(self) -> float:
+        return 100.0 * self.stale / self.decisions if self.decisions else 0.0
+
+
+class Telemetry:
+    """Thread-safe counters for one process; cheap enough to update per batch."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self._counts: Counter[str] = Counter()
+        self._rows: Counter[str] = Counter()
+        self._write_s = 0.0
+        self._shard_lag: dict[str, int] = {}
+        self._shard_mode: dict[str, str] = {}
+        self._max_lag = 0
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            self._counts.update(counts)
+
+    def shard(self, shard: str, lag_ms: int, mode: str) -> None:
+        with self._lock:
+            self._shard_lag[shard] = lag_ms
+            self._shard_mode[shard] = mode
+            self._max_lag = max(self._max_lag, lag_ms)
+
+    def on_write(self, table: str, rows: int, elapsed_s: float) -> None:
+        with self._lock:
+            self._rows[table] += rows
+            self._write_s += elapsed_s
+
+    def snapshot(self) -> TelemetrySnapshot:
+        with self._lock:
+            c = self._counts
+            modes = self._shard_mode.values()
+            mode = max(modes, key=MODES.index) if modes else NORMAL
+            return TelemetrySnapshot(
+                elapsed_s=time.monotonic() - self.started, events=c["events"],
+                decisions=c["decisions"], stale=c["stale"], escalated=c["escalated"],
+                dead_letters=c["dead_letters"], outcomes=c["outcomes"], alarms=c["alarms"],
+                lag_ms=max(self._shard_lag.values(), default=0), max_lag_ms=self._max_lag,
+                mode=mode, rows_written=dict(self._rows), write_seconds=self._write_s)

@@ -1,0 +1,241 @@
+"""The public event contract: decode, validate, and turn failures into dead letters.
+
+A sensor event is one JSON object::
+
+    {"source_id": "robot-7", "event_time": "2026-01-01T00:00:00.250Z",
+     "values": {"battery": 41.5, "speed": 1.2}, "seq": 17, "kind": "telemetry"}
+
+``source_id`` (1-128 characters), ``event_time`` (RFC 3339 with an offset, or
+epoch milliseconds) and ``values`` (names to finite numbers, at least one) are
+required; ``seq`` (integer >= 0), ``kind`` (default ``telemetry``) and
+``arrival_time`` (replay only) are optional; unknown fields are kept in
+``extra``. An outcome event carries ``decision_id``, ``outcome``, ``label`` and
+``event_time``. Anything else becomes a :class:`DeadLetter` with a reason, its
+origin and the raw bytes; decoding never raises on bad input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Union
+
+import orjson
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DeadLetter",
+    "Decoded",
+    "EventDecoder",
+    "OutcomeEvent",
+    "SensorEvent",
+    "parse_time_ms",
+]
+
+DEFAULT_MAX_BYTES = 1 << 20
+MAX_SOURCE_ID = 128
+MAX_KIND = 64
+# Epoch milliseconds below this bound (year 5138) are plausible; larger numbers
+# are almost always microseconds or nanoseconds sent by mistake.
+MAX_EPOCH_MS = 100_000_000_000_000
+
+Payload = Union[bytes, str, dict]  # noqa: UP007 - a runtime alias on Python 3.10
+_SENSOR_KEYS = frozenset({"source_id", "event_time", "values", "seq", "kind", "arrival_time"})
+_OUTCOME_KEYS = frozenset({"decision_id", "outcome", "label", "event_time"})
+
+
+@dataclass(slots=True)
+class SensorEvent:
+    """A validated sensor event; times are epoch milliseconds."""
+
+    source_id: str
+    event_ms: int
+    values: dict[str, float]
+    seq: int | None = None
+    kind: str = "telemetry"
+    arrival_ms: int | None = None
+    origin: str = ""
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class OutcomeEvent:
+    """Feedback on an earlier decision: what happened, and a numeric label."""
+
+    decision_id: str
+    outcome: str
+    label: float
+    event_ms: int
+    origin: str = ""
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """Input that broke the contract, kept with why and where it came from."""
+
+    origin: str
+    reason: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Decoded:
+    """The result of decoding one batch, split by kind."""
+
+    events: list[SensorEvent] = field(default_factory=list)
+    outcomes: list[OutcomeEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class _Invalid(Exception):
+    """Internal: carries a dead-letter reason out of the validators."""
+
+
+def parse_time_ms(value: Any, name: str = "event_time") -> int:
+    """RFC 3339 text or epoch milliseconds to epoch milliseconds.
+
+    >>> parse_time_ms("2026-01-01T00:00:00.250Z")
+    1767225600250
+    >>> parse_time_ms(1767225600250)
+    1767225600250
+    """
+    kind = type(value)
+    if kind is int or kind is float:
+        if not math.isfinite(value) or value < 0 or value >= MAX_EPOCH_MS:
+            raise _Invalid(f"bad_time: {name}={value!r} is not epoch milliseconds in range")
+        return int(value)
+    if kind is str:
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Invalid(f"bad_time: {name}={value[:64]!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:
+            raise _Invalid(f"bad_time: {name}={value[:64]!r} has no UTC offset")
+        return int(parsed.timestamp() * 1000)
+    raise _Invalid(f"bad_type: {name} must be RFC 3339 text or epoch ms, got {kind.__name__}")
+
+
+def _check_values(values: Any) -> dict[str, float]:
+    if type(values) is not dict:
+        raise _Invalid(f"bad_type: values must be an object, got {type(values).__name__}")
+    if not values:
+        raise _Invalid("empty_values: values needs at least one number")
+    isfinite = math.isfinite
+    for name, number in values.items():
+        kind = type(number)
+        if kind is not float and kind is not int:
+            raise _Invalid(f"bad_value: values.{name[:64]} is {kind.__name__}, not a number")
+        if not isfinite(number):
+            raise _Invalid(f"bad_value: values.{name[:64]} is not finite")
+    return values
+
+
+def _sensor(obj: dict, origin: str) -> SensorEvent:
+    source_id = obj.get("source_id")
+    if source_id is None:
+        raise _Invalid("missing_field: source_id")
+    if type(source_id) is not str or not 0 < len(source_id) <= MAX_SOURCE_ID:
+        raise _Invalid("bad_source_id: source_id must be a string of 1 to 128 characters")
+    if "event_time" not in obj:
+        raise _Invalid("missing_field: event_time")
+    event_ms = parse_time_ms(obj["event_time"])
+    if "values" not in obj:
+        raise _Invalid("missing_field: values")
+    values = _check_values(obj["values"])
+    seq = obj.get("seq")
+    if seq is not None and (type(seq) is not int or seq < 0):
+        raise _Invalid(f"bad_seq: seq must be an integer >= 0, got {seq!r:.40}")
+    kind = obj.get("kind", "telemetry")
+    if type(kind) is not str or not 0 < len(kind) <= MAX_KIND:
+        raise _Invalid("bad_kind: kind must be a string of 1 to 64 characters")
+    arrival = obj.get("arrival_time")
+    arrival_ms = None if arrival is None else parse_time_ms(arrival, "arrival_time")
+    extra = None
+    if len(obj) > 3 and not _SENSOR_KEYS.issuperset(obj):
+        extra = {k: v for k, v in obj.items() if k not in _SENSOR_KEYS}
+    return SensorEvent(source_id, event_ms, values, seq, kind, arrival_ms, origin, extra)
+
+
+def _outcome(obj: dict, origin: str) -> OutcomeEvent:
+    decision_id = obj["decision_id"]
+    if type(decision_id) is not str or not decision_id:
+        raise _Invalid("bad_decision_id: decision_id must be a non-empty string")
+    outcome = obj.get("outcome")
+    if type(outcome) is not str:
+        raise _Invalid("missing_field: outcome (a string)")
+    label = obj.get("label")
+    if type(label) not in (int, float) or not math.isfinite(label):
+        raise _Invalid("bad_value: label must be a finite number")
+    if "event_time" not in obj:
+        raise _Invalid("missing_field: event_time")
+    event_ms = parse_time_ms(obj["event_time"])
+    extra = {k: v for k, v in obj.items() if k not in _OUTCOME_KEYS} or None
+    return OutcomeEvent(decision_id, outcome, float(label), event_ms, origin, extra)
+
+
+def _as_bytes(payload: Payload) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "replace")
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return repr(payload).encode()
+
+
+class EventDecoder:
+    """Decodes raw payloads (bytes, text or already-parsed dicts) by the contract.
+
+    >>> decoder = EventDecoder()
+    >>> out = decoder.decode_batch([
+    ...     ("file:a.jsonl:1", b'{"source_id":"s1","event_time":0,"values":{"v":1}}'),
+    ...     ("file:a.jsonl:2", b'{"source_id":"s1","values":{"v":1}}'),
+    ... ])
+    >>> [e.source_id for e in out.events], [d.reason for d in out.dead]
+    (['s1'], ['missing_field: event_time'])
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+
+    def decode(self, origin: str, payload: Payload) -> SensorEvent | OutcomeEvent | DeadLetter:
+        """Decode one payload; never raises on bad input."""
+        try:
+            if isinstance(payload, dict):
+                obj: Any = payload
+            else:
+                if len(payload) > self.max_bytes:
+                    raise _Invalid(f"oversized: {len(payload)} bytes > limit {self.max_bytes}")
+                try:
+                    obj = orjson.loads(payload)
+                except orjson.JSONDecodeError as exc:
+                    raise _Invalid(f"invalid_json: {exc}"[:200]) from None
+            if type(obj) is not dict:
+                raise _Invalid(f"not_an_object: got JSON {type(obj).__name__}")
+            if "source_id" not in obj and "decision_id" in obj:
+                return _outcome(obj, origin)
+            return _sensor(obj, origin)
+        except _Invalid as bad:
+            return DeadLetter(origin, str(bad), _as_bytes(payload))
+        except Exception as bug:
+            return DeadLetter(origin, f"decode_error: {type(bug).__name__}: {bug}"[:200],
+                              _as_bytes(payload))
+
+    def decode_batch(self, records: list[tuple[str, Payload]]) -> Decoded:
+        """Decode ``(origin, payload)`` pairs, keeping input order within each kind."""
+        out = Decoded()
+        events, outcomes, dead = out.events, out.outcomes, out.dead
+        decode = self.decode
+        for origin, payload in records:
+            item = decode(origin, payload)
+            if type(item) is SensorEvent:
+                events.append(item)
+            elif type(item) is OutcomeEvent:
+                outcomes.append(item)
+            else:
+                dead.append(item)  # type: ignore[arg-type]
+        return out

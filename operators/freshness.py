@@ -1,0 +1,208 @@
+"""Freshness: how old each input is, and how far behind the pipeline runs.
+
+Per event the decider reads ``age_ms = now - event_time``. Per source the
+tracker keeps the newest event time, the last sequence number, when the source
+last spoke (pipeline clock) and its usual cadence. From these it reports:
+
+* ``seq_gap``: a sequence number jumped (``value`` = how many are missing);
+* ``clock_skew``: an event claims a time ahead of now by more than the tolerance;
+* ``silence``: a source is overdue by ``silence_factor`` times its cadence
+  (at least ``min_silence_ms``), and ``silence_end`` when it speaks again;
+* ``retired``: a source silent for ``retire_after_ms`` is dropped with an alarm.
+
+Each is one alarm per occurrence, not one per event.
+
+Watermark lag is the pipeline's delay: the largest, over active sources, of
+``arrival - event_time`` of their latest event, or ``now - event_time`` once a
+source is overdue. So a backlog shows at once, and a silent source (a stalled
+partition, a cut-off group of robots) holds the watermark back while it is
+silent, as Flink's minimum over partitions does. A source that is quiet on
+purpose sends ``kind="heartbeat"`` events (they keep it current and are not
+decided) or ``kind="idle"`` (excluded until it speaks again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from operators.alarms import Alarm
+
+__all__ = ["FreshnessConfig", "FreshnessTracker", "SourceState"]
+
+
+@dataclass(frozen=True)
+class FreshnessConfig:
+    """Thresholds for freshness; every default holds for streams never seen before."""
+
+    skew_tolerance_ms: int = 2_000
+    silence_factor: float = 10.0
+    min_silence_ms: int = 3_000
+    retire_after_ms: int = 300_000
+    check_every_ms: int = 250
+    reset_window: int = 1_000  # a seq this far below the last one means the source restarted
+
+
+class SourceState:
+    """What the tracker remembers about one source (about 150 bytes)."""
+
+    __slots__ = ("arrival_ms", "event_ms", "idle", "interval_ms", "seq", "silent", "skewed")
+
+    def __init__(self, event_ms: int, arrival_ms: int) -> None:
+        self.event_ms = event_ms
+        self.arrival_ms = arrival_ms
+        self.seq: int | None = None
+        self.interval_ms = 0.0
+        self.silent = False
+        self.skewed = False
+        self.idle = False
+
+
+class FreshnessTracker:
+    """Per-source freshness state and the pipeline watermark.
+
+    >>> t = FreshnessTracker()
+    >>> t.observe("s1", event_ms=1_000, now=1_050, seq=1)
+    >>> t.observe("s1", event_ms=1_100, now=1_150, seq=4)   # 2 and 3 missing
+    >>> [(a.signal, a.value) for a in t.drain_alarms()]
+    [('seq_gap', 2.0)]
+    >>> t.lag_ms(now=1_150)
+    50
+    >>> t.check(now=10_000)                                  # overdue: silent
+    >>> t.lag_ms(now=10_000), [a.signal for a in t.drain_alarms()]
+    (8900, ['silence'])
+    """
+
+    def __init__(self, config: FreshnessConfig | None = None) -> None:
+        self.config = config or FreshnessConfig()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._sources: dict[str, SourceState] = {}
+        self._alarms: list[Alarm] = []
+        self._last_check = 0
+        self._lag = 0
+        self.gaps = 0
+        self.reordered = 0
+        self.skewed_events = 0
+
+    @property
+    def sources(self) -> dict[str, SourceState]:
+        return self._sources
+
+    @property
+    def active_sources(self) -> int:
+        return sum(1 for s in self._sources.values() if not s.idle)
+
+    @property
+    def silent_sources(self) -> int:
+        return sum(1 for s in self._sources.values() if s.silent)
+
+    def observe(
+        self, source_id: str, event_ms: int, now: int, seq: int | None = None, kind: str = ""
+    ) -> None:
+        """Record that ``source_id`` spoke at pipeline time ``now``."""
+        cfg = self.config
+        state = self._sources.get(source_id)
+        skewed = event_ms > now + cfg.skew_tolerance_ms
+        if state is None:
+            state = self._sources[source_id] = SourceState(min(event_ms, now), now)
+        else:
+            gap = now - state.arrival_ms
+            state.interval_ms = gap if state.interval_ms == 0 else (
+                0.9 * state.interval_ms + 0.1 * gap)
+            if state.silent:
+                state.silent = False
+                self._alarm(now, state.event_ms, source_id, "silence_end", "cadence",
+                            now - state.arrival_ms, 0, key=f"last={state.event_ms}")
+            state.arrival_ms = now
+        state.idle = kind == "idle"
+        if skewed:
+            self.skewed_events += 1
+            if not state.skewed:
+                state.skewed = True
+                self._alarm(now, event_ms, source_id, "clock_skew", "skew",
+                            event_ms - now, cfg.skew_tolerance_ms, key=f"at={event_ms}:{seq}")
+        else:
+            state.skewed = False
+            if event_ms > state.event_ms:
+                state.event_ms = event_ms
+            delay = now - event_ms
+            if delay > self._lag:
+                self._lag = delay
+        if seq is not None:
+            self._observe_seq(state, source_id, seq, event_ms, now)
+
+    def _observe_seq(
+        self, state: SourceState, source_id: str, seq: int, event_ms: int, now: int
+    ) -> None:
+        last = state.seq
+        if last is None or seq == last + 1:
+            state.seq = seq
+        elif seq > last + 1:
+            self.gaps += 1
+            self._alarm(now, event_ms, source_id, "seq_gap", "sequence", seq - last - 1, 1,
+                        details={"after_seq": last, "seq": seq}, key=f"seq={seq}")
+            state.seq = seq
+        elif last - seq > self.config.reset_window:
+            self._alarm(now, event_ms, source_id, "seq_reset", "sequence", seq, last,
+                        details={"last_seq": last, "seq": seq}, key=f"reset={last}>{seq}")
+            state.seq = seq
+        else:
+            self.reordered += 1  # a late or duplicate seq: counted, not an alarm
+
+    def silence_after_ms(self, state: SourceState) -> float:
+        """How long ``state``'s source may stay quiet before it counts as silent."""
+        return max(self.config.min_silence_ms, self.config.silence_factor * state.interval_ms)
+
+    def check(self, now: int, force: bool = False) -> None:
+        """Find silent and retired sources and recompute the lag (rate-limited)."""
+        cfg = self.config
+        if not force and now - self._last_check < cfg.check_every_ms:
+            return
+        self._last_check = now
+        lag = 0
+        retired = []
+        for source_id, state in self._sources.items():
+            if state.idle:
+                continue
+            quiet = now - state.arrival_ms
+            if quiet > self.silence_after_ms(state):
+                if not state.silent:
+                    state.silent = True
+                    self._alarm(now, state.event_ms, source_id, "silence", "cadence", quiet,
+                                self.silence_after_ms(state), key=f"last={state.event_ms}")
+                if quiet > max(cfg.retire_after_ms, 3 * self.silence_after_ms(state)):
+                    retired.append(source_id)
+                    continue
+                source_lag = now - state.event_ms
+            else:
+                source_lag = state.arrival_ms - state.event_ms
+            if source_lag > lag:
+                lag = source_lag
+        for source_id in retired:
+            state = self._sources.pop(source_id)
+            self._alarm(now, state.event_ms, source_id, "retired", "cadence",
+                        now - state.arrival_ms, cfg.retire_after_ms,
+                        key=f"retired={state.event_ms}")
+        self._lag = lag
+
+    def lag_ms(self, now: int) -> int:
+        """Watermark lag: the pipeline's delay behind its slowest active source."""
+        self.check(now)
+        return self._lag
+
+    def watermark_ms(self, now: int) -> int:
+        """The event-time watermark, ``now - lag``."""
+        return now - self.lag_ms(now)
+
+    def drain_alarms(self) -> list[Alarm]:
+        """Alarms raised since the last call."""
+        alarms, self._alarms = self._alarms, []
+        return alarms
+
+    def _alarm(
+        self, now: int, event_ms: int, source_id: str, signal: str, detector: str,
+        value: float, threshold: float, details: dict | None = None, key: str = "",
+    ) -> None:
+        self._alarms.append(Alarm(now, event_ms, source_id, signal, detector, float(value),
+                                  float(threshold), details or {}, key))

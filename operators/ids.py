@@ -1,0 +1,57 @@
+"""Deterministic identities: the same input yields the same IDs on every run.
+
+A decision's identity is its input's identity plus the decision type: the
+source and sequence number when the event has one, otherwise the source, the
+event time and the event's origin (file line or topic/partition/offset). A
+replay after a crash therefore produces the same ``decision_id`` and the store
+deduplicates. Trace IDs are derived from the decision ID unless the input
+brought its own W3C trace context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+__all__ = ["NAMESPACE", "decision_id", "row_id", "trace_id_for"]
+
+NAMESPACE = uuid.UUID("6f1c1d4e-8d0a-5b7e-9a53-2d1f7c0e4b11")
+
+
+def _uuid5(name: str) -> str:
+    # uuid.uuid5 without building a UUID object twice: same bytes, ~2x faster.
+    digest = bytearray(hashlib.sha1(NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def decision_id(
+    source_id: str, decision_type: str, seq: int | None, event_ms: int, origin: str
+) -> str:
+    """UUIDv5 of the input's identity and the decision type.
+
+    >>> decision_id("robot-1", "motion", 7, 0, "ignored when seq is set")
+    '85eadf16-c753-570f-8940-2c41f7439165'
+    >>> decision_id("robot-1", "motion", 7, 0, "") == str(
+    ...     uuid.uuid5(NAMESPACE, "robot-1\\x1fmotion\\x1fseq\\x1f7"))
+    True
+    """
+    if seq is not None:
+        return _uuid5(f"{source_id}\x1f{decision_type}\x1fseq\x1f{seq}")
+    return _uuid5(f"{source_id}\x1f{decision_type}\x1fat\x1f{event_ms}\x1f{origin}")
+
+
+def row_id(*parts: object) -> str:
+    """A deterministic UUIDv5 for any row (alarms, dead letters, mode changes)."""
+    return _uuid5("\x1f".join(map(str, parts)))
+
+
+def trace_id_for(decision: str) -> str:
+    """A 32-hex-digit W3C trace ID derived from a decision ID.
+
+    >>> len(trace_id_for("ee5ccc0d-6f54-5d2b-8e57-bf2d17a7a1a0"))
+    32
+    """
+    return hashlib.blake2b(decision.encode(), digest_size=16).hexdigest()

@@ -1,0 +1,106 @@
+"""The fast path's online model: a river logistic regression, scored in batches.
+
+The model reads whatever numeric values the events carry (up to
+``max_features`` names, discovered as they appear), so a stream it has never
+seen is scored without tuning. A value an event lacks is imputed with its
+running mean, which after scaling contributes nothing. Scoring is progressive:
+each batch is predicted first, then learned. Until outcome labels arrive, the
+label is the decider's teacher signal (whether a rule fired), so the model
+learns to flag events that look like intervention cases even when the fields
+a rule reads are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from river import linear_model, optim, preprocessing
+
+__all__ = ["OnlineScorer"]
+
+
+class OnlineScorer:
+    """Batch predict-then-learn logistic regression over named values.
+
+    >>> scorer = OnlineScorer(seed=1)
+    >>> rows = [{"t": float(i % 10)} for i in range(200)]
+    >>> labels = [r["t"] > 7 for r in rows]
+    >>> for _ in range(20):
+    ...     _ = scorer.score(rows); scorer.learn(rows, labels)
+    >>> p = scorer.score([{"t": 9.0}, {"t": 1.0}])
+    >>> bool(p[0] > 0.5 > p[1])
+    True
+    """
+
+    def __init__(
+        self,
+        version: str = "lr-1",
+        features: Sequence[str] | None = None,
+        max_features: int = 64,
+        learning_rate: float = 0.05,
+        seed: int = 0,
+    ) -> None:
+        self.version = version
+        self.features = list(features) if features else None
+        self.max_features = max_features
+        self.learning_rate = learning_rate
+        self.seed = seed
+        self._reset()
+
+    def _reset(self) -> None:
+        self._names: list[str] = list(self.features or [])
+        self._known = set(self._names)
+        self._scaler = preprocessing.StandardScaler()
+        self._model = linear_model.LogisticRegression(optimizer=optim.SGD(self.learning_rate))
+        self._seen = 0
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def samples_seen(self) -> int:
+        return self._seen
+
+    def _frame(self, rows: Sequence[Mapping[str, float]]) -> pd.DataFrame:
+        if self.features is None:
+            known, names = self._known, self._names
+            for row in rows:
+                for name in row:
+                    if name not in known and len(names) < self.max_features:
+                        known.add(name)
+                        names.append(name)
+        names = self._names
+        nan = np.nan
+        matrix = np.array([[row.get(n, nan) for n in names] for row in rows], dtype=float)
+        if matrix.size and np.isnan(matrix).any():
+            means = self._scaler.means
+            fill = np.array([means.get(n, 0.0) for n in names])
+            matrix = np.where(np.isnan(matrix), fill, matrix)
+        return pd.DataFrame(matrix, columns=names, copy=False)
+
+    def score(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """Probability of the positive class for each row, before learning from it."""
+        if not rows:
+            return np.empty(0)
+        frame = self._frame(rows)
+        if not self._names:
+            return np.full(len(rows), 0.5)
+        scaled = self._scaler.transform_many(frame) if self._seen else frame * 0.0
+        proba = self._model.predict_proba_many(scaled)
+        return proba[True].to_numpy(dtype=float) if True in proba else np.full(len(rows), 0.5)
+
+    def learn(self, rows: Sequence[Mapping[str, float]], labels: Sequence[bool]) -> None:
+        """Update the scaler and the model with labelled rows."""
+        if not rows or not self._names:
+            return
+        frame = self._frame(rows)
+        self._scaler.learn_many(frame)
+        scaled = self._scaler.transform_many(frame)
+        self._model.learn_many(scaled, pd.Series(labels, dtype=bool))
+        self._seen += len(rows)
+
+    def __repr__(self) -> str:
+        return f"OnlineScorer(version={self.version!r}, features={len(self._names)})"

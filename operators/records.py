@@ -1,0 +1,91 @@
+"""Rows for the store's tables: column names and row builders.
+
+The decider and the decoders produce :class:`Rows` (one table, many rows);
+the ClickHouse sink writes each as one columnar insert. Column names match
+``infra/clickhouse/*.sql`` and DESIGN.md; times are epoch milliseconds, which
+ClickHouse stores as ``DateTime64(3, 'UTC')``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from operators.alarms import Alarm
+from operators.events import DeadLetter, OutcomeEvent
+from operators.ids import row_id
+from operators.modes import ModeChange
+
+__all__ = [
+    "ALARM_COLUMNS",
+    "DEAD_LETTER_COLUMNS",
+    "DECISION_COLUMNS",
+    "MODE_CHANGE_COLUMNS",
+    "OUTCOME_COLUMNS",
+    "Rows",
+    "alarm_rows",
+    "dead_letter_rows",
+    "mode_change_rows",
+    "outcome_rows",
+]
+
+DECISION_COLUMNS = (
+    "decision_id", "trace_id", "source_id", "decision_type", "path", "action", "score",
+    "confidence", "model_version", "variant", "mode", "event_time", "decided_at", "age_ms",
+    "fresh", "latency_ms", "escalated", "reason", "flow", "origin",
+)
+ALARM_COLUMNS = (
+    "alarm_id", "detected_at", "event_time", "source_id", "signal", "detector", "value",
+    "threshold", "details", "flow",
+)
+DEAD_LETTER_COLUMNS = ("dead_letter_id", "received_at", "origin", "reason", "raw", "flow")
+OUTCOME_COLUMNS = ("decision_id", "outcome", "label", "event_time", "received_at", "origin")
+MODE_CHANGE_COLUMNS = ("change_id", "at", "from_mode", "to_mode", "reason", "trigger", "values",
+                       "scope", "flow")
+
+
+@dataclass(slots=True)
+class Rows:
+    """A batch of rows for one table, in the column order of ``columns``.
+
+    >>> Rows("decisions", ("a", "b"), [(1, 2)]).count
+    1
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    rows: list[tuple] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+
+def _json(details: dict) -> str:
+    return orjson.dumps(details, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def alarm_rows(alarms: list[Alarm], flow: str) -> Rows:
+    return Rows("drift_events", ALARM_COLUMNS, [
+        (a.alarm_id, a.detected_at, a.event_ms, a.source_id, a.signal, a.detector, a.value,
+         a.threshold, _json(a.details), flow) for a in alarms])
+
+
+def dead_letter_rows(dead: list[DeadLetter], received_at: int, flow: str) -> Rows:
+    """Dead letters; the ID hashes origin and bytes, so a replay writes the same rows."""
+    return Rows("dead_letters", DEAD_LETTER_COLUMNS, [
+        (row_id(d.origin, d.raw), received_at, d.origin, d.reason,
+         d.raw.decode("utf-8", "replace"), flow) for d in dead])
+
+
+def outcome_rows(outcomes: list[OutcomeEvent], received_at: int) -> Rows:
+    return Rows("outcomes", OUTCOME_COLUMNS, [
+        (o.decision_id, o.outcome, o.label, o.event_ms, received_at, o.origin)
+        for o in outcomes])
+
+
+def mode_change_rows(changes: list[ModeChange], scope: str, flow: str) -> Rows:
+    return Rows("mode_changes", MODE_CHANGE_COLUMNS, [
+        (row_id(flow, scope, c.at, c.from_mode, c.to_mode), c.at, c.from_mode, c.to_mode,
+         c.reason, c.trigger, _json(c.values), scope, flow) for c in changes])

@@ -1,0 +1,77 @@
+"""Fast-path rules: thresholds on named values, first match by priority wins.
+
+A rule names the value it reads; an event that lacks that value simply does
+not trigger it (the contract only promises one value), so a partial event is
+still decided by the rules that can read it and by the model.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["Rule", "RuleSet"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``field op threshold -> action``; lower ``priority`` is checked first.
+
+    >>> Rule("low_battery", "battery", "<", 15, "return_to_base").fires({"battery": 9.0})
+    True
+    """
+
+    name: str
+    field: str
+    op: str
+    threshold: float
+    action: str
+    priority: int = 100
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"rule {self.name!r}: op {self.op!r} is not one of {sorted(_OPS)}")
+
+    def fires(self, values: Mapping[str, float]) -> bool:
+        value = values.get(self.field)
+        return value is not None and _OPS[self.op](value, self.threshold)
+
+
+class RuleSet:
+    """An ordered set of rules; ``evaluate`` returns the first rule that fires.
+
+    >>> rules = RuleSet([Rule("stop", "obstacle_m", "<", 0.5, "stop", priority=0),
+    ...                  Rule("hot", "temp", ">", 80, "slow_down")])
+    >>> rules.evaluate({"obstacle_m": 0.2, "temp": 90}).name
+    'stop'
+    >>> rules.evaluate({"v": 1.0}) is None
+    True
+    """
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = sorted(rules, key=lambda r: r.priority)
+        # Compiled form: a tuple per rule, avoiding attribute lookups per event.
+        self._compiled = [(r.field, _OPS[r.op], r.threshold, r) for r in self.rules]
+
+    @property
+    def fields(self) -> list[str]:
+        return sorted({r.field for r in self.rules})
+
+    def evaluate(self, values: Mapping[str, float]) -> Rule | None:
+        get = values.get
+        for name, compare, threshold, rule in self._compiled:
+            value = get(name)
+            if value is not None and compare(value, threshold):
+                return rule
+        return None
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __repr__(self) -> str:
+        return f"RuleSet({[r.name for r in self.rules]})"

@@ -1,0 +1,250 @@
+"""The store: one narrow seam to ClickHouse through clickhouse-connect.
+
+A DSN is either ``chdb:///abs/path`` (embedded ClickHouse, the default, one
+process per path) or ``http(s)://user:pass@host:8123/db`` (a server or
+cluster). :func:`open_store` returns a shared, reference-counted
+:class:`Store` per DSN, because the embedded engine admits one path per
+process and every Bytewax worker thread in the process must share it.
+Driver exceptions are translated into :mod:`operators.errors`.
+
+Schema: every ``*.sql`` file in ``infra/clickhouse/`` is applied in name order
+at open; the statements are ``CREATE ... IF NOT EXISTS``, so this is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from operators.errors import ConfigError, StoreError, StoreUnavailable
+from operators.records import Rows
+
+__all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "close_all", "normalize_dsn", "open_store"]
+
+log = logging.getLogger("lucidstream.store")
+
+DEFAULT_STORE = "./lucidstream-data"
+DDL_DIR = Path(os.environ.get("LUCIDSTREAM_DDL_DIR",
+                              Path(__file__).resolve().parents[1] / "infra" / "clickhouse"))
+_READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
+
+
+def normalize_dsn(dsn: str | None) -> str:
+    """A canonical DSN: ``chdb://`` + absolute path, or the server URL unchanged.
+
+    >>> normalize_dsn("chdb:///tmp/x/")
+    'chdb:///tmp/x'
+    >>> normalize_dsn("http://default:@localhost:8123/default")
+    'http://default:@localhost:8123/default'
+    """
+    dsn = (dsn or os.environ.get("LUCIDSTREAM_STORE") or DEFAULT_STORE).strip()
+    scheme = dsn.split("://", 1)[0].lower() if "://" in dsn else ""
+    if scheme in ("http", "https", "clickhouse", "clickhouses"):
+        parts = urlsplit(dsn)
+        if not parts.hostname:
+            raise ConfigError(f"store DSN {dsn!r} has no host; use http://user:pass@host:8123/db")
+        return dsn
+    if scheme == "chdb":
+        path = dsn[len("chdb://"):]
+    elif scheme:
+        raise ConfigError(f"store DSN {dsn!r}: unknown scheme {scheme!r}; "
+                          "use chdb:///abs/path or http(s)://user:pass@host:8123/db")
+    else:
+        path = dsn
+    if not path or path == "/":
+        raise ConfigError(f"store DSN {dsn!r} has no path; use chdb:///abs/path")
+    return "chdb://" + os.path.realpath(os.path.expanduser(path))
+
+
+class Store:
+    """A ClickHouse client behind a lock, with the calls lucidstream needs.
+
+    Use :func:`open_store` rather than the constructor; it shares one store per
+    DSN in the process.
+
+    >>> import tempfile
+    >>> store = open_store("chdb://" + tempfile.mkdtemp())
+    >>> store.query("SELECT 1 + 1 AS two")
+    (['two'], [(2,)])
+    >>> store.close()
+    """
+
+    def __init__(self, dsn: str, client: Any) -> None:
+        self.dsn = dsn
+        self.embedded = dsn.startswith("chdb://")
+        self._client = client
+        self._lock = threading.RLock()
+        self._refs = 1
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            with self._lock:
+                yield
+        except Exception as exc:  # the driver raises many types; translate them all
+            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            if _is_connection_error(exc):
+                raise StoreUnavailable(f"store {self.dsn} unavailable during {what}: {text}; "
+                                       "check that ClickHouse is running and reachable") from exc
+            raise StoreError(f"store {self.dsn} rejected {what}: {text}") from exc
+
+    def command(self, sql: str) -> Any:
+        with self._errors(sql.split("(")[0].strip()[:60]):
+            return self._client.command(sql)
+
+    def query(
+        self, sql: str, parameters: dict | None = None, read_only: bool = False
+    ) -> tuple[list[str], list[tuple]]:
+        """Run a query; ``read_only`` refuses anything but SELECT-like statements."""
+        if read_only and not _READ_ONLY.match(sql):
+            raise ConfigError("only read-only queries are allowed here (SELECT, WITH, SHOW, "
+                              f"DESCRIBE, EXPLAIN, EXISTS); got: {sql.strip()[:60]!r}")
+        settings = {"readonly": 1} if read_only and self.embedded else None
+        with self._errors("query"):
+            result = self._client.query(sql, parameters=parameters, settings=settings)
+            return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def scalar(self, sql: str, parameters: dict | None = None) -> Any:
+        rows = self.query(sql, parameters)[1]
+        return rows[0][0] if rows else None
+
+    def insert(self, rows: Rows, dedup: bool = True) -> None:
+        """One insert of ``rows``. With ``dedup``, a block retried or replayed with the
+        same content carries the same token and is written once."""
+        if not rows.rows:
+            return
+        settings = {"insert_deduplication_token": _token(rows)} if dedup else None
+        with self._errors(f"insert into {rows.table}"):
+            self._client.insert(rows.table, rows.rows, column_names=list(rows.columns),
+                                settings=settings)
+
+    def migrate(self, ddl_dir: Path = DDL_DIR) -> list[str]:
+        """Apply every statement of ``ddl_dir/*.sql`` in order; returns the files."""
+        files = sorted(Path(ddl_dir).glob("*.sql"))
+        if not files:
+            raise ConfigError(f"no schema files in {ddl_dir}; set LUCIDSTREAM_DDL_DIR to "
+                              "the infra/clickhouse directory of lucidstream")
+        for path in files:
+            for statement in _statements(path.read_text()):
+                self.command(statement)
+        return [p.name for p in files]
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.query("SELECT name FROM system.tables "
+                                         "WHERE database = currentDatabase() ORDER BY name")[1]]
+
+    def close(self) -> None:
+        """Release this handle; the last one closes the client."""
+        with _REGISTRY_LOCK:
+            self._refs -= 1
+            if self._refs > 0:
+                return
+            _REGISTRY.pop(self.dsn, None)
+        try:
+            self._client.close()
+        except Exception as exc:
+            log.warning("store=%s event=close_failed error=%s", self.dsn, exc)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, Store] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def open_store(dsn: str | None = None, migrate: bool = True) -> Store:
+    """The process's shared store for ``dsn`` (opened and migrated on first use)."""
+    canonical = normalize_dsn(dsn)
+    with _REGISTRY_LOCK:
+        store = _REGISTRY.get(canonical)
+        if store is not None:
+            store._refs += 1
+            return store
+        store = Store(canonical, _connect(canonical))
+        _REGISTRY[canonical] = store
+    if migrate:
+        try:
+            store.migrate()
+        except Exception:
+            store.close()
+            raise
+    return store
+
+
+def close_all() -> None:
+    """Close every store this process opened (tests, shutdown)."""
+    with _REGISTRY_LOCK:
+        stores = list(_REGISTRY.values())
+        _REGISTRY.clear()
+    for store in stores:
+        store._refs = 1
+        with suppress(Exception):  # best effort at shutdown
+            store._client.close()
+
+
+def _connect(dsn: str) -> Any:
+    import clickhouse_connect
+
+    started = time.perf_counter()
+    if dsn.startswith("chdb://"):
+        path = dsn[len("chdb://"):]
+        other = next((d for d in _REGISTRY if d.startswith("chdb://")), None)
+        if other is not None:
+            raise StoreUnavailable(
+                f"cannot open {dsn}: this process already has the embedded store {other} "
+                "open, and chdb allows one path per process; close it or use one --store")
+        try:
+            os.makedirs(path, exist_ok=True)
+            client = clickhouse_connect.get_client(dsn=dsn)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create store directory {path}: {exc.strerror}") from exc
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"cannot open embedded store {path}: another process probably has it open "
+                "(chdb allows one process per path); stop that process, or use a different "
+                "--store path or a ClickHouse server DSN") from exc
+    else:
+        try:
+            client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=5,
+                                                   send_receive_timeout=60)
+        except Exception as exc:
+            safe = re.sub(r"//[^@/]*@", "//***@", dsn)
+            raise StoreUnavailable(f"cannot reach ClickHouse at {safe}: "
+                                   f"{str(exc).splitlines()[0][:200]}; check the host, port "
+                                   "and credentials, and that the server is running") from exc
+    log.info("event=store_open store=%s elapsed_ms=%.0f", dsn,
+             (time.perf_counter() - started) * 1000)
+    return client
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    return isinstance(exc, (OperationalError, ConnectionError, TimeoutError))
+
+
+def _token(rows: Rows) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(rows.table.encode())
+    for row in rows.rows:
+        digest.update(str(row[0]).encode())
+    digest.update(str(len(rows.rows)).encode())
+    return digest.hexdigest()
+
+
+def _statements(sql: str) -> Sequence[str]:
+    text = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in text.split(";") if s.strip()]
