@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -196,6 +197,11 @@ def query(sql: str, store: str | None, fmt: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, meaningful exit codes."""
+    logging.basicConfig(level=os.environ.get("LUCIDSTREAM_LOG", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The driver logs connection failures itself; we report them once, on one line.
+    for noisy in ("clickhouse_connect", "urllib3", "urllib3.connectionpool"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         result = app.main(args=argv, standalone_mode=False, prog_name="lucidstream")
         return result if isinstance(result, int) else 0

@@ -86,8 +86,8 @@ class ShardBatch:
 def shard_of(source_id: str, shards: int) -> int:
     """Stable shard of a source (crc32, the same in every process and run).
 
-    >>> shard_of("robot-001", 4), shard_of("robot-001", 4)
-    (3, 3)
+    >>> shard_of("source-17", 4), shard_of("source-17", 4), shard_of("source-18", 4)
+    (1, 1, 0)
     """
     return zlib.crc32(source_id.encode()) % shards
 

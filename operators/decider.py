@@ -108,60 +108,67 @@ class Decider:
     ) -> BatchResult:
         """Decide ``events`` in order; ``tick_ms`` advances the replay clock
         for a shard that saw no events of its own in this batch."""
-        clock, tracker = self.clock, self.freshness
+        clock, tracker, modes = self.clock, self.freshness, self.modes
         observe, replay = tracker.observe, self.replay
-        mode = self.modes.mode
-        out = BatchResult(events=len(events), mode=mode)
+        every = tracker.config.check_every_ms
+        out = BatchResult(events=len(events), mode=modes.mode)
         now = clock.now_ms()
-        decided: list[tuple[SensorEvent, int]] = []
+        decided: list[tuple[SensorEvent, int, str]] = []
         for ev in events:
             if replay:
                 clock.observe(ev.event_ms if ev.arrival_ms is None else ev.arrival_ms)
                 now = clock.now_ms()
             observe(ev.source_id, ev.event_ms, now, ev.seq, ev.kind)
+            if now - tracker.last_check_ms >= every:
+                self._check(now, out)
             if ev.kind not in NOT_DECIDED:
-                decided.append((ev, now))
+                decided.append((ev, now, modes.mode))
         if decided:
-            self._decide(decided, mode, ingest_ns, out)
+            self._decide(decided, ingest_ns, out)
         if replay and tick_ms is not None:
             clock.observe(tick_ms)
         now = clock.now_ms()
-        lag = tracker.lag_ms(now)
+        self._check(now, out)
+        out.alarms = tracker.drain_alarms()
+        out.now_ms, out.mode = now, modes.mode
+        return out
+
+    def _check(self, now: int, out: BatchResult) -> None:
+        """Look for silent sources, then let the lag move the mode."""
+        lag = self.freshness.lag_ms(now)
+        out.lag_ms = lag
         change = self.modes.update(now, lag)
         if change is not None:
             out.mode_changes.append(change)
-        out.alarms = tracker.drain_alarms()
-        out.now_ms, out.lag_ms, out.mode = now, lag, self.modes.mode
-        return out
 
     def _decide(
-        self, decided: list[tuple[SensorEvent, int]], mode: str, ingest_ns: int | None,
+        self, decided: list[tuple[SensorEvent, int, str]], ingest_ns: int | None,
         out: BatchResult,
     ) -> None:
         policy, scorer = self.policy, self.scorer
-        rows = [ev.values for ev, _ in decided]
-        use_model = mode == NORMAL
+        rows = [ev.values for ev, _, _ in decided]
+        use_model = any(mode == NORMAL for _, _, mode in decided)
         scores = scorer.score(rows) if use_model else None
         evaluate = policy.rules.evaluate
         sla, tolerance = policy.sla_ms, self.freshness.config.skew_tolerance_ms
         decision_type, flow, variant = policy.decision_type, self.flow, self.variant
-        version = scorer.version if use_model else "rules"
-        conservative = mode == CONSERVATIVE
+        model_version = scorer.version
         model_action, threshold = policy.model_action, policy.model_threshold
         latency = 0.0 if ingest_ns is None else (time.monotonic_ns() - ingest_ns) / 1e6
         labels: list[bool] = []
         learn_rows: list = []
         decisions = out.decisions
         stale_count = escalated_count = 0
-        for i, (ev, now) in enumerate(decided):
+        for i, (ev, now, mode) in enumerate(decided):
             values = ev.values
+            conservative = mode == CONSERVATIVE
             rule = evaluate(values)
             age = now - ev.event_ms
-            if scores is not None:
-                score: float | None = float(scores[i])
-                confidence: float | None = max(score, 1.0 - score)
-            else:
-                score = confidence = None
+            score: float | None = None
+            confidence: float | None = None
+            if scores is not None and mode == NORMAL:
+                p = float(scores[i])
+                score, confidence = p, max(p, 1.0 - p)
             if age > sla or age < -tolerance:
                 path, fresh = "fallback", False
                 escalated = conservative or policy.on_stale == "escalate"
@@ -177,17 +184,18 @@ class Decider:
                     action, reason = model_action, f"model:score {score:.3f} >= {threshold}"
                 else:
                     action, reason = policy.default_action, "nominal"
-                learn_rows.append(values)
-                labels.append(rule is not None)
+                if score is not None:
+                    learn_rows.append(values)
+                    labels.append(rule is not None)
             if escalated:
                 escalated_count += 1
             did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
             decisions.append((
                 did, trace_id_for(did), ev.source_id, decision_type, path, action,
-                score, confidence, version, variant, mode, ev.event_ms, now, age, fresh,
-                latency, escalated, reason, flow, ev.origin,
+                score, confidence, model_version if score is not None else "rules", variant,
+                mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow, ev.origin,
             ))
         out.stale += stale_count
         out.escalated += escalated_count
-        if use_model and learn_rows:
+        if learn_rows:
             scorer.learn(learn_rows, labels)

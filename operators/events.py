@@ -166,7 +166,7 @@ def _outcome(obj: dict, origin: str) -> OutcomeEvent:
     outcome = obj.get("outcome")
     if type(outcome) is not str:
         raise _Invalid("missing_field: outcome (a string)")
-    label = obj.get("label")
+    label: Any = obj.get("label")
     if type(label) not in (int, float) or not math.isfinite(label):
         raise _Invalid("bad_value: label must be a finite number")
     if "event_time" not in obj:

@@ -90,6 +90,10 @@ class FreshnessTracker:
         return self._sources
 
     @property
+    def last_check_ms(self) -> int:
+        return self._last_check
+
+    @property
     def active_sources(self) -> int:
         return sum(1 for s in self._sources.values() if not s.idle)
 

@@ -13,6 +13,7 @@ a rule reads are missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,7 @@ class OnlineScorer:
         if not self._names:
             return np.full(len(rows), 0.5)
         scaled = self._scaler.transform_many(frame) if self._seen else frame * 0.0
-        proba = self._model.predict_proba_many(scaled)
+        proba: Any = self._model.predict_proba_many(scaled)
         return proba[True].to_numpy(dtype=float) if True in proba else np.full(len(rows), 0.5)
 
     def learn(self, rows: Sequence[Mapping[str, float]], labels: Sequence[bool]) -> None:

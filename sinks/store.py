@@ -13,6 +13,7 @@ at open; the statements are ``CREATE ... IF NOT EXISTS``, so this is idempotent.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
@@ -69,13 +70,10 @@ class Store:
     """A ClickHouse client behind a lock, with the calls lucidstream needs.
 
     Use :func:`open_store` rather than the constructor; it shares one store per
-    DSN in the process.
+    DSN in the process::
 
-    >>> import tempfile
-    >>> store = open_store("chdb://" + tempfile.mkdtemp())
-    >>> store.query("SELECT 1 + 1 AS two")
-    (['two'], [(2,)])
-    >>> store.close()
+        with open_store("chdb:///tmp/lucidstream-demo") as store:
+            store.query("SELECT 1 + 1 AS two")     # (['two'], [(2,)])
     """
 
     def __init__(self, dsn: str, client: Any) -> None:
@@ -148,6 +146,10 @@ class Store:
             self._refs -= 1
             if self._refs > 0:
                 return
+            if self.embedded and threading.current_thread() is not threading.main_thread():
+                # chdb's close blocks when called from a thread other than the one that
+                # opened the engine (a Bytewax worker); the main thread closes it later.
+                return
             _REGISTRY.pop(self.dsn, None)
         try:
             self._client.close()
@@ -168,6 +170,7 @@ _REGISTRY_LOCK = threading.Lock()
 def open_store(dsn: str | None = None, migrate: bool = True) -> Store:
     """The process's shared store for ``dsn`` (opened and migrated on first use)."""
     canonical = normalize_dsn(dsn)
+    _close_idle(except_dsn=canonical)
     with _REGISTRY_LOCK:
         store = _REGISTRY.get(canonical)
         if store is not None:
@@ -184,15 +187,31 @@ def open_store(dsn: str | None = None, migrate: bool = True) -> Store:
     return store
 
 
+def _close_idle(except_dsn: str) -> None:
+    """Close stores no one holds any more (left open by worker threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _REGISTRY_LOCK:
+        idle = [s for d, s in _REGISTRY.items() if s._refs <= 0 and d != except_dsn]
+        for store in idle:
+            _REGISTRY.pop(store.dsn, None)
+    for store in idle:
+        with suppress(Exception):
+            store._client.close()
+
+
 def close_all() -> None:
     """Close every store this process opened (tests, shutdown)."""
     with _REGISTRY_LOCK:
         stores = list(_REGISTRY.values())
         _REGISTRY.clear()
     for store in stores:
-        store._refs = 1
+        store._refs = 0
         with suppress(Exception):  # best effort at shutdown
             store._client.close()
+
+
+atexit.register(close_all)
 
 
 def _connect(dsn: str) -> Any:
@@ -222,12 +241,21 @@ def _connect(dsn: str) -> Any:
                                                    send_receive_timeout=60)
         except Exception as exc:
             safe = re.sub(r"//[^@/]*@", "//***@", dsn)
-            raise StoreUnavailable(f"cannot reach ClickHouse at {safe}: "
-                                   f"{str(exc).splitlines()[0][:200]}; check the host, port "
-                                   "and credentials, and that the server is running") from exc
+            raise StoreUnavailable(f"cannot reach ClickHouse at {safe} ({_short(exc)}); check "
+                                   "the host, port and credentials, and that the server "
+                                   "is running") from exc
     log.info("event=store_open store=%s elapsed_ms=%.0f", dsn,
              (time.perf_counter() - started) * 1000)
     return client
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out",
+                   "Authentication failed"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
 def _is_connection_error(exc: Exception) -> bool:

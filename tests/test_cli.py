@@ -1,0 +1,49 @@
+"""The command line as a user meets it: one-line errors, exit codes, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+
+from tests.conftest import cli
+
+
+def one_line_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_bad_flag_is_one_line_and_exit_2():
+    result = cli("run", "--bogus")
+    assert result.returncode == 2
+    assert "--bogus" in one_line_error(result)
+
+
+def test_missing_file_is_one_line_and_exit_1(tmp_path):
+    result = cli("replay", str(tmp_path / "nope.jsonl"), "--store", f"chdb://{tmp_path}/s")
+    assert result.returncode == 1
+    assert "does not exist" in one_line_error(result)
+
+
+def test_unreachable_store_is_one_line_and_exit_1(tmp_path):
+    result = cli("run", "--events", "10", "--store", "http://default:@127.0.0.1:1/default")
+    assert result.returncode == 1
+    assert "cannot reach ClickHouse" in one_line_error(result)
+
+
+def test_query_refuses_writes(tmp_path):
+    result = cli("query", "DROP TABLE decisions", "--store", f"chdb://{tmp_path}/s")
+    assert result.returncode == 1
+    assert "read-only" in one_line_error(result)
+
+
+def test_simulate_is_deterministic_for_a_seed(tmp_path):
+    digests = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        out = tmp_path / f"{name}.jsonl"
+        assert cli("simulate", "--out", str(out), "--events", "500", "--seed",
+                   str(seed)).returncode == 0
+        digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+        assert len(out.read_text().splitlines()) == 500
+    assert digests[0] == digests[1] != digests[2]

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from operators.decider import Decider, DecisionPolicy
+from operators.events import SensorEvent
+from operators.modes import ModeConfig
+from operators.records import DECISION_COLUMNS
+from operators.rules import Rule, RuleSet
+
+POLICY = DecisionPolicy(
+    "motion",
+    RuleSet([Rule("close", "obstacle_m", "<", 0.5, "stop", priority=0),
+             Rule("low", "battery", "<", 15, "dock")]),
+    sla_ms=1_000, default_action="go", fallback_action="hold",
+)
+
+
+def as_dicts(rows):
+    return [dict(zip(DECISION_COLUMNS, row, strict=True)) for row in rows]
+
+
+def event(i, values=None, event_ms=None, arrival=None, source="r1", seq=None):
+    t = i * 100 if event_ms is None else event_ms
+    return SensorEvent(source, t, values or {"battery": 50.0, "obstacle_m": 3.0},
+                       seq=i if seq is None else seq, arrival_ms=t + 20 if arrival is None
+                       else arrival)
+
+
+def test_rules_fire_in_priority_order_and_partial_events_are_still_decided():
+    d = Decider(POLICY, replay=True)
+    rows = as_dicts(d.process([
+        event(1, {"battery": 5.0, "obstacle_m": 0.1}),
+        event(2, {"battery": 5.0}),
+        event(3, {"temperature": 20.0}),  # no field any rule reads
+    ]).decisions)
+    assert [(r["action"], r["reason"]) for r in rows] == [
+        ("stop", "rule:close"), ("dock", "rule:low"), ("go", "nominal")]
+    assert all(r["path"] == "fast" and r["fresh"] for r in rows)
+    assert all(0.5 <= r["confidence"] <= 1 for r in rows)
+
+
+def test_stale_input_is_never_fresh_and_takes_the_fallback():
+    d = Decider(POLICY, replay=True)
+    rows = as_dicts(d.process([
+        event(1), event(2, event_ms=0, arrival=5_000),
+        event(3, {"battery": 5.0}, event_ms=100, arrival=5_100),
+    ]).decisions)
+    assert [r["fresh"] for r in rows] == [True, False, False]
+    assert [r["path"] for r in rows] == ["fast", "fallback", "fallback"]
+    assert [r["action"] for r in rows[1:]] == ["hold", "hold"]  # even when a rule would fire
+    assert rows[1]["age_ms"] == 5_000 and "sla 1000" in rows[1]["reason"]
+
+
+def test_clock_skewed_input_is_not_fresh():
+    d = Decider(POLICY, replay=True)
+    rows = as_dicts(d.process([event(1, event_ms=60_000, arrival=1_000)]).decisions)
+    assert rows[0]["fresh"] is False and rows[0]["reason"].startswith("clock skew")
+
+
+def test_skip_and_escalate_policies():
+    for policy, action, escalated in (("skip", "none", False), ("escalate", "hold", True)):
+        d = Decider(DecisionPolicy("t", POLICY.rules, sla_ms=10, on_stale=policy), replay=True)
+        row = as_dicts(d.process([event(1, event_ms=0, arrival=500)]).decisions)[0]
+        assert (row["action"], row["escalated"], row["path"]) == (action, escalated, "fallback")
+
+
+def test_decision_ids_are_deterministic_and_unique_per_input():
+    def run():
+        d = Decider(POLICY, replay=True)
+        return [r["decision_id"] for r in as_dicts(
+            d.process([event(i) for i in range(100)]).decisions)]
+    first = run()
+    assert first == run() and len(set(first)) == 100
+
+
+def test_events_without_seq_get_ids_from_time_and_origin():
+    d = Decider(POLICY, replay=True)
+    a = SensorEvent("r", 5, {"v": 1.0}, origin="file:x:1", arrival_ms=5)
+    b = SensorEvent("r", 5, {"v": 1.0}, origin="file:x:2", arrival_ms=5)
+    ids = [r[0] for r in d.process([a, b]).decisions]
+    assert len(set(ids)) == 2
+
+
+def test_backlog_degrades_mode_rules_only_then_escalates_and_recovers_with_hold():
+    d = Decider(POLICY, replay=True, modes=ModeConfig(recover_hold_ms=2_000))
+    batches = [[event(i)] for i in range(10)]                       # healthy
+    batches += [[event(10 + i, event_ms=1_000 + i, arrival=12_000 + i * 300)]
+                for i in range(10)]                                # 11 s behind
+    batches += [[event(20 + i, event_ms=1_000 + i, arrival=16_000 + i * 300)]
+                for i in range(10)]                                # 15+ s behind
+    batches += [[event(30 + i, event_ms=40_000 + i * 300, arrival=60_000 + i * 300)]
+                for i in range(5)]                                  # 20 s behind
+    batches += [[event(40 + i, event_ms=60_000 + i * 300, arrival=60_050 + i * 300)]
+                for i in range(20)]                                # caught up
+    rows, changes = [], []
+    for batch in batches:
+        result = d.process(batch)
+        rows += as_dicts(result.decisions)
+        changes += result.mode_changes
+    assert [(c.from_mode, c.to_mode) for c in changes] == [
+        ("NORMAL", "REACTIVE_ONLY"), ("REACTIVE_ONLY", "NORMAL")]
+    reactive = [r for r in rows if r["mode"] == "REACTIVE_ONLY"]
+    assert reactive and all(r["score"] is None and r["model_version"] == "rules"
+                            for r in reactive)
+    recovered_at = changes[1].at
+    assert recovered_at - 60_050 >= 2_000  # held healthy for the hold time first
+    assert rows[-1]["mode"] == "NORMAL" and rows[-1]["score"] is not None
+
+
+def test_conservative_mode_escalates_every_decision():
+    d = Decider(POLICY, replay=True)
+    d.process([event(1)])
+    result = d.process([event(2, event_ms=200, arrival=40_000), event(3, event_ms=40_000,
+                                                                    arrival=40_010)])
+    rows = as_dicts(result.decisions)
+    assert result.mode == "CONSERVATIVE"
+    assert rows[-1]["mode"] == "CONSERVATIVE" and all(r["escalated"] for r in rows
+                                                      if r["mode"] == "CONSERVATIVE")
+
+
+def test_heartbeats_are_not_decided_but_keep_sources_current():
+    d = Decider(POLICY, replay=True)
+    hb = SensorEvent("r", 0, {"alive": 1.0}, kind="heartbeat", arrival_ms=10)
+    assert d.process([hb]).decisions == []
+    assert "r" in d.freshness.sources
+
+
+def test_a_shard_with_no_events_still_sees_time_and_reports_silence():
+    d = Decider(POLICY, replay=True)
+    d.process([event(i) for i in range(20)])
+    result = d.process([], tick_ms=60_000)
+    assert [a.signal for a in result.alarms] == ["silence"]
+    assert result.lag_ms >= 58_000

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from operators.events import DeadLetter, EventDecoder, OutcomeEvent, SensorEvent
+
+decoder = EventDecoder(max_bytes=4096)
+
+
+def decode(obj: object) -> SensorEvent | OutcomeEvent | DeadLetter:
+    return decoder.decode("test:1", orjson.dumps(obj) if not isinstance(obj, bytes) else obj)
+
+
+GOOD = {"source_id": "s-1", "event_time": "2026-01-01T00:00:01Z", "values": {"v": 1.5}}
+
+
+def test_minimal_event_gets_defaults():
+    event = decode(GOOD)
+    assert isinstance(event, SensorEvent)
+    assert event.event_ms == 1_767_225_601_000
+    assert (event.kind, event.seq, event.arrival_ms, event.extra) == ("telemetry", None, None, None)
+
+
+def test_epoch_ms_offsets_and_extra_fields_are_kept():
+    event = decode({**GOOD, "event_time": "2026-01-01T01:00:01+01:00", "seq": 3,
+                    "arrival_time": 1_767_225_601_250, "site": "north", "kind": "alarm"})
+    assert event.event_ms == 1_767_225_601_000 and event.arrival_ms == 1_767_225_601_250
+    assert event.extra == {"site": "north"} and event.kind == "alarm" and event.seq == 3
+
+
+def test_outcome_event():
+    event = decode({"decision_id": "d-1", "outcome": "collision", "label": 1,
+                    "event_time": 5})
+    assert isinstance(event, OutcomeEvent) and event.label == 1.0
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b"{not json", "invalid_json"),
+    (b"[1, 2]", "not_an_object"),
+    ({k: v for k, v in GOOD.items() if k != "source_id"}, "missing_field: source_id"),
+    ({k: v for k, v in GOOD.items() if k != "event_time"}, "missing_field: event_time"),
+    ({k: v for k, v in GOOD.items() if k != "values"}, "missing_field: values"),
+    ({**GOOD, "source_id": ""}, "bad_source_id"),
+    ({**GOOD, "source_id": "x" * 129}, "bad_source_id"),
+    ({**GOOD, "source_id": 7}, "bad_source_id"),
+    ({**GOOD, "event_time": "yesterday"}, "bad_time"),
+    ({**GOOD, "event_time": "2026-01-01T00:00:00"}, "bad_time"),  # no offset
+    ({**GOOD, "event_time": -5}, "bad_time"),
+    ({**GOOD, "event_time": 1.7e18}, "bad_time"),  # nanoseconds by mistake
+    ({**GOOD, "event_time": True}, "bad_type"),
+    ({**GOOD, "values": {}}, "empty_values"),
+    ({**GOOD, "values": [1]}, "bad_type"),
+    ({**GOOD, "values": {"v": "1.5"}}, "bad_value"),
+    ({**GOOD, "values": {"v": True}}, "bad_value"),
+    ({**GOOD, "values": {"v": None}}, "bad_value"),
+    ({**GOOD, "seq": -1}, "bad_seq"),
+    ({**GOOD, "seq": 1.5}, "bad_seq"),
+    ({**GOOD, "kind": ""}, "bad_kind"),
+    ({**GOOD, "arrival_time": "soon"}, "bad_time"),
+    (b'{"source_id":"s","event_time":1,"values":{"v":NaN}}', "invalid_json"),
+    (b"x" * 5000, "oversized"),
+    ({"decision_id": "d", "outcome": "ok", "label": "high", "event_time": 1}, "bad_value"),
+])
+def test_contract_violations_become_dead_letters(payload, reason):
+    result = decode(payload)
+    assert isinstance(result, DeadLetter)
+    assert result.reason.startswith(reason), result.reason
+    assert result.origin == "test:1" and result.raw
+
+
+def test_dict_payload_with_nan_is_rejected_not_passed_on():
+    result = decoder.decode("sim:0:0", {**GOOD, "values": {"v": math.nan}})
+    assert isinstance(result, DeadLetter) and result.reason.startswith("bad_value")
+
+
+def test_batch_keeps_order_and_splits_kinds():
+    out = decoder.decode_batch([("a", orjson.dumps({**GOOD, "seq": i})) for i in range(3)]
+                               + [("b", b"oops")])
+    assert [e.seq for e in out.events] == [0, 1, 2]
+    assert [d.origin for d in out.dead] == ["b"]
+
+
+@given(st.binary(max_size=300))
+def test_decoder_never_raises_on_arbitrary_bytes(raw):
+    assert isinstance(decoder.decode("fuzz", raw), (SensorEvent, OutcomeEvent, DeadLetter))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3), max_leaves=8)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.dictionaries(st.sampled_from(["source_id", "event_time", "values", "seq", "kind",
+                                        "arrival_time", "decision_id", "x"]), json_values))
+def test_decoder_never_raises_on_arbitrary_objects(obj):
+    result = decoder.decode("fuzz", orjson.dumps(obj))
+    if isinstance(result, SensorEvent):
+        assert result.values and all(math.isfinite(v) for v in result.values.values())

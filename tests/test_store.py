@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from operators.errors import ConfigError, StoreError, StoreUnavailable
+from operators.records import DEAD_LETTER_COLUMNS, Rows
+from sinks.clickhouse import merge_rows
+from sinks.store import normalize_dsn, open_store
+
+
+def test_schema_has_the_design_columns_and_migration_is_idempotent(store):
+    store.migrate()
+    store.migrate()
+    columns = [r[0] for r in store.query(
+        "SELECT name FROM system.columns WHERE table = 'decisions' ORDER BY position")[1]]
+    for name in ("decision_id", "trace_id", "source_id", "decision_type", "path", "action",
+                 "score", "confidence", "model_version", "variant", "mode", "event_time",
+                 "decided_at", "age_ms", "fresh", "latency_ms", "escalated", "reason"):
+        assert name in columns
+    assert {"decisions", "dead_letters", "drift_events", "mode_changes",
+            "outcomes"} <= set(store.tables())
+
+
+def rows(n, start=0):
+    return Rows("dead_letters", DEAD_LETTER_COLUMNS,
+                [(f"id-{i}", 1_000, f"file:x:{i}", "bad", "{}", "t") for i in range(start, n)])
+
+
+def test_identical_block_is_written_once_and_replays_count_once(store):
+    store.insert(rows(100))
+    store.insert(rows(100))                      # same block: deduplicated by token
+    assert store.scalar("SELECT count() FROM dead_letters") == 100
+    store.insert(rows(150, start=50))            # overlapping block: merged away by FINAL
+    assert store.scalar("SELECT count() FROM dead_letters FINAL") == 150
+
+
+def test_read_only_queries_refuse_writes(store):
+    with pytest.raises(ConfigError, match="read-only"):
+        store.query("DROP TABLE decisions", read_only=True)
+    with pytest.raises(StoreError):
+        store.query("SELECT * FROM no_such_table", read_only=True)
+
+
+def test_dsn_validation():
+    assert normalize_dsn("chdb:///tmp/a/../b") == "chdb:///tmp/b"
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        normalize_dsn("postgres://x")
+    with pytest.raises(ConfigError, match="no host"):
+        normalize_dsn("http://")
+
+
+def test_a_second_embedded_path_in_one_process_is_a_clear_error(store, tmp_path):
+    with pytest.raises(StoreUnavailable, match="one path per process"):
+        open_store(f"chdb://{tmp_path}")
+
+
+def test_unreachable_server_is_store_unavailable():
+    with pytest.raises(StoreUnavailable, match="cannot reach ClickHouse"):
+        open_store("http://default:@127.0.0.1:1/default")
+
+
+def test_merge_rows_groups_per_table():
+    merged = merge_rows([rows(2), Rows("x", ("a",), [(1,)]), rows(4, start=2)])
+    assert [(m.table, m.count) for m in merged] == [("dead_letters", 4), ("x", 1)]
