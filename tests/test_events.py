@@ -90,8 +90,10 @@ def test_decoder_never_raises_on_arbitrary_bytes(raw):
     assert isinstance(decoder.decode("fuzz", raw), (SensorEvent, OutcomeEvent, DeadLetter))
 
 
+scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+           | st.floats(allow_nan=False) | st.text(max_size=5))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=5),
+    scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
                                                                   max_size=3), max_leaves=8)
 
