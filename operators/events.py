@@ -2,7 +2,7 @@
 
 A sensor event is one JSON object::
 
-    {"source_id": "robot-7", "event_time": "2026-01-01T00:00:00.250Z",
+    {"source_id": "sensor-7", "event_time": "2026-01-01T00:00:00.250Z",
      "values": {"battery": 41.5, "speed": 1.2}, "seq": 17, "kind": "telemetry"}
 
 ``source_id`` (1-128 characters), ``event_time`` (RFC 3339 with an offset, or

@@ -15,7 +15,7 @@ Each is one alarm per occurrence, not one per event.
 Watermark lag is the pipeline's delay: the largest, over active sources, of
 ``arrival - event_time`` of their latest event, or ``now - event_time`` once a
 source is overdue. So a backlog shows at once, and a silent source (a stalled
-partition, a cut-off group of robots) holds the watermark back while it is
+partition, a cut-off group of sources) holds the watermark back while it is
 silent, as Flink's minimum over partitions does. A source that is quiet on
 purpose sends ``kind="heartbeat"`` events (they keep it current and are not
 decided) or ``kind="idle"`` (excluded until it speaks again).

@@ -32,10 +32,10 @@ def decision_id(
 ) -> str:
     """UUIDv5 of the input's identity and the decision type.
 
-    >>> decision_id("robot-1", "motion", 7, 0, "ignored when seq is set")
-    '85eadf16-c753-570f-8940-2c41f7439165'
-    >>> decision_id("robot-1", "motion", 7, 0, "") == str(
-    ...     uuid.uuid5(NAMESPACE, "robot-1\\x1fmotion\\x1fseq\\x1f7"))
+    >>> decision_id("sensor-1", "motion", 7, 0, "ignored when seq is set")
+    'aacc7b3b-3f93-513b-834f-aefe5f9b78e5'
+    >>> decision_id("sensor-1", "motion", 7, 0, "") == str(
+    ...     uuid.uuid5(NAMESPACE, "sensor-1\\x1fmotion\\x1fseq\\x1f7"))
     True
     """
     if seq is not None:
