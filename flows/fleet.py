@@ -14,7 +14,7 @@ from __future__ import annotations
 from bytewax.dataflow import Dataflow
 
 from flows.config import RunConfig
-from flows.pipeline import FlowSpec, build_flow, make_source
+from flows.pipeline import FlowSpec, flow_from_config
 from flows.simulator import FleetSimulator
 from flows.telemetry import Telemetry
 from operators.decider import DecisionPolicy
@@ -54,4 +54,4 @@ def make_generator(config: RunConfig) -> FleetSimulator:
 def get_flow(config: RunConfig | None = None, telemetry: Telemetry | None = None) -> Dataflow:
     """The fleet dataflow; without ``config``, settings come from ``LUCIDSTREAM_*``."""
     config = config or RunConfig.from_env()
-    return build_flow(make_spec(config), make_source(config, make_generator), telemetry)
+    return flow_from_config(config, make_spec(config), make_generator, telemetry)

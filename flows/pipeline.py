@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
 
 from flows.config import RunConfig
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
@@ -45,9 +46,10 @@ from operators.records import (
     mode_change_rows,
     outcome_rows,
 )
-from sinks.clickhouse import ClickHouseSink
+from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
 
-__all__ = ["FlowSpec", "ShardBatch", "build_flow", "make_source", "shard_of"]
+__all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
+           "make_source", "shard_of"]
 
 
 @dataclass
@@ -117,9 +119,10 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
         return pickle.dumps(self._decider)
 
 
-def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | None = None
-               ) -> Dataflow:
-    """The decision dataflow for ``spec`` reading ``source``."""
+def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | None = None,
+               extra_sinks: Sequence[Sink[Rows]] = ()) -> Dataflow:
+    """The decision dataflow for ``spec`` reading ``source``; every row also goes to
+    each of ``extra_sinks`` (for example Kafka topics)."""
     telemetry = telemetry or Telemetry()
     decoder = EventDecoder(spec.max_bytes)
     wall = WallClock()
@@ -128,6 +131,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         decoded = decoder.decode_batch(batch.records)
         received = wall.now_ms()
         side = []
+        if batch.alarms:
+            side.append(alarm_rows(batch.alarms, spec.name))
         if decoded.dead:
             side.append(dead_letter_rows(decoded.dead, received, spec.name))
         if decoded.outcomes:
@@ -163,18 +168,53 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     shards = op.flat_map("shard", decoded, split)
     decided = op.stateful_batch("decide", shards, build_decider)  # type: ignore[arg-type]
     rows = op.merge("rows", contract_rows, op.key_rm("unkey", decided))
-    op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write))
+    if spec.store.startswith("chdb://"):
+        keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
+        op.output("store", keyed, EmbeddedStoreSink(spec.store, on_write=telemetry.on_write))
+    else:
+        op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write))
+    for i, sink in enumerate(extra_sinks):
+        op.output(f"emit_{i}", rows, sink)
     return flow
 
 
 
 
-def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGenerator]
-                ) -> Source[RawBatch]:
-    """The flow's input: a JSONL file, or its simulator (live or on the replay clock)."""
+def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGenerator],
+                telemetry: Telemetry | None = None) -> Source[RawBatch]:
+    """The flow's input: Kafka, a JSONL file, or its simulator (live or replay clock)."""
+    if config.input == "kafka":
+        from flows.kafka_input import KafkaSource
+
+        topics = [config.topic] + ([config.outcomes_topic] if config.outcomes_topic else [])
+        return KafkaSource(config.kafka_settings, topics, batch_size=config.batch_size,
+                           stop_at_end=config.stop_at_end, telemetry=telemetry,
+                           group_id=f"lucidstream-{config.flow}",
+                           optional_topics=(config.outcomes_topic,))
     if not config.simulated:
         return JSONLSource(config.input, config.batch_size)
     per_tick = config.sources  # a simulator tick is one report per source
     return SimulatorSource(lambda: make_generator(config), live=config.live,
                            events=config.events, duration_s=config.duration_s,
                            max_ticks_per_batch=max(1, config.batch_size // per_tick))
+
+
+def make_outputs(config: RunConfig) -> list[Sink[Rows]]:
+    """Extra sinks the config asks for: decisions and dead letters to Kafka."""
+    if not config.emit_kafka:
+        return []
+    from sinks.kafka import KafkaRowsSink, ensure_topic
+
+    topics = {"decisions": config.decisions_topic, "dead_letters": config.dead_letters_topic}
+    for topic in topics.values():
+        ensure_topic(config.kafka_settings, topic)
+    return [KafkaRowsSink(config.kafka_settings, topics)]
+
+
+def flow_from_config(config: RunConfig, spec: FlowSpec,
+                     make_generator: Callable[[RunConfig], TickGenerator],
+                     telemetry: Telemetry | None = None) -> Dataflow:
+    """A flow module's ``get_flow`` in one call: input, decisions, store, outputs."""
+    telemetry = telemetry or Telemetry()
+    return build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
+                      make_outputs(config))

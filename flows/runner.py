@@ -9,37 +9,47 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
 from flows.sources import STOP
 from flows.telemetry import Telemetry, TelemetrySnapshot
-from operators.errors import LucidstreamError
+from operators.errors import ConfigError, LucidstreamError
 from sinks.store import Store
 
-__all__ = ["RunReport", "execute", "progress_line"]
+__all__ = ["RunReport", "execute", "finish_run", "progress_line", "recovery_config"]
 
 
 def progress_line(s: TelemetrySnapshot) -> str:
     """One line of what the pipeline is doing right now."""
-    return (f"events {s.events:,} ({s.events_per_s:,.0f}/s) | decisions {s.decisions:,} | "
+    line = (f"events {s.events:,} ({s.events_per_s:,.0f}/s) | decisions {s.decisions:,} | "
             f"stale {s.stale_pct:.1f}% | dead letters {s.dead_letters:,} | "
             f"lag {s.lag_ms:,} ms | mode {s.mode}")
+    if s.kafka_down_s > 0:
+        line += f" | KAFKA UNREACHABLE for {s.kafka_down_s:.0f} s"
+    elif s.kafka_lag is not None:
+        line += f" | kafka lag {s.kafka_lag:,} msgs"
+    return line
 
 
 class _Progress(threading.Thread):
-    def __init__(self, telemetry: Telemetry, write: Callable[[str], None], tty: bool) -> None:
+    def __init__(self, telemetry: Telemetry, write: Callable[[str], None], tty: bool,
+                 prefix: str = "") -> None:
         super().__init__(name="lucidstream-progress", daemon=True)
         self._telemetry, self._write, self._tty = telemetry, write, tty
+        self._prefix = prefix
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         interval = 0.5 if self._tty else 2.0
         while not self._stop_event.wait(interval):
-            line = progress_line(self._telemetry.snapshot())
+            line = self._prefix + progress_line(self._telemetry.snapshot())
             self._write(f"\r\x1b[2K{line}" if self._tty else line + "\n")
 
     def stop(self) -> None:
@@ -65,13 +75,37 @@ def _root_error(exc: BaseException) -> LucidstreamError | None:
     return None
 
 
+def recovery_config(directory: str | None) -> RecoveryConfig | None:
+    """Bytewax recovery in ``directory``, initialised when it holds no partitions yet."""
+    if not directory:
+        return None
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not any(path.glob("part-*.sqlite3")):
+            init_db_dir(path, 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot use recovery directory {directory!r}: {exc.strerror}; "
+                          "pass a writable --recovery-dir") from None
+    return RecoveryConfig(path)
+
+
 def execute(
-    flow: Dataflow, telemetry: Telemetry, store: Store, flow_name: str, source: str,
-    workers: int = 1, progress: bool = True,
-) -> RunReport:
-    """Run ``flow`` to completion (Ctrl-C drains it), record the run, report totals."""
+    flow: Dataflow, telemetry: Telemetry, store: Store | None, flow_name: str, source: str,
+    workers: int = 1, progress: bool = True, recovery_dir: str | None = None,
+    epoch_s: float = 2.0, process_id: int | None = None, addresses: list[str] | None = None,
+) -> RunReport | None:
+    """Run ``flow`` to completion (Ctrl-C drains it), record the run, report totals.
+
+    With ``addresses`` this process is ``process_id`` of a cluster; it neither
+    records the run nor reads totals (the parent does, once all have finished).
+    """
     started_ms = int(time.time() * 1000)
-    bar = _Progress(telemetry, sys.stderr.write, sys.stderr.isatty()) if progress else None
+    recovery = recovery_config(recovery_dir)
+    epoch = timedelta(seconds=epoch_s)
+    prefix = f"[process {process_id}] " if process_id is not None else ""
+    tty = sys.stderr.isatty() and process_id is None
+    bar = _Progress(telemetry, sys.stderr.write, tty, prefix) if progress else None
     previous = signal.getsignal(signal.SIGINT)
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -85,10 +119,11 @@ def execute(
     if bar:
         bar.start()
     try:
-        if workers == 1:
-            run_main(flow)
+        if workers == 1 and addresses is None:
+            run_main(flow, epoch_interval=epoch, recovery_config=recovery)
         else:
-            cli_main(flow, workers_per_process=workers)
+            cli_main(flow, workers_per_process=workers, process_id=process_id,
+                     addresses=addresses, epoch_interval=epoch, recovery_config=recovery)
     except Exception as exc:
         root = _root_error(exc)
         if root is not None:
@@ -101,6 +136,14 @@ def execute(
             signal.signal(signal.SIGINT, previous)
         STOP.clear()
     snap = telemetry.snapshot()
+    if store is None:
+        return None
+    return finish_run(store, flow_name, source, started_ms, snap)
+
+
+def finish_run(store: Store, flow_name: str, source: str, started_ms: int,
+               snap: TelemetrySnapshot) -> RunReport:
+    """Record the run in ``runs`` and read the store's totals."""
     run_id = str(uuid.uuid4())
     _record_run(store, run_id, flow_name, source, started_ms, snap)
     totals = {

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from operators.alarms import Alarm
 from operators.errors import InputError
 
 __all__ = ["STOP", "JSONLSource", "RawBatch", "SimulatorSource", "TickGenerator"]
@@ -28,10 +29,12 @@ STOP = threading.Event()
 
 @dataclass(slots=True)
 class RawBatch:
-    """Raw input records and when the pipeline read them (monotonic ns)."""
+    """Raw input records, when the pipeline read them (monotonic ns), and any
+    alarms the source raised about itself (a broker that stopped answering)."""
 
-    records: list[tuple[str, Any]]
+    records: list[tuple[str, Any]] | list[tuple[str, Any, str | None]]
     ingest_ns: int = field(default_factory=time.monotonic_ns)
+    alarms: list[Alarm] = field(default_factory=list)
 
 
 class _JSONLPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):

@@ -32,6 +32,8 @@ class TelemetrySnapshot:
     mode: str
     rows_written: dict[str, int] = field(default_factory=dict)
     write_seconds: float = 0.0
+    kafka_lag: int | None = None
+    kafka_down_s: float = 0.0
 
     @property
     def events_per_s(self) -> float:
@@ -54,6 +56,8 @@ class Telemetry:
         self._shard_lag: dict[str, int] = {}
         self._shard_mode: dict[str, str] = {}
         self._max_lag = 0
+        self._kafka_lag: dict[str, int | None] = {}
+        self._kafka_down: dict[str, float] = {}
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -64,6 +68,12 @@ class Telemetry:
             self._shard_lag[shard] = lag_ms
             self._shard_mode[shard] = mode
             self._max_lag = max(self._max_lag, lag_ms)
+
+    def kafka(self, partition: str, lag: int | None, down_s: float) -> None:
+        """Consumer lag of a partition (None: unknown) and how long the broker is silent."""
+        with self._lock:
+            self._kafka_lag[partition] = lag
+            self._kafka_down[partition] = down_s
 
     def on_write(self, table: str, rows: int, elapsed_s: float) -> None:
         with self._lock:
@@ -80,4 +90,7 @@ class Telemetry:
                 decisions=c["decisions"], stale=c["stale"], escalated=c["escalated"],
                 dead_letters=c["dead_letters"], outcomes=c["outcomes"], alarms=c["alarms"],
                 lag_ms=max(self._shard_lag.values(), default=0), max_lag_ms=self._max_lag,
-                mode=mode, rows_written=dict(self._rows), write_seconds=self._write_s)
+                mode=mode, rows_written=dict(self._rows), write_seconds=self._write_s,
+                kafka_lag=sum(v or 0 for v in self._kafka_lag.values())
+                if self._kafka_lag else None,
+                kafka_down_s=max(self._kafka_down.values(), default=0.0))

@@ -11,7 +11,7 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 
 from flows.config import RunConfig
-from flows.pipeline import FlowSpec, build_flow, make_source
+from flows.pipeline import FlowSpec, flow_from_config
 from flows.telemetry import Telemetry
 from operators.decider import DecisionPolicy
 from operators.rules import Rule, RuleSet
@@ -53,4 +53,4 @@ def make_spec(config: RunConfig) -> FlowSpec:
 
 def get_flow(config: RunConfig | None = None, telemetry: Telemetry | None = None) -> Dataflow:
     config = config or RunConfig.from_env()
-    return build_flow(make_spec(config), make_source(config, make_generator), telemetry)
+    return flow_from_config(config, make_spec(config), make_generator, telemetry)

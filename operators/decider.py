@@ -20,7 +20,7 @@ from operators.alarms import Alarm
 from operators.clock import ReplayClock, WallClock, make_clock
 from operators.events import SensorEvent
 from operators.freshness import FreshnessConfig, FreshnessTracker
-from operators.ids import decision_id, trace_id_for
+from operators.ids import decision_id, parse_traceparent, trace_id_for
 from operators.models import OnlineScorer
 from operators.modes import CONSERVATIVE, NORMAL, ModeChange, ModeConfig, ModeMachine
 from operators.rules import RuleSet
@@ -190,8 +190,9 @@ class Decider:
             if escalated:
                 escalated_count += 1
             did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
+            trace = parse_traceparent(ev.trace_parent) if ev.trace_parent else None
             decisions.append((
-                did, trace_id_for(did), ev.source_id, decision_type, path, action,
+                did, trace or trace_id_for(did), ev.source_id, decision_type, path, action,
                 score, confidence, model_version if score is not None else "rules", variant,
                 mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow, ev.origin,
             ))

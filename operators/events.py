@@ -40,7 +40,9 @@ MAX_KIND = 64
 # are almost always microseconds or nanoseconds sent by mistake.
 MAX_EPOCH_MS = 100_000_000_000_000
 
-Payload = Union[bytes, str, dict]  # noqa: UP007 - a runtime alias on Python 3.10
+Payload = Union[bytes, str, dict, None]  # noqa: UP007 - a runtime alias on Python 3.10
+# (origin, payload) or (origin, payload, W3C traceparent header)
+Record = Union[tuple[str, Payload], tuple[str, Payload, str | None]]  # noqa: UP007
 _SENSOR_KEYS = frozenset({"source_id", "event_time", "values", "seq", "kind", "arrival_time"})
 _OUTCOME_KEYS = frozenset({"decision_id", "outcome", "label", "event_time"})
 
@@ -57,6 +59,7 @@ class SensorEvent:
     arrival_ms: int | None = None
     origin: str = ""
     extra: dict[str, Any] | None = None
+    trace_parent: str | None = None
 
 
 @dataclass(slots=True)
@@ -177,6 +180,8 @@ def _outcome(obj: dict, origin: str) -> OutcomeEvent:
 
 
 def _as_bytes(payload: Payload) -> bytes:
+    if payload is None:
+        return b""
     if isinstance(payload, bytes):
         return payload
     if isinstance(payload, str):
@@ -202,9 +207,13 @@ class EventDecoder:
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
 
-    def decode(self, origin: str, payload: Payload) -> SensorEvent | OutcomeEvent | DeadLetter:
+    def decode(
+        self, origin: str, payload: Payload, trace_parent: str | None = None
+    ) -> SensorEvent | OutcomeEvent | DeadLetter:
         """Decode one payload; never raises on bad input."""
         try:
+            if payload is None:
+                raise _Invalid("empty_message: the message has no value (a tombstone?)")
             if isinstance(payload, dict):
                 obj: Any = payload
             else:
@@ -218,20 +227,23 @@ class EventDecoder:
                 raise _Invalid(f"not_an_object: got JSON {type(obj).__name__}")
             if "source_id" not in obj and "decision_id" in obj:
                 return _outcome(obj, origin)
-            return _sensor(obj, origin)
+            event = _sensor(obj, origin)
+            event.trace_parent = trace_parent
+            return event
         except _Invalid as bad:
             return DeadLetter(origin, str(bad), _as_bytes(payload))
         except Exception as bug:
             return DeadLetter(origin, f"decode_error: {type(bug).__name__}: {bug}"[:200],
                               _as_bytes(payload))
 
-    def decode_batch(self, records: list[tuple[str, Payload]]) -> Decoded:
-        """Decode ``(origin, payload)`` pairs, keeping input order within each kind."""
+    def decode_batch(self, records: list[Record]) -> Decoded:
+        """Decode ``(origin, payload[, traceparent])`` records, keeping input order
+        within each kind."""
         out = Decoded()
         events, outcomes, dead = out.events, out.outcomes, out.dead
         decode = self.decode
-        for origin, payload in records:
-            item = decode(origin, payload)
+        for record in records:
+            item = decode(*record)
             if type(item) is SensorEvent:
                 events.append(item)
             elif type(item) is OutcomeEvent:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["NAMESPACE", "decision_id", "row_id", "trace_id_for"]
+__all__ = ["NAMESPACE", "decision_id", "parse_traceparent", "row_id", "span_id_for",
+           "trace_id_for"]
 
 NAMESPACE = uuid.UUID("6f1c1d4e-8d0a-5b7e-9a53-2d1f7c0e4b11")
 
@@ -55,3 +56,33 @@ def trace_id_for(decision: str) -> str:
     32
     """
     return hashlib.blake2b(decision.encode(), digest_size=16).hexdigest()
+
+
+def span_id_for(decision: str) -> str:
+    """A 16-hex-digit span ID derived from a decision ID."""
+    return hashlib.blake2b(decision.encode(), digest_size=8, person=b"span").hexdigest()
+
+
+def parse_traceparent(header: str | bytes | None) -> str | None:
+    """The trace ID of a valid W3C ``traceparent`` header, else ``None``.
+
+    >>> parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    '0af7651916cd43dd8448eb211c80319c'
+    >>> parse_traceparent("00-00000000000000000000000000000000-b7ad6b7169203331-01") is None
+    True
+    """
+    if header is None:
+        return None
+    text = header.decode("ascii", "replace") if isinstance(header, bytes) else header
+    parts = text.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    trace, span = parts[1].lower(), parts[2].lower()
+    if len(trace) != 32 or len(span) != 16 or trace == "0" * 32 or span == "0" * 16:
+        return None
+    try:
+        int(trace, 16)
+        int(span, 16)
+    except ValueError:
+        return None
+    return trace

@@ -19,13 +19,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 
 from operators.errors import StoreUnavailable
 from operators.records import Rows
 from sinks.store import Store, open_store
 
-__all__ = ["ClickHouseSink", "merge_rows"]
+__all__ = ["ClickHouseSink", "EmbeddedStoreSink", "merge_rows"]
 
 log = logging.getLogger("lucidstream.sink")
 
@@ -100,3 +105,40 @@ class ClickHouseSink(DynamicSink[Rows]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
         return _Partition(open_store(self.dsn), self.retries, self.on_write)
+
+
+class _OwnerPartition(StatefulSinkPartition[Rows, None]):
+    def __init__(self, inner: _Partition) -> None:
+        self._inner = inner
+
+    def write_batch(self, values: list[Rows]) -> None:
+        self._inner.write_batch(values)
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
+    """Routes every row to the one worker that owns the embedded store.
+
+    chdb admits one process per path. With one partition, Bytewax sends all
+    rows, from every worker of every process, to that partition's worker, and
+    only its process opens the store. Items are ``("store", rows)`` pairs.
+    """
+
+    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None) -> None:
+        self.dsn = dsn
+        self.retries = retries
+        self.on_write = on_write
+
+    def list_parts(self) -> list[str]:
+        return ["store"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
+        return _OwnerPartition(_Partition(open_store(self.dsn), self.retries, self.on_write))
