@@ -185,6 +185,10 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @click.option("--outcomes-topic", default="decision-outcomes", show_default=True,
               help="outcome topic, read when it exists")
 @click.option("--emit-kafka", is_flag=True, help="also produce decisions and dead letters")
+@click.option("--decisions-topic", default="decisions", show_default=True)
+@click.option("--dead-letters-topic", default="dead-letters", show_default=True)
+@click.option("--batch", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="events per input batch")
 @click.option("--stop-at-end", is_flag=True, help="stop when every partition is read")
 @click.option("--recovery-dir", type=click.Path(file_okay=False),
               help="Bytewax recovery directory (created and initialised when empty)")
@@ -201,7 +205,8 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @quiet_option
 def run(source: str, input_: str | None, events: int | None, duration: float | None,
         sources: int, seed: int, rate: float, kafka: str | None, topic: str,
-        kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool, stop_at_end: bool,
+        kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool,
+        decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
         recovery_dir: str | None, epoch: float, processes: int, process_id: int | None,
         addresses: str | None, store: str | None, flow_name: str, workers: int, shards: int,
         quiet: bool) -> None:
@@ -213,7 +218,9 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        sources=sources, rate=rate, seed=seed, shards=shards, kafka=kafka,
                        topic=topic, outcomes_topic=outcomes_topic or None,
                        kafka_opts=parse_opts(list(kafka_opt)), stop_at_end=stop_at_end,
-                       emit_kafka=emit_kafka, recovery_dir=recovery_dir, epoch_s=epoch,
+                       emit_kafka=emit_kafka, decisions_topic=decisions_topic,
+                       dead_letters_topic=dead_letters_topic, batch_size=batch,
+                       recovery_dir=recovery_dir, epoch_s=epoch,
                        replay=False if source == "kafka" else None)
     _run(config, flow_name, workers, quiet, processes, process_id,
          addresses.split(";") if addresses else None)
@@ -363,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LUCIDSTREAM_LOG", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # The driver logs connection failures itself; we report them once, on one line.
-    for noisy in ("clickhouse_connect", "urllib3", "urllib3.connectionpool"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    if logging.getLogger().level > logging.DEBUG:
+        for noisy in ("clickhouse_connect", "urllib3", "urllib3.connectionpool",
+                      "lucidstream.librdkafka"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         result = app.main(args=argv, standalone_mode=False, prog_name="lucidstream")
         return result if isinstance(result, int) else 0

@@ -27,7 +27,7 @@ from flows.sources import STOP, RawBatch
 from flows.telemetry import Telemetry
 from operators.alarms import Alarm
 from operators.errors import InputError
-from sinks.kafka import check_broker
+from sinks.kafka import check_broker, client_config
 
 __all__ = ["KafkaSource"]
 
@@ -39,11 +39,11 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                  resume: int | None) -> None:
         self._src, self._topic, self._partition = source, topic, partition
         self._name = f"{topic}/{partition}"
-        self._consumer = Consumer({
+        self._consumer = Consumer(client_config({
             "group.id": source.group_id, "enable.auto.commit": False,
             "enable.partition.eof": True, "auto.offset.reset": source.start,
             **source.config,
-        })
+        }))
         start = OFFSET_BEGINNING if source.start == "earliest" else OFFSET_END
         self._offset = resume if resume is not None else start
         self._tp = TopicPartition(topic, partition, self._offset)
@@ -92,7 +92,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         alarms = []
         wall_ms = int(time.time() * 1000)
         try:
-            _, high = self._consumer.get_watermark_offsets(self._tp, timeout=1.0,
+            _, high = self._consumer.get_watermark_offsets(self._tp, timeout=0.5,
                                                            cached=False)
         except Exception as exc:
             if self._down_since is None:
@@ -108,10 +108,10 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                                 down, 0, {"down_s": round(down, 1)}, key=f"up={wall_ms}"))
             self._down_since = None
         position = self._offset if self._offset >= 0 else high
-        self._report(max(0, high - position), 0.0)
+        self._report(max(0, high - position), None)
         return alarms
 
-    def _report(self, lag: int | None, down_s: float) -> None:
+    def _report(self, lag: int | None, down_s: float | None) -> None:
         if self._src.telemetry is not None:
             self._src.telemetry.kafka(self._name, lag, down_s)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -31,7 +32,7 @@ def progress_line(s: TelemetrySnapshot) -> str:
     line = (f"events {s.events:,} ({s.events_per_s:,.0f}/s) | decisions {s.decisions:,} | "
             f"stale {s.stale_pct:.1f}% | dead letters {s.dead_letters:,} | "
             f"lag {s.lag_ms:,} ms | mode {s.mode}")
-    if s.kafka_down_s > 0:
+    if s.kafka_down_s is not None:
         line += f" | KAFKA UNREACHABLE for {s.kafka_down_s:.0f} s"
     elif s.kafka_lag is not None:
         line += f" | kafka lag {s.kafka_lag:,} msgs"
@@ -47,7 +48,7 @@ class _Progress(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        interval = 0.5 if self._tty else 2.0
+        interval = float(os.environ.get("LUCIDSTREAM_PROGRESS_S") or (0.5 if self._tty else 2.0))
         while not self._stop_event.wait(interval):
             line = self._prefix + progress_line(self._telemetry.snapshot())
             self._write(f"\r\x1b[2K{line}" if self._tty else line + "\n")

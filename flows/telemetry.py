@@ -33,7 +33,7 @@ class TelemetrySnapshot:
     rows_written: dict[str, int] = field(default_factory=dict)
     write_seconds: float = 0.0
     kafka_lag: int | None = None
-    kafka_down_s: float = 0.0
+    kafka_down_s: float | None = None  # None while the broker answers
 
     @property
     def events_per_s(self) -> float:
@@ -57,7 +57,7 @@ class Telemetry:
         self._shard_mode: dict[str, str] = {}
         self._max_lag = 0
         self._kafka_lag: dict[str, int | None] = {}
-        self._kafka_down: dict[str, float] = {}
+        self._kafka_down: dict[str, float | None] = {}
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -69,8 +69,9 @@ class Telemetry:
             self._shard_mode[shard] = mode
             self._max_lag = max(self._max_lag, lag_ms)
 
-    def kafka(self, partition: str, lag: int | None, down_s: float) -> None:
-        """Consumer lag of a partition (None: unknown) and how long the broker is silent."""
+    def kafka(self, partition: str, lag: int | None, down_s: float | None) -> None:
+        """Consumer lag of a partition (None: unknown) and how long the broker has not
+        answered (None: it answers)."""
         with self._lock:
             self._kafka_lag[partition] = lag
             self._kafka_down[partition] = down_s
@@ -93,4 +94,5 @@ class Telemetry:
                 mode=mode, rows_written=dict(self._rows), write_seconds=self._write_s,
                 kafka_lag=sum(v or 0 for v in self._kafka_lag.values())
                 if self._kafka_lag else None,
-                kafka_down_s=max(self._kafka_down.values(), default=0.0))
+                kafka_down_s=max((d for d in self._kafka_down.values() if d is not None),
+                                 default=None))

@@ -26,10 +26,19 @@ from operators.errors import ConfigError, InputError
 from operators.ids import span_id_for
 from operators.records import Rows
 
-__all__ = ["KafkaRowsSink", "check_broker", "ensure_topic", "kafka_config", "parse_opts",
-           "produce_simulated"]
+__all__ = ["KafkaRowsSink", "check_broker", "client_config", "ensure_topic", "kafka_config",
+           "parse_opts", "produce_simulated"]
 
 log = logging.getLogger("lucidstream.kafka")
+# librdkafka's own log lines go here instead of straight to stderr; the CLI keeps
+# them quiet, since lucidstream reports broker trouble itself (one-line errors,
+# health alarms). LUCIDSTREAM_LOG=DEBUG shows them.
+client_log = logging.getLogger("lucidstream.librdkafka")
+
+
+def client_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with librdkafka's logging routed through Python logging."""
+    return {"logger": client_log, **config}
 
 
 def parse_opts(opts: list[str] | str | None) -> dict[str, str]:
@@ -59,7 +68,8 @@ def kafka_config(bootstrap: str, extra: dict[str, str] | None = None) -> dict[st
 
 def check_broker(config: dict[str, Any], timeout: float = 5.0) -> dict[str, int]:
     """Topic name to partition count; a one-line InputError when unreachable."""
-    admin = AdminClient({**config, "socket.connection.setup.timeout.ms": int(timeout * 1000)})
+    admin = AdminClient(client_config({**config,
+                                       "socket.connection.setup.timeout.ms": int(timeout * 1000)}))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
@@ -74,7 +84,7 @@ def ensure_topic(config: dict[str, Any], topic: str, partitions: int = 1) -> int
     existing = check_broker(config)
     if topic in existing:
         return existing[topic]
-    admin = AdminClient(config)
+    admin = AdminClient(client_config(config))
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
                                             replication_factor=1)])
     try:
@@ -95,7 +105,7 @@ def produce_simulated(config: dict[str, Any], topic: str, generator: _Ticks, eve
                       rate: float = 0.0) -> int:
     """Produce ``events`` simulator events keyed by ``source_id``, ``event_time`` stamped
     at send time; paced at ``rate`` events/s when positive. Returns the count sent."""
-    producer = Producer({"linger.ms": 5, "compression.type": "lz4", **config})
+    producer = Producer(client_config({"linger.ms": 5, "compression.type": "lz4", **config}))
     failures: list[str] = []
 
     def on_delivery(err: Any, msg: Any) -> None:
@@ -130,7 +140,8 @@ def produce_simulated(config: dict[str, Any], topic: str, generator: _Ticks, eve
 
 class _ProducerPartition(StatelessSinkPartition[Rows]):
     def __init__(self, config: dict[str, Any], topics: dict[str, str]) -> None:
-        self._producer = Producer({"linger.ms": 20, "compression.type": "lz4", **config})
+        self._producer = Producer(client_config({"linger.ms": 20, "compression.type": "lz4",
+                                                **config}))
         self._topics = topics
         self._failed: list[str] = []
 

@@ -1,0 +1,199 @@
+"""Kafka in and out against a real Kafka-protocol broker on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from tests.conftest import ROOT, cli, query_scalar
+from tests.kafka_broker import free_port, shared_broker, start_broker
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="session")
+def broker():
+    b = shared_broker()
+    yield b
+    b.stop()
+
+
+def topic_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def produce(bootstrap: str, topic: str, events: int, partitions: int = 4) -> None:
+    result = cli("simulate", "--kafka", bootstrap, "--topic", topic, "--events", str(events),
+                 "--partitions", str(partitions), "--sources", "40")
+    assert result.returncode == 0, result.stderr
+
+
+def run_args(bootstrap, topic, store, *extra):
+    return ("run", "--source", "kafka", "--kafka", bootstrap, "--topic", topic,
+            "--store", store, "--stop-at-end", "--quiet", *extra)
+
+
+def test_round_trip_carries_every_event_and_the_trace_headers(broker, tmp_path):
+    topic, out = topic_name("rt"), topic_name("decisions")
+    produce(broker.bootstrap, topic, 3_000)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    traces = {}
+    for i in range(50):
+        trace = uuid.uuid4().hex
+        traces[f"traced-{i}"] = trace
+        event = {"source_id": f"traced-{i}", "event_time": int(time.time() * 1000), "seq": 1,
+                 "values": {"battery": 50.0}}
+        producer.produce(topic, orjson.dumps(event), headers=[
+            ("traceparent", f"00-{trace}-{uuid.uuid4().hex[:16]}-01".encode())])
+    producer.produce(topic, b"{broken")
+    assert producer.flush(10) == 0
+    dsn = f"chdb://{tmp_path}/store"
+    result = cli(*run_args(broker.bootstrap, topic, dsn, "--emit-kafka",
+                           "--decisions-topic", out))
+    assert result.returncode == 0, result.stderr
+    assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL")) == 3_050
+    stored = query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE "
+                               "startsWith(source_id, 'traced-') AND trace_id = "
+                               "transform(source_id, [" + ",".join(
+                                   f"'{k}'" for k in traces) + "], [" + ",".join(
+                                   f"'{v}'" for v in traces.values()) + "], '')")
+    assert int(stored) == 50
+    origin = query_scalar(dsn, "SELECT origin FROM dead_letters")
+    assert re.fullmatch(rf"kafka:{topic}/\d+/\d+", origin)
+
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "check",
+                         "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(out, 0, OFFSET_BEGINNING)])  # created with 1 partition
+    seen, headers_ok, deadline = 0, 0, time.monotonic() + 30
+    while seen < 3_050 and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, timeout=1):
+            if msg.error():
+                continue
+            record = orjson.loads(msg.value())
+            if record["source_id"] in traces or record["source_id"].startswith("robot"):
+                seen += 1
+                header = dict(msg.headers() or [])["traceparent"].decode()
+                headers_ok += header.split("-")[1] == record["trace_id"]
+    consumer.close()
+    assert seen >= 3_050 and headers_ok == seen
+
+
+def test_broker_gone_at_start_is_one_line_and_exit_1(tmp_path):
+    started = time.monotonic()
+    result = cli("run", "--source", "kafka", "--kafka", f"127.0.0.1:{free_port()}",
+                 "--store", f"chdb://{tmp_path}/s")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach Kafka" in lines[0], result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_missing_topic_is_a_clear_error(broker, tmp_path):
+    result = cli("run", "--source", "kafka", "--kafka", broker.bootstrap, "--topic",
+                 "no-such-topic", "--store", f"chdb://{tmp_path}/s")
+    assert result.returncode == 1 and "does not exist" in result.stderr
+
+
+class Watched:
+    """A CLI run in the background whose progress lines we read as they come."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "LUCIDSTREAM_PROGRESS_S": "0.2"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=ROOT,
+                                     env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append((time.monotonic(), line.rstrip()))
+
+    def events(self) -> int:
+        for _, line in reversed(self.lines):
+            m = re.match(r"events ([\d,]+)", line)
+            if m:
+                return int(m.group(1).replace(",", ""))
+        return 0
+
+    def wait_for(self, predicate, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert self.proc.poll() is None, "\n".join(line for _, line in self.lines[-20:])
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 240) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+
+def test_sigkill_twice_then_restart_decides_every_event_exactly_once(broker, tmp_path):
+    topic, n = topic_name("crash"), 50_000
+    produce(broker.bootstrap, topic, n)
+    dsn, recovery = f"chdb://{tmp_path}/store", str(tmp_path / "recovery")
+    args = run_args(broker.bootstrap, topic, dsn, "--recovery-dir", recovery, "--epoch", "0.5")
+    for kill_after in (8_000, 20_000):
+        run = Watched(*[a for a in args if a != "--quiet"])
+        run.wait_for(lambda r=run, k=kill_after: r.events() >= k)
+        run.proc.send_signal(signal.SIGKILL)
+        assert run.finish() == -signal.SIGKILL
+        assert run.events() < n  # killed mid-stream
+    final = cli(*args)
+    assert final.returncode == 0, final.stderr
+    fast = "path IN ('fast', 'fallback')"
+    assert query_scalar(dsn, f"SELECT uniqExact(decision_id), countIf({fast}) "
+                             f"FROM decisions FINAL") == f"{n},{n}"
+    assert int(query_scalar(dsn, "SELECT count() FROM dead_letters FINAL")) == 0
+
+
+def test_two_processes_make_exactly_the_decisions_of_one(broker, tmp_path):
+    topic = topic_name("cluster")
+    produce(broker.bootstrap, topic, 8_000)
+    results = {}
+    for processes in (1, 2):
+        dsn = f"chdb://{tmp_path}/p{processes}"
+        result = cli(*run_args(broker.bootstrap, topic, dsn, "--processes", str(processes)))
+        assert result.returncode == 0, result.stderr
+        results[processes] = query_scalar(dsn, "SELECT count(), sum(cityHash64(decision_id)) "
+                                               "FROM decisions FINAL")
+    assert results[1] == results[2]
+    assert results[1].startswith("8000,")
+
+
+def test_frozen_broker_shows_within_5s_and_the_run_completes_exactly_once(tmp_path):
+    own = start_broker()  # frozen below, so not the shared one
+    try:
+        topic, n = topic_name("freeze"), 60_000
+        produce(own.bootstrap, topic, n)
+        dsn = f"chdb://{tmp_path}/store"
+        run = Watched(*[a for a in run_args(own.bootstrap, topic, dsn, "--batch", "500")
+                        if a != "--quiet"])
+        run.wait_for(lambda: run.events() > 0)
+        own.freeze()
+        frozen_at = time.monotonic()
+        time.sleep(15)
+        own.thaw()
+        assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
+        shown = [t for t, line in run.lines if "KAFKA UNREACHABLE" in line]
+        assert shown and shown[0] - frozen_at <= 5.0
+        assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL")) == n
+        assert int(query_scalar(dsn, "SELECT uniqExact(decision_id) FROM decisions")) == n
+        alarms = query_scalar(dsn, "SELECT groupUniqArray(signal) FROM drift_events "
+                                   "WHERE detector = 'kafka'")
+        assert "kafka_unreachable" in alarms and "kafka_recovered" in alarms
+    finally:
+        own.stop()
