@@ -18,6 +18,7 @@ from flows.pipeline import FlowSpec, flow_from_config
 from flows.simulator import FleetSimulator
 from flows.telemetry import Telemetry
 from operators.decider import DecisionPolicy
+from operators.drift import DriftConfig
 from operators.rules import Rule, RuleSet
 
 __all__ = ["POLICY", "get_flow", "make_generator", "make_spec"]
@@ -38,10 +39,14 @@ POLICY = DecisionPolicy(
 )
 
 
+# Positions wander and batteries drain by design: their drift is not news.
+DRIFT = DriftConfig(ignore=("x", "y", "battery"))
+
+
 def make_spec(config: RunConfig) -> FlowSpec:
     assert config.store is not None and config.replay is not None
     return FlowSpec("fleet", POLICY, replay=config.replay, store=config.store,
-                    shards=config.shards)
+                    shards=config.shards, drift=DRIFT)
 
 
 def make_generator(config: RunConfig) -> FleetSimulator:

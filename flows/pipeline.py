@@ -34,6 +34,7 @@ from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
 from operators.clock import WallClock
 from operators.decider import Decider, DecisionPolicy
+from operators.drift import DriftConfig
 from operators.events import EventDecoder, SensorEvent
 from operators.freshness import FreshnessConfig
 from operators.models import OnlineScorer
@@ -64,6 +65,7 @@ class FlowSpec:
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     modes: ModeConfig = field(default_factory=ModeConfig)
     scorer: Callable[[], OnlineScorer] = OnlineScorer
+    drift: DriftConfig = field(default_factory=DriftConfig)
     max_bytes: int = 1 << 20
 
 
@@ -158,7 +160,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
             decider = pickle.loads(resume)
         else:
             decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
-                              freshness=spec.freshness, modes=spec.modes, scorer=spec.scorer)
+                              freshness=spec.freshness, modes=spec.modes, scorer=spec.scorer,
+                              drift=spec.drift)
         return _DecideLogic(decider, telemetry)
 
     flow = Dataflow(spec.name)

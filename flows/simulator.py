@@ -63,9 +63,9 @@ class FleetSimulator:
         self._heading = rng.uniform(0, 2 * np.pi, n)
         self._speed = rng.uniform(0.2, 1.5, n)
         self._battery = rng.uniform(10, 100, n)
-        self._temp = rng.uniform(30, 45, n)
         self._worn = rng.random(n) < 0.06  # worn motors run about 30 C hotter
-        self._obstacle = rng.uniform(2, 20, n)
+        self._temp = 32 + 22 * self._speed + 30 * self._worn + rng.normal(0, 1, n)
+        self._obstacle = rng.uniform(5, 15, n)
 
     @property
     def period_ms(self) -> float:
@@ -89,9 +89,11 @@ class FleetSimulator:
         self._battery[docked] = 100.0
         heat = 32 + 22 * self._speed + 30 * self._worn
         self._temp += (heat - self._temp) * 0.05 + rng.normal(0, 0.3, n)
-        self._obstacle = np.abs(self._obstacle + rng.normal(0, 0.4, n))
-        cleared = rng.random(n) < 0.01
-        self._obstacle[cleared] = rng.uniform(2, 25, int(cleared.sum()))
+        # Clearance reverts to about 10 m; now and then something comes close.
+        self._obstacle += 0.05 * (10 - self._obstacle) + rng.normal(0, 0.4, n)
+        close = rng.random(n) < 0.002
+        self._obstacle[close] = rng.uniform(0.1, 1.0, int(close.sum()))
+        np.abs(self._obstacle, out=self._obstacle)
 
     def tick(self, base_ms: int) -> list[dict]:
         """One report per robot for the tick starting at ``base_ms``, after faults."""

