@@ -25,6 +25,7 @@ from rich.table import Table
 
 from flows.config import RunConfig
 from flows.runner import RunReport, execute, finish_run, recovery_config
+from flows.sources import ArrivalOrder
 from flows.telemetry import Telemetry
 from operators.errors import ConfigError, InputError, LucidstreamError
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
@@ -289,11 +290,17 @@ def simulate(out_file: Path | None, kafka: str | None, topic: str, partitions: i
         handle = open(out_file, "wb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"cannot write {str(out_file)!r}: {exc.strerror}") from None
+    order = ArrivalOrder()  # the file holds events in the order they arrive
+    generated = 0
     with handle:
         while written < events:
             base = 1_767_225_600_000 + int(tick * generator.period_ms)
             tick += 1
-            for event in generator.tick(base)[: events - written]:
+            batch = generator.tick(base)[: events - generated] if generated < events else []
+            generated += len(batch)
+            ready = order.push(batch, base) if generated < events else \
+                order.push(batch, base) + order.drain()
+            for event in ready[: events - written]:
                 handle.write(orjson.dumps(event) + b"\n")
                 written += 1
     err.print(f"wrote {written:,} events from {sources} sources to {out_file} "

@@ -35,18 +35,21 @@ from flows.telemetry import Telemetry
 from operators.clock import WallClock
 from operators.decider import Decider, DecisionPolicy
 from operators.drift import DriftConfig
-from operators.events import EventDecoder, SensorEvent
+from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.freshness import FreshnessConfig
-from operators.models import OnlineScorer
 from operators.modes import ModeConfig
 from operators.records import (
     DECISION_COLUMNS,
+    QUALITY_COLUMNS,
     Rows,
     alarm_rows,
     dead_letter_rows,
     mode_change_rows,
     outcome_rows,
 )
+from operators.regret import REGRET_COLUMNS
+from operators.slowpath import SlowPathConfig
+from operators.variants import Variant
 from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
 
 __all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
@@ -64,14 +67,16 @@ class FlowSpec:
     shards: int = 4
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     modes: ModeConfig = field(default_factory=ModeConfig)
-    scorer: Callable[[], OnlineScorer] = OnlineScorer
+    variants: tuple[Variant, ...] = (Variant("control", 1.0),)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    slow: SlowPathConfig = field(default_factory=SlowPathConfig)
     max_bytes: int = 1 << 20
 
 
 @dataclass(slots=True)
 class _DecodedBatch:
     events: list[SensorEvent]
+    outcomes: list[OutcomeEvent]
     side_rows: list[Rows]
     tick_ms: int | None
     ingest_ns: int
@@ -85,6 +90,7 @@ class ShardBatch:
     events: list[SensorEvent]
     tick_ms: int | None
     ingest_ns: int
+    outcomes: list[OutcomeEvent]  # every shard sees every outcome; the owner joins it
 
 
 def shard_of(source_id: str, shards: int) -> int:
@@ -105,17 +111,34 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
         decider, flow = self._decider, self._decider.flow
         out: list[Rows] = []
         for batch in values:
-            result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns)
+            if decider.quality.shard != batch.shard:
+                decider.quality.shard = batch.shard
+            result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns,
+                                     batch.outcomes)
             if result.decisions:
                 out.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
             if result.alarms:
                 out.append(alarm_rows(result.alarms, flow))
             if result.mode_changes:
                 out.append(mode_change_rows(result.mode_changes, batch.shard, flow))
+            if result.quality:
+                out.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
+            if result.regrets:
+                out.append(Rows("regrets", REGRET_COLUMNS, result.regrets))
             self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
                                 escalated=result.escalated, alarms=len(result.alarms))
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
         return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Rows], bool]:
+        result = self._decider.flush()
+        self._telemetry.add(decisions=len(result.decisions))
+        rows = []
+        if result.decisions:
+            rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
+        if result.quality:
+            rows.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
+        return rows, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._decider)
@@ -145,14 +168,15 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                        for e in decoded.events)
         telemetry.add(events=len(decoded.events), dead_letters=len(decoded.dead),
                       outcomes=len(decoded.outcomes))
-        return _DecodedBatch(decoded.events, side, tick, batch.ingest_ns)
+        return _DecodedBatch(decoded.events, decoded.outcomes, side, tick, batch.ingest_ns)
 
     def split(batch: _DecodedBatch) -> list[tuple[str, ShardBatch]]:
         n = spec.shards
         parts: list[list[SensorEvent]] = [[] for _ in range(n)]
         for event in batch.events:
             parts[shard_of(event.source_id, n)].append(event)
-        return [(f"shard-{i}", ShardBatch(f"shard-{i}", part, batch.tick_ms, batch.ingest_ns))
+        return [(f"shard-{i}", ShardBatch(f"shard-{i}", part, batch.tick_ms, batch.ingest_ns,
+                                          batch.outcomes))
                 for i, part in enumerate(parts)]
 
     def build_decider(resume: bytes | None) -> _DecideLogic:
@@ -160,8 +184,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
             decider = pickle.loads(resume)
         else:
             decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
-                              freshness=spec.freshness, modes=spec.modes, scorer=spec.scorer,
-                              drift=spec.drift)
+                              freshness=spec.freshness, modes=spec.modes,
+                              variants=spec.variants, drift=spec.drift, slow=spec.slow)
         return _DecideLogic(decider, telemetry)
 
     flow = Dataflow(spec.name)

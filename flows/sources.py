@@ -7,6 +7,7 @@ sources are resumable: their snapshot is the position to continue from.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import threading
@@ -88,6 +89,40 @@ class JSONLSource(FixedPartitionedSource[RawBatch, tuple[int, int]]):
         return _JSONLPartition(for_part, self.batch_size, resume_state)
 
 
+class ArrivalOrder:
+    """Reorders simulated events into ``arrival_time`` order, as a pipeline sees them.
+
+    Events of one tick all have ``event_time >= base``, so once tick ``base``
+    is generated every buffered event that arrived before ``base`` is final.
+
+    >>> order = ArrivalOrder()
+    >>> order.push([{"event_time": 0, "arrival_time": 90}, {"event_time": 50,
+    ...             "arrival_time": 60}], base_ms=0)
+    []
+    >>> [e["arrival_time"] for e in order.push([], base_ms=100)]
+    [60, 90]
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, dict]] = []
+        self._n = 0
+
+    def push(self, events: list[dict], base_ms: int) -> list[dict]:
+        for event in events:
+            self._n += 1
+            heapq.heappush(self._heap, (event.get("arrival_time", event["event_time"]),
+                                        self._n, event))
+        ready = []
+        while self._heap and self._heap[0][0] < base_ms:
+            ready.append(heapq.heappop(self._heap)[2])
+        return ready
+
+    def drain(self) -> list[dict]:
+        ready = [item[2] for item in sorted(self._heap)]
+        self._heap = []
+        return ready
+
+
 class TickGenerator(Protocol):
     """A simulator: each ``tick(base_ms)`` returns the events of one period."""
 
@@ -101,6 +136,7 @@ class _SimState:
     generator: Any
     emitted: int = 0
     ticks: int = 0
+    order: ArrivalOrder = field(default_factory=ArrivalOrder)
 
 
 class _SimPartition(StatefulSourcePartition[RawBatch, _SimState]):
@@ -133,8 +169,12 @@ class _SimPartition(StatefulSourcePartition[RawBatch, _SimState]):
         records: list[tuple[str, Any]] = []
         for _ in range(max(ticks, 0)):
             base = (self._started if src.live else src.start_ms) + state.ticks * gen.period_ms
-            for i, event in enumerate(gen.tick(int(base))):
-                records.append((f"sim:{state.ticks}:{i}", event))
+            events = gen.tick(int(base))
+            if not src.live:  # replay clock: deliver in arrival order
+                events = state.order.push(events, int(base))
+            for event in events:
+                records.append((f"sim:{event['source_id']}:{event.get('seq', state.ticks)}",
+                                event))
             state.ticks += 1
         if src.events is not None and state.emitted + len(records) > src.events:
             records = records[: src.events - state.emitted]

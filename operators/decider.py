@@ -1,9 +1,11 @@
-"""The decider: freshness, rules, the online model and the mode, per batch.
+"""The decider: freshness, rules, models, slow path, drift and quality, per batch.
 
 One :class:`Decider` owns a slice of the sources (a shard). For each batch it
-stamps every event with the pipeline clock, updates freshness, scores the
-batch with the model (skipped outside ``NORMAL``), applies the rules and the
-freshness SLA, and returns decision rows, alarms and mode changes. A decision
+joins arriving outcomes to their decisions, stamps every event with the
+pipeline clock, updates freshness, scores the batch with each source's model
+variant (skipped outside ``NORMAL``), applies the rules and the freshness SLA,
+feeds the slow path, the drift detectors, the regret tracker and the quality
+windows, and returns rows for the store. A decision
 whose input is older than the SLA, or whose event time lies in the future
 beyond the skew tolerance, is ``fresh = false`` and follows the stale policy:
 ``fallback`` (the fallback action), ``skip`` (action ``none``) or ``escalate``
@@ -13,18 +15,22 @@ beyond the skew tolerance, is ``fresh = false`` and follows the stale policy:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from operators.alarms import Alarm
 from operators.clock import ReplayClock, WallClock, make_clock
 from operators.drift import DriftConfig, DriftMonitor
-from operators.events import SensorEvent
+from operators.events import OutcomeEvent, SensorEvent
+from operators.feedback import FeedbackLoop, Pending
 from operators.freshness import FreshnessConfig, FreshnessTracker
 from operators.ids import decision_id, parse_traceparent, trace_id_for
-from operators.models import OnlineScorer
 from operators.modes import CONSERVATIVE, NORMAL, ModeChange, ModeConfig, ModeMachine
+from operators.quality import QualityTracker
+from operators.regret import RegretTracker
 from operators.rules import RuleSet
+from operators.slowpath import SlowPath, SlowPathConfig, SlowResult
+from operators.variants import Variant, VariantRouter
 
 __all__ = ["STALE_POLICIES", "BatchResult", "Decider", "DecisionPolicy"]
 
@@ -44,6 +50,7 @@ class DecisionPolicy:
     model_threshold: float = 0.9
     fallback_action: str = "hold"
     on_stale: str = "fallback"
+    slow_action: str | None = None  # what a risky slow window revises to (None: model_action)
 
     def __post_init__(self) -> None:
         if self.on_stale not in STALE_POLICIES:
@@ -59,6 +66,8 @@ class BatchResult:
     decisions: list[tuple] = field(default_factory=list)
     alarms: list[Alarm] = field(default_factory=list)
     mode_changes: list[ModeChange] = field(default_factory=list)
+    quality: list[tuple] = field(default_factory=list)
+    regrets: list[tuple] = field(default_factory=list)
     events: int = 0
     stale: int = 0
     escalated: int = 0
@@ -87,19 +96,28 @@ class Decider:
         flow: str = "flow",
         freshness: FreshnessConfig | None = None,
         modes: ModeConfig | None = None,
-        scorer: Callable[[], OnlineScorer] = OnlineScorer,
-        variant: str = "control",
+        variants: Sequence[Variant] = (Variant("control", 1.0),),
         drift: DriftConfig | None = None,
+        slow: SlowPathConfig | None = None,
+        shard: str = "",
+        quality_window_ms: int = 10_000,
+        outcome_ttl_ms: int = 600_000,
     ) -> None:
         self.policy = policy
         self.replay = replay
         self.flow = flow
-        self.variant = variant
         self.clock: WallClock | ReplayClock = make_clock(replay)
         self.freshness = FreshnessTracker(freshness)
         self.modes = ModeMachine(modes)
-        self.scorer = scorer()
+        self.router = VariantRouter(variants)
+        self.scorers = {v.name: v.scorer() for v in variants}
         self.drift = DriftMonitor(drift)
+        self.slow = SlowPath(slow)
+        self.regrets = RegretTracker()
+        self.feedback = FeedbackLoop(ttl_ms=outcome_ttl_ms)
+        self.quality = QualityTracker(flow, shard, quality_window_ms)
+        self._last_label_at: int | None = None
+        self._slow_action = policy.slow_action or policy.model_action or "inspect"
 
     @property
     def mode(self) -> str:
@@ -107,7 +125,7 @@ class Decider:
 
     def process(
         self, events: list[SensorEvent], tick_ms: int | None = None,
-        ingest_ns: int | None = None,
+        ingest_ns: int | None = None, outcomes: Sequence[OutcomeEvent] = (),
     ) -> BatchResult:
         """Decide ``events`` in order; ``tick_ms`` advances the replay clock
         for a shard that saw no events of its own in this batch."""
@@ -115,6 +133,8 @@ class Decider:
         observe, replay = tracker.observe, self.replay
         every = tracker.config.check_every_ms
         out = BatchResult(events=len(events), mode=modes.mode)
+        if outcomes:
+            self._outcomes(outcomes, clock.now_ms())
         now = clock.now_ms()
         decided: list[tuple[SensorEvent, int, str]] = []
         for ev in events:
@@ -135,48 +155,98 @@ class Decider:
         out.alarms = tracker.drain_alarms()
         for alarm in out.alarms:
             if alarm.signal == "retired":
-                self.drift.forget(alarm.source_id)
+                for part in (self.drift, self.slow, self.regrets):
+                    part.forget(alarm.source_id)
         out.alarms += self.drift.drain_alarms()
+        self.quality.add_decisions(out.decisions, len(events), now)
+        self.quality.add_alarms(len(out.alarms), now)
+        out.quality = self.quality.close(now)
         out.now_ms, out.mode = now, modes.mode
         return out
 
+    def flush(self) -> BatchResult:
+        """End of input: close open slow windows and the open quality window."""
+        out = BatchResult(mode=self.modes.mode, now_ms=self.clock.now_ms())
+        for result in self.slow.close(2**62):
+            out.decisions.append(self._slow_row(result, out.now_ms, self.modes.mode))
+        self.quality.add_decisions(out.decisions, 0, out.now_ms)
+        out.quality = self.quality.close(out.now_ms, force=True)
+        return out
+
     def _check(self, now: int, out: BatchResult) -> None:
-        """Look for silent sources, then let the lag move the mode."""
+        """Silent sources, then the mode; closed slow windows; expired outcomes."""
         lag = self.freshness.lag_ms(now)
         out.lag_ms = lag
         change = self.modes.update(now, lag)
         if change is not None:
             out.mode_changes.append(change)
+        mode = self.modes.mode
+        for result in self.slow.close(now):
+            out.decisions.append(self._slow_row(result, now, mode))
+        self.feedback.expire(now)
+
+    def _outcomes(self, outcomes: Sequence[OutcomeEvent], now: int) -> None:
+        """Grade and teach the model with outcomes whose decision this shard made."""
+        learn: dict[str, tuple[list, list[bool]]] = {}
+        errors = []
+        for outcome in outcomes:
+            pending = self.feedback.resolve(outcome.decision_id)
+            if pending is None:
+                if self.feedback.is_late(outcome.decision_id):
+                    self.quality.add_late_outcome(now)
+                continue
+            label = outcome.label >= 0.5
+            correct = (pending.score >= 0.5) == label
+            errors.append(not correct)
+            self.quality.add_outcome(pending.version, pending.variant, correct,
+                                     (pending.score - label) ** 2, now)
+            rows, labels = learn.setdefault(pending.variant, ([], []))
+            rows.append(pending.values)
+            labels.append(label)
+        if errors:
+            self._last_label_at = now
+            self.drift.observe_errors(errors, now, now)
+        for variant, (rows, labels) in learn.items():
+            self.scorers[variant].learn(rows, labels)
 
     def _decide(
         self, decided: list[tuple[SensorEvent, int, str]], ingest_ns: int | None,
         out: BatchResult,
     ) -> None:
-        policy, scorer = self.policy, self.scorer
-        rows = [ev.values for ev, _, _ in decided]
-        use_model = any(mode == NORMAL for _, _, mode in decided)
-        scores = scorer.score(rows) if use_model else None
+        policy = self.policy
+        route = self.router.route
+        variants = [route(ev.source_id) for ev, _, _ in decided]
+        scores: list[float | None] = [None] * len(decided)
+        groups: dict[str, list[int]] = {}
+        for i, (_, _, mode) in enumerate(decided):
+            if mode == NORMAL:
+                groups.setdefault(variants[i], []).append(i)
+        for variant, index in groups.items():
+            predicted = self.scorers[variant].score([decided[i][0].values for i in index])
+            for i, p in zip(index, predicted.tolist(), strict=True):
+                scores[i] = p
         evaluate = policy.rules.evaluate
         sla, tolerance = policy.sla_ms, self.freshness.config.skew_tolerance_ms
-        decision_type, flow, variant = policy.decision_type, self.flow, self.variant
-        model_version = scorer.version
+        decision_type, flow = policy.decision_type, self.flow
         model_action, threshold = policy.model_action, policy.model_threshold
         latency = 0.0 if ingest_ns is None else (time.monotonic_ns() - ingest_ns) / 1e6
-        labels: list[bool] = []
-        learn_rows: list = []
-        model_scores: list[float] = []
-        decisions = out.decisions
+        distil = self._last_label_at is None or \
+            decided[-1][1] - self._last_label_at > self.feedback.ttl_ms
+        learn: dict[str, tuple[list, list[bool]]] = {}
+        decisions, regrets, slow, feedback = out.decisions, self.regrets, self.slow, \
+            self.feedback
         stale_count = escalated_count = 0
         for i, (ev, now, mode) in enumerate(decided):
-            values = ev.values
-            conservative = mode == CONSERVATIVE
+            values, variant, score = ev.values, variants[i], scores[i]
             rule = evaluate(values)
             age = now - ev.event_ms
-            score: float | None = None
-            confidence: float | None = None
-            if scores is not None and mode == NORMAL:
-                p = float(scores[i])
-                score, confidence = p, max(p, 1.0 - p)
+            if rule is not None:
+                content, reason = rule.action, f"rule:{rule.name}"
+            elif score is not None and model_action and score >= threshold:
+                content, reason = model_action, f"model:score {score:.3f} >= {threshold}"
+            else:
+                content, reason = policy.default_action, "nominal"
+            conservative = mode == CONSERVATIVE
             if age > sla or age < -tolerance:
                 path, fresh = "fallback", False
                 escalated = conservative or policy.on_stale == "escalate"
@@ -185,31 +255,55 @@ class Decider:
                 reason = f"{why}; policy {policy.on_stale}"
                 stale_count += 1
             else:
-                path, fresh, escalated = "fast", True, conservative
-                if rule is not None:
-                    action, reason = rule.action, f"rule:{rule.name}"
-                elif score is not None and model_action and score >= threshold:
-                    action, reason = model_action, f"model:score {score:.3f} >= {threshold}"
-                else:
-                    action, reason = policy.default_action, "nominal"
-                if score is not None:
-                    learn_rows.append(values)
-                    labels.append(rule is not None)
-                    model_scores.append(score)
+                path, fresh, escalated, action = "fast", True, conservative, content
             if escalated:
                 escalated_count += 1
+            version = self.scorers[variant].version if score is not None else "rules"
             did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
             trace = parse_traceparent(ev.trace_parent) if ev.trace_parent else None
             decisions.append((
                 did, trace or trace_id_for(did), ev.source_id, decision_type, path, action,
-                score, confidence, model_version if score is not None else "rules", variant,
+                score, None if score is None else max(score, 1.0 - score), version, variant,
                 mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow, ev.origin,
             ))
+            for regret in regrets.check(ev.source_id, ev.event_ms, now, content, ev.origin):
+                out.regrets.append(regret.row(flow))
+                self.quality.add_regret(regret.version, regret.variant, regret.changed, now)
+            regrets.record(ev.source_id, did, ev.event_ms, now, action, version, variant)
+            if score is not None:
+                feedback.remember(did, Pending(variant, version, values, score, now))
+                if distil and fresh:
+                    rows, labels = learn.setdefault(variant, ([], []))
+                    rows.append(values)
+                    labels.append(rule is not None)
+            if mode == NORMAL:
+                for result in slow.add(ev.source_id, ev.event_ms, values, action, version,
+                                       variant):
+                    decisions.append(self._slow_row(result, now, mode))
         out.stale += stale_count
         out.escalated += escalated_count
         watch = self.drift.observe
         for ev, now, _ in decided:
             watch(ev.source_id, ev.values, ev.event_ms, now)
-        if learn_rows:
-            self.drift.observe_model(model_scores, decided[-1][0].event_ms, decided[-1][1])
-            scorer.learn(learn_rows, labels)
+        modelled = [s for s in scores if s is not None]
+        if modelled:
+            self.drift.observe_model(modelled, decided[-1][0].event_ms, decided[-1][1])
+        for variant, (rows, labels) in learn.items():
+            self.scorers[variant].learn(rows, labels)
+
+    def _slow_row(self, r: SlowResult, now: int, mode: str) -> tuple:
+        """The slow path's decision for one closed window of one source."""
+        policy = self.policy
+        action = self._slow_action if r.revised else r.fast_action
+        did = decision_id(r.source_id, f"{policy.decision_type}/slow", None, r.window_start,
+                          "window")
+        age = now - r.last_event_ms
+        fresh = age <= policy.sla_ms + self.slow.config.window_ms
+        verdict = "revises" if action != r.fast_action else "confirms"
+        reason = (f"slow: risk {r.risk:.2f} over {r.events} events {verdict} fast "
+                  f"{r.fast_action}")
+        self.quality.add_agreement(r.version, r.variant, action == r.fast_action, now)
+        return (did, trace_id_for(did), r.source_id, policy.decision_type, "slow", action,
+                round(r.risk, 6), None, "slow-risk-1", r.variant, mode, r.last_event_ms, now,
+                age, fresh, 0.0, mode == CONSERVATIVE, reason, self.flow,
+                f"window:{r.window_start}-{r.window_end}")

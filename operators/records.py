@@ -23,6 +23,7 @@ __all__ = [
     "DECISION_COLUMNS",
     "MODE_CHANGE_COLUMNS",
     "OUTCOME_COLUMNS",
+    "QUALITY_COLUMNS",
     "Rows",
     "alarm_rows",
     "dead_letter_rows",
@@ -43,6 +44,9 @@ DEAD_LETTER_COLUMNS = ("dead_letter_id", "received_at", "origin", "reason", "raw
 OUTCOME_COLUMNS = ("decision_id", "outcome", "label", "event_time", "received_at", "origin")
 MODE_CHANGE_COLUMNS = ("change_id", "at", "from_mode", "to_mode", "reason", "trigger", "values",
                        "scope", "flow")
+
+
+from operators.quality import QUALITY_COLUMNS  # noqa: E402 - re-exported with the others
 
 
 @dataclass(slots=True)

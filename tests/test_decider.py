@@ -14,8 +14,10 @@ POLICY = DecisionPolicy(
 )
 
 
-def as_dicts(rows):
-    return [dict(zip(DECISION_COLUMNS, row, strict=True)) for row in rows]
+def as_dicts(rows, slow=False):
+    """Decision rows as dicts; the slow path's window decisions only when asked."""
+    dicts = [dict(zip(DECISION_COLUMNS, row, strict=True)) for row in rows]
+    return [d for d in dicts if slow or d["path"] != "slow"]
 
 
 def event(i, values=None, event_ms=None, arrival=None, source="r1", seq=None):

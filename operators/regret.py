@@ -1,0 +1,103 @@
+"""Late-data regret: would the decision have changed had late data been on time?
+
+For each source the tracker keeps its last few decisions. When an event
+arrives whose event time lies after a decision's input but at or before the
+moment that decision was made, the event existed when the decision was made
+and would have informed it. Only late data counts: an event whose own age at
+arrival is within ``grace_ms`` (ordinary transport delay) is not regretted.
+The decision is then re-scored with that fuller
+picture (the event's content, as if it had arrived in time) and the tracker
+records whether the action would have changed: the cost of staleness,
+measured. Each decision is re-scored at most once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from operators.ids import row_id
+
+__all__ = ["REGRET_COLUMNS", "Regret", "RegretTracker"]
+
+REGRET_COLUMNS = ("regret_id", "decision_id", "source_id", "decided_at", "original_action",
+                  "revised_action", "changed", "late_event_time", "late_arrived_at",
+                  "informed_by", "model_version", "variant", "flow")
+
+
+@dataclass(slots=True)
+class _Recent:
+    decision_id: str
+    event_ms: int
+    decided_at: int
+    action: str
+    version: str
+    variant: str
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Regret:
+    decision_id: str
+    source_id: str
+    decided_at: int
+    original_action: str
+    revised_action: str
+    late_event_ms: int
+    late_arrived_at: int
+    informed_by: str
+    version: str
+    variant: str
+
+    @property
+    def changed(self) -> bool:
+        return self.original_action != self.revised_action
+
+    def row(self, flow: str) -> tuple:
+        return (row_id("regret", self.decision_id), self.decision_id, self.source_id,
+                self.decided_at, self.original_action, self.revised_action, self.changed,
+                self.late_event_ms, self.late_arrived_at, self.informed_by, self.version,
+                self.variant, flow)
+
+
+class RegretTracker:
+    """Remembers recent decisions per source and re-scores them on late data.
+
+    >>> t = RegretTracker()
+    >>> t.record("r1", "d1", event_ms=1_000, decided_at=9_000, action="hold", version="v",
+    ...          variant="control")
+    >>> [r.changed for r in t.check("r1", event_ms=8_500, now=9_500, revised_action="stop",
+    ...                               origin="file:x:2")]
+    [True]
+    >>> t.check("r1", event_ms=8_600, now=9_600, revised_action="go", origin="x")  # once only
+    []
+    """
+
+    def __init__(self, keep: int = 4, grace_ms: int = 500) -> None:
+        self.keep = keep
+        self.grace_ms = grace_ms
+        self._recent: dict[str, deque[_Recent]] = {}
+
+    def check(self, source_id: str, event_ms: int, now: int, revised_action: str,
+              origin: str) -> list[Regret]:
+        recent = self._recent.get(source_id)
+        if not recent or now - event_ms <= self.grace_ms:
+            return []
+        found = []
+        for d in recent:
+            if not d.done and d.event_ms < event_ms <= d.decided_at:
+                d.done = True
+                found.append(Regret(d.decision_id, source_id, d.decided_at, d.action,
+                                    revised_action, event_ms, now, origin, d.version,
+                                    d.variant))
+        return found
+
+    def record(self, source_id: str, decision_id: str, event_ms: int, decided_at: int,
+               action: str, version: str, variant: str) -> None:
+        recent = self._recent.get(source_id)
+        if recent is None:
+            recent = self._recent[source_id] = deque(maxlen=self.keep)
+        recent.append(_Recent(decision_id, event_ms, decided_at, action, version, variant))
+
+    def forget(self, source_id: str) -> None:
+        self._recent.pop(source_id, None)
