@@ -3,7 +3,7 @@ from __future__ import annotations
 from operators.decider import Decider, DecisionPolicy
 from operators.events import SensorEvent
 from operators.modes import ModeConfig
-from operators.records import DECISION_COLUMNS
+from operators.records import DECISION_COLUMNS, QUALITY_COLUMNS
 from operators.rules import Rule, RuleSet
 
 POLICY = DecisionPolicy(
@@ -132,3 +132,43 @@ def test_a_shard_with_no_events_still_sees_time_and_reports_silence():
     result = d.process([], tick_ms=60_000)
     assert [a.signal for a in result.alarms] == ["silence"]
     assert result.lag_ms >= 58_000
+
+
+def test_variants_split_sources_and_each_records_its_model_version():
+    from operators.models import OnlineScorer
+    from operators.variants import Variant
+
+    variants = (Variant("control", 0.5, lambda: OnlineScorer(version="lr-1")),
+                Variant("candidate", 0.5, lambda: OnlineScorer(version="lr-2")))
+    d = Decider(POLICY, replay=True, variants=variants)
+    rows = as_dicts(d.process([event(i, source=f"r{i % 20}") for i in range(200)]).decisions)
+    pairs = {(r["variant"], r["model_version"]) for r in rows}
+    assert pairs == {("control", "lr-1"), ("candidate", "lr-2")}
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["source_id"], set()).add(r["variant"])
+    assert all(len(v) == 1 for v in by_source.values())  # a source stays in its variant
+
+
+def test_outcomes_grade_the_decision_once_and_late_ones_are_counted():
+    from operators.events import OutcomeEvent
+
+    d = Decider(POLICY, replay=True, outcome_ttl_ms=1_000, quality_window_ms=100_000)
+    first = as_dicts(d.process([event(1, {"battery": 5.0})]).decisions)[0]
+    d.process([], outcomes=[OutcomeEvent(first["decision_id"], "docked", 1.0, 200)])
+    d.process([], outcomes=[OutcomeEvent(first["decision_id"], "docked", 1.0, 200)])
+    second = as_dicts(d.process([event(2, event_ms=300, arrival=320)]).decisions)[0]
+    d.process([event(3, event_ms=5_000, arrival=5_020)])            # the TTL passes
+    d.process([], outcomes=[OutcomeEvent(second["decision_id"], "fine", 0.0, 6_000)])
+    row = dict(zip(QUALITY_COLUMNS, d.flush().quality[0], strict=True))
+    assert row["labelled"] == 1 and row["outcomes_late"] == 1
+
+
+def test_slow_path_windows_emit_slow_decisions_that_confirm_or_revise():
+    d = Decider(POLICY, replay=True)
+    events = [event(i, event_ms=i * 100, arrival=i * 100 + 10) for i in range(200)]
+    rows = as_dicts(d.process(events).decisions + d.flush().decisions, slow=True)
+    slow = [r for r in rows if r["path"] == "slow"]
+    assert len(slow) >= 3
+    assert all(r["reason"].startswith("slow: risk") for r in slow)
+    assert len({r["decision_id"] for r in slow}) == len(slow)
