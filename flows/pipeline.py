@@ -71,6 +71,10 @@ class FlowSpec:
     drift: DriftConfig = field(default_factory=DriftConfig)
     slow: SlowPathConfig = field(default_factory=SlowPathConfig)
     max_bytes: int = 1 << 20
+    # Bytewax asks every stateful step for a snapshot at each epoch, recovery or not;
+    # pickling a shard (models, detectors, pending outcomes) costs ~0.1-0.4 s, so
+    # without recovery the snapshot is an empty placeholder.
+    snapshots: bool = True
 
 
 @dataclass(slots=True)
@@ -103,7 +107,8 @@ def shard_of(source_id: str, shards: int) -> int:
 
 
 class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
-    def __init__(self, decider: Decider, telemetry: Telemetry) -> None:
+    def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool) -> None:
+        self._snapshots = snapshots
         self._decider = decider
         self._telemetry = telemetry
 
@@ -141,7 +146,7 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
         return rows, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._decider)
+        return pickle.dumps(self._decider) if self._snapshots else b""
 
 
 def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | None = None,
@@ -180,13 +185,13 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                 for i, part in enumerate(parts)]
 
     def build_decider(resume: bytes | None) -> _DecideLogic:
-        if resume is not None:
+        if resume:
             decider = pickle.loads(resume)
         else:
             decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
                               freshness=spec.freshness, modes=spec.modes,
                               variants=spec.variants, drift=spec.drift, slow=spec.slow)
-        return _DecideLogic(decider, telemetry)
+        return _DecideLogic(decider, telemetry, spec.snapshots)
 
     flow = Dataflow(spec.name)
     raw = op.input("ingest", flow, source)
@@ -243,5 +248,6 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
                      telemetry: Telemetry | None = None) -> Dataflow:
     """A flow module's ``get_flow`` in one call: input, decisions, store, outputs."""
     telemetry = telemetry or Telemetry()
+    spec.snapshots = config.recovery_dir is not None
     return build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))

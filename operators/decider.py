@@ -102,6 +102,8 @@ class Decider:
         shard: str = "",
         quality_window_ms: int = 10_000,
         outcome_ttl_ms: int = 600_000,
+        max_pending_outcomes: int = 20_000,
+        learn_per_batch: int = 256,
     ) -> None:
         self.policy = policy
         self.replay = replay
@@ -114,8 +116,9 @@ class Decider:
         self.drift = DriftMonitor(drift)
         self.slow = SlowPath(slow)
         self.regrets = RegretTracker()
-        self.feedback = FeedbackLoop(ttl_ms=outcome_ttl_ms)
+        self.feedback = FeedbackLoop(ttl_ms=outcome_ttl_ms, max_pending=max_pending_outcomes)
         self.quality = QualityTracker(flow, shard, quality_window_ms)
+        self.learn_per_batch = learn_per_batch
         self._last_label_at: int | None = None
         self._slow_action = policy.slow_action or policy.model_action or "inspect"
 
@@ -289,7 +292,10 @@ class Decider:
         if modelled:
             self.drift.observe_model(modelled, decided[-1][0].event_ms, decided[-1][1])
         for variant, (rows, labels) in learn.items():
-            self.scorers[variant].learn(rows, labels)
+            # Distillation needs a sample, not every event: a fixed stride keeps the
+            # model's cost per batch bounded and the choice deterministic.
+            step = max(1, len(rows) // self.learn_per_batch)
+            self.scorers[variant].learn(rows[::step], labels[::step])
 
     def _slow_row(self, r: SlowResult, now: int, mode: str) -> tuple:
         """The slow path's decision for one closed window of one source."""
