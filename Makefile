@@ -27,7 +27,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --events 1000000
 
 clean:
 	rm -rf $(VENV) lucidstream-data .pytest_cache .mypy_cache .ruff_cache

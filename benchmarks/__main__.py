@@ -1,115 +1,145 @@
-"""Stage costs and end-to-end replay throughput, measured in one process.
+"""The benchmark suite: ``python -m benchmarks [--events 1000000]`` (``make bench``).
 
-Prints a table (and writes ``benchmarks/results.json``) with the machine noted.
-Figures are per event and as ratios against the ``orjson.loads`` baseline run
-in the same process, since the machine is shared and noisy.
-
-    python -m benchmarks [--events 200000]
+Runs every case of :mod:`benchmarks.cases` in its own process on the same
+simulator data, in the same session, and prints one table (also written to
+``benchmarks/results.json``) with the machine noted. Ratios compare cases run
+minutes apart on this shared machine, not in one process: read them with that
+in mind. Times for ``floor``, ``naive`` and ``full`` exclude process start-up;
+``kafka``, ``cluster`` and ``live`` run the CLI and include it (about 4 s).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import subprocess
+import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
-import orjson
+from benchmarks.stages import machine
 
-from flows import fleet
-from flows.config import RunConfig
-from flows.pipeline import build_flow, make_source
-from flows.simulator import FleetSimulator
-from flows.telemetry import Telemetry
-from operators.decider import Decider
-from operators.events import EventDecoder
-from operators.records import DECISION_COLUMNS, Rows
-from sinks.store import open_store
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {p: metadata.version(p) for p in ("bytewax", "river", "chdb",
-                                                  "clickhouse-connect", "numpy")}
-    return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
-            **versions}
+def run_case(case: str, store: str, **options: object) -> dict:
+    args = [sys.executable, "-m", "benchmarks.cases", case, "--store", store]
+    for key, value in options.items():
+        args += [f"--{key}", str(value)]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"case {case} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def timed(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def silent_sources_state(sources: int = 10_000) -> dict:
+    """State held for 10,000 sources that spoke and went silent, before and after
+    their retirement (5 minutes of pipeline clock)."""
+    from flows import fleet
+    from operators.decider import Decider
+    from operators.events import SensorEvent
+
+    decider = Decider(fleet.POLICY, replay=True, drift=fleet.DRIFT)
+    for i in range(120):  # past the drift warm-up, so every stream holds its detectors
+        decider.process([SensorEvent(f"s{n}", i * 1000, {"v": float(i % 7), "w": float(n)},
+                                     seq=i, arrival_ms=i * 1000 + 5) for n in range(sources)])
+    before = (len(decider.freshness.sources), decider.drift.streams)
+    decider.process([], tick_ms=120_000 + 400_000)
+    after = (len(decider.freshness.sources), decider.drift.streams)
+    return {"sources_before": before[0], "drift_streams_before": before[1],
+            "sources_after": after[0], "drift_streams_after": after[1]}
+
+
+def start_broker() -> tuple[subprocess.Popen, str]:
+    sys.path.insert(0, str(ROOT))
+    from tests.kafka_broker import start_broker as start
+
+    broker = start()
+    assert broker.process is not None
+    return broker.process, broker.bootstrap
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--live-rate", type=float, default=20_000)
+    parser.add_argument("--skip", default="", help="comma-separated cases to skip")
     args = parser.parse_args()
-    n = args.events
-    sim = FleetSimulator(robots=50, hz=100, seed=1)
-    events = []
-    tick = 0
-    while len(events) < n:
-        events += sim.tick(1_767_225_600_000 + tick * 10)
-        tick += 1
-    lines = [orjson.dumps(e) for e in events[:n]]
-    records = [(f"file:bench:{i}", line) for i, line in enumerate(lines)]
-    decoder = EventDecoder()
-    batches = [records[i:i + 2000] for i in range(0, n, 2000)]
-
-    results: dict[str, float] = {}
-    results["orjson.loads (baseline)"] = timed(lambda: [orjson.loads(x) for x in lines])
-    results["decode + validate"] = timed(lambda: [decoder.decode_batch(b) for b in batches])
-    decoded = [decoder.decode_batch(b).events for b in batches]
-
-    def decide() -> list:
-        decider = Decider(fleet.POLICY, replay=True, flow="bench")
-        return [decider.process(b).decisions for b in decoded]
-
-    results["decide (freshness, rules, model)"] = timed(decide, repeat=1)
-    decisions = [row for batch in decide() for row in batch]
-
+    n, skip = args.events, set(filter(None, args.skip.split(",")))
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.jsonl"
-        path.write_bytes(b"\n".join(lines) + b"\n")
-        store = open_store(f"chdb://{tmp}/store")
-        chunks = [decisions[i:i + 2000] for i in range(0, n, 2000)]
-        results["store insert (decisions)"] = timed(lambda: [store.insert(
-            Rows("decisions", DECISION_COLUMNS, c), dedup=False) for c in chunks], repeat=1)
-        store.command("TRUNCATE TABLE decisions")
-        config = RunConfig(store=f"chdb://{tmp}/store", input=str(path), replay=True)
+        data = Path(tmp) / "events.jsonl"
+        small = Path(tmp) / "small.jsonl"
+        for path, count in ((data, n), (small, n // 10)):
+            subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--out", str(path),
+                            "--events", str(count), "--rate", "5000", "--sources", "50"],
+                           cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
+        for case in ("floor", "naive", "full"):
+            if case not in skip:
+                results[case] = run_case(case, f"chdb://{tmp}/{case}", file=data)
+                results[case]["events"] = n
+                print(case, results[case], flush=True)
+        if "scaling" not in skip:
+            results["full_small"] = run_case("full", f"chdb://{tmp}/small", file=small)
+            results["full_small"]["events"] = n // 10
+        if not {"kafka", "cluster", "live"} <= skip:
+            process, bootstrap = start_broker()
+            try:
+                subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka",
+                                bootstrap, "--topic", "bench", "--partitions", "4",
+                                "--events", str(n)], cwd=ROOT, check=True,
+                               stderr=subprocess.DEVNULL)
+                for case in ("kafka", "cluster"):
+                    if case not in skip:
+                        results[case] = run_case(case, f"chdb://{tmp}/{case}",
+                                                 kafka=bootstrap, topic="bench")
+                        results[case]["events"] = n
+                        print(case, results[case], flush=True)
+                if "live" not in skip:
+                    results["live"] = run_case("live", f"chdb://{tmp}/live", kafka=bootstrap,
+                                               topic="live", rate=args.live_rate, events=n)
+                    results["live"]["events"] = n
+            finally:
+                process.terminate()
+    if "state" not in skip:
+        results["silent_state"] = silent_sources_state()
+    report(results, args.live_rate)
 
-        def full() -> None:
-            from bytewax.testing import run_main
 
-            run_main(build_flow(fleet.make_spec(config), make_source(config,
-                                fleet.make_generator), Telemetry()))
-
-        results["full replay flow (end to end)"] = timed(full, repeat=1)
-        store.close()
-
-    base = results["orjson.loads (baseline)"]
-    print(f"lucidstream stage costs, {n:,} fleet events; machine: {json.dumps(machine())}")
-    print(f"{'stage':36} {'us/event':>9} {'events/s':>12} {'x baseline':>11}")
-    for stage, seconds in results.items():
-        print(f"{stage:36} {seconds / n * 1e6:9.2f} {n / seconds:12,.0f} {seconds / base:11.1f}")
-    out = Path(__file__).with_name("results.json")
-    out.write_text(json.dumps({"events": n, "machine": machine(), "seconds": results},
-                              indent=2))
+def report(results: dict[str, dict], live_rate: float) -> None:
+    print(f"\nlucidstream benchmarks, {time.strftime('%Y-%m-%d')}; machine: "
+          f"{json.dumps(machine())}")
+    print(f"{'case':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
+    for case, r in results.items():
+        if "seconds" in r:
+            rate = r["events"] / r["seconds"]
+            r["events_per_s"] = round(rate)
+            print(f"{case:10} {r['events']:10,} {r['seconds']:8.1f} {rate:10,.0f} "
+                  f"{r['peak_rss_mb']:12,.0f}")
+    ratios = {}
+    def ratio(a: str, b: str) -> float | None:
+        if a in results and b in results:
+            return round(results[a]["events_per_s"] / results[b]["events_per_s"], 2)
+        return None
+    ratios["full/floor"] = ratio("full", "floor")
+    ratios["full/naive"] = ratio("full", "naive")
+    ratios["cluster/kafka"] = ratio("cluster", "kafka")
+    if "full" in results and "full_small" in results:
+        per_big = results["full"]["seconds"] / results["full"]["events"] * 1e6
+        per_small = results["full_small"]["seconds"] / results["full_small"]["events"] * 1e6
+        ratios["us/event 1M vs 100k"] = f"{per_big:.1f} vs {per_small:.1f}"
+    print("ratios:", json.dumps(ratios))
+    if "live" in results:
+        live = results["live"]
+        print(f"live at {live_rate:,.0f} events/s: event-to-decision latency p50 "
+              f"{live['p50_ms']:.0f} ms, p99 {live['p99_ms']:.0f} ms, max {live['max_ms']:.0f} ms "
+              f"over {live['decisions']:,} decisions")
+    if "silent_state" in results:
+        print("10,000 silent sources:", json.dumps(results["silent_state"]))
+    results["ratios"] = ratios  # type: ignore[assignment]
+    results["machine"] = machine()
+    Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @click.option("--emit-kafka", is_flag=True, help="also produce decisions and dead letters")
 @click.option("--decisions-topic", default="decisions", show_default=True)
 @click.option("--dead-letters-topic", default="dead-letters", show_default=True)
-@click.option("--batch", default=2000, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch", default=5000, show_default=True, type=click.IntRange(min=1),
               help="events per input batch")
 @click.option("--stop-at-end", is_flag=True, help="stop when every partition is read")
 @click.option("--recovery-dir", type=click.Path(file_okay=False),
@@ -233,7 +233,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
 @flow_option
 @workers_option
 @shards_option
-@click.option("--batch", default=2000, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch", default=5000, show_default=True, type=click.IntRange(min=1),
               help="lines per batch")
 @quiet_option
 def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: int,

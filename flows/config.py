@@ -15,7 +15,7 @@ LUCIDSTREAM_SOURCES        simulated sources (robots, sensors)         50
 LUCIDSTREAM_RATE           simulated events per second in total        5000
 LUCIDSTREAM_SEED           simulator seed                              7
 LUCIDSTREAM_SHARDS         decider shards (spread over workers)        4
-LUCIDSTREAM_BATCH          lines per input batch                       2000
+LUCIDSTREAM_BATCH          events per input batch                      5000
 LUCIDSTREAM_KAFKA          Kafka bootstrap (with INPUT=kafka)          (none)
 LUCIDSTREAM_TOPIC          sensor topic                                sensor-events
 LUCIDSTREAM_OUTCOMES_TOPIC outcome topic (read when it exists)         decision-outcomes
@@ -49,7 +49,7 @@ class RunConfig:
     rate: float = 5_000.0
     seed: int = 7
     shards: int = 4
-    batch_size: int = 2_000
+    batch_size: int = 5_000
     flow: str = "fleet"
     kafka: str | None = None
     topic: str = "sensor-events"
@@ -125,7 +125,7 @@ class RunConfig:
             rate=get("RATE", float, 5_000.0),  # type: ignore[arg-type]
             seed=get("SEED", int, 7),  # type: ignore[arg-type]
             shards=get("SHARDS", int, 4),  # type: ignore[arg-type]
-            batch_size=get("BATCH", int, 2_000),  # type: ignore[arg-type]
+            batch_size=get("BATCH", int, 5_000),  # type: ignore[arg-type]
             kafka=env.get("LUCIDSTREAM_KAFKA") or None,
             topic=str(get("TOPIC", str, "sensor-events")),
             outcomes_topic=str(get("OUTCOMES_TOPIC", str, "decision-outcomes")) or None,

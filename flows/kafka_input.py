@@ -79,6 +79,11 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             self._offset = offset + 1
         if src.stop_at_end and self._eof and not records and not alarms:
             raise StopIteration
+        if src.max_events is not None:
+            if src.taken >= src.max_events:
+                raise StopIteration
+            records = records[: src.max_events - src.taken]
+            src.taken += len(records)
         if records or alarms:
             return [RawBatch(records, alarms=alarms)]
         return []
@@ -130,6 +135,7 @@ class KafkaSource(FixedPartitionedSource[RawBatch, int]):
         batch_size: int = 2_000, stop_at_end: bool = False, start: str = "earliest",
         telemetry: Telemetry | None = None, poll_timeout_s: float = 0.05,
         health_every_s: float = 1.0, optional_topics: tuple[str, ...] = (),
+        max_events: int | None = None,
     ) -> None:
         if start not in ("earliest", "latest"):
             raise InputError(f"start={start!r}: use earliest or latest")
@@ -141,6 +147,9 @@ class KafkaSource(FixedPartitionedSource[RawBatch, int]):
         self.telemetry = telemetry
         self.poll_timeout_s = poll_timeout_s
         self.health_every_s = health_every_s
+        # Stop after this many messages in this process (all its partitions together).
+        self.max_events = max_events
+        self.taken = 0
         existing = check_broker(config)
         missing = [t for t in topics if t not in existing and t not in optional_topics]
         if missing:

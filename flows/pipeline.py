@@ -222,7 +222,8 @@ def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGen
         return KafkaSource(config.kafka_settings, topics, batch_size=config.batch_size,
                            stop_at_end=config.stop_at_end, telemetry=telemetry,
                            group_id=f"lucidstream-{config.flow}",
-                           optional_topics=(config.outcomes_topic,))
+                           optional_topics=(config.outcomes_topic,),
+                           max_events=config.events)
     if not config.simulated:
         return JSONLSource(config.input, config.batch_size)
     per_tick = config.sources  # a simulator tick is one report per source

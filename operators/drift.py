@@ -46,9 +46,11 @@ class DriftConfig:
     scores: str | None = "adwin"
     errors: str | None = "hddm_a"
     warmup: int = 100
+    block: int = 8
     freeze_run: int = 50
     debounce_ms: int = 30_000
     adwin_delta: float = 1e-4
+    adwin_clock: int = 4  # ADWIN looks for a cut every 4 updates (32 samples of blocks)
     kswin_every: int = 10
     ignore: tuple[str, ...] = ()
 
@@ -61,7 +63,7 @@ class DriftConfig:
 
 def _detector(kind: str, config: DriftConfig) -> Any:
     if kind == "adwin":
-        return drift.ADWIN(delta=config.adwin_delta)
+        return drift.ADWIN(delta=config.adwin_delta, clock=config.adwin_clock)
     if kind == "page_hinkley":
         return drift.PageHinkley(mode="both", threshold=50.0, delta=0.1, min_instances=100)
     if kind == "kswin":
@@ -73,11 +75,14 @@ def _detector(kind: str, config: DriftConfig) -> Any:
 class _Stream:
     """One watched real-valued stream: warm-up scale, detectors, frozen run."""
 
-    __slots__ = ("last", "mean", "mean_det", "n", "prev_z", "rho", "run", "sd", "values",
-                 "var_det", "varied")
+    __slots__ = ("acc_dev", "acc_z", "last", "mean", "mean_det", "n", "prev_mean", "prev_z",
+                 "rho", "run", "sd", "values", "var_det", "varied")
 
     def __init__(self) -> None:
         self.values: list[float] | None = []
+        self.acc_z = 0.0
+        self.acc_dev = 0.0
+        self.prev_mean = 0.0
         self.rho = 0.0
         self.prev_z = 0.0
         self.n = 0
@@ -158,25 +163,31 @@ class DriftMonitor:
         z = (x - s.mean) / s.sd
         if s.rho:  # prewhiten: detect on AR(1) innovations, which are close to iid
             z, s.prev_z = (z - s.rho * s.prev_z) / math.sqrt(1 - s.rho * s.rho), z
+        # Detectors see block means of ``block`` samples: a tenth of the updates, and
+        # each mean is less noisy, so a shift takes fewer (but larger) steps to find.
+        s.acc_z += z
+        s.acc_dev += min(abs(z - s.prev_mean), 8.0) if cfg.variance else 0.0
+        if (s.n - cfg.warmup) % cfg.block:
+            return
+        block_z, s.acc_z = s.acc_z / cfg.block, 0.0
+        block_dev, s.acc_dev = s.acc_dev / cfg.block, 0.0
         every = cfg.kswin_every if cfg.values == "kswin" else 1
-        if s.n % every:
+        if (s.n // cfg.block) % every:
             return
         det = s.mean_det
-        det.update(z)
+        det.update(block_z)
         if det.drift_detected:
-            self._alarm(now, event_ms, source_id, f"value:{name}", cfg.values or "", z, 0.0,
-                        {"sample": s.n, "baseline_mean": s.mean, "baseline_sd": s.sd,
-                         "autocorrelation": round(s.rho, 3),
-                         "z": round(z, 3)})
+            self._alarm(now, event_ms, source_id, f"value:{name}", cfg.values or "", block_z,
+                        0.0, {"sample": s.n, "baseline_mean": s.mean, "baseline_sd": s.sd,
+                              "autocorrelation": round(s.rho, 3), "z": round(block_z, 3)})
+        s.prev_mean = det.estimation if cfg.values == "adwin" else 0.0
         if s.var_det is not None:
-            centre = det.estimation if cfg.values == "adwin" else 0.0
             # Absolute, clipped deviation: squared deviations of skewed data are so
             # heavy-tailed that a detector on them alarms on stationary streams.
-            spread = min(abs(z - centre), 8.0)
-            s.var_det.update(spread)
+            s.var_det.update(block_dev)
             if s.var_det.drift_detected:
                 self._alarm(now, event_ms, source_id, f"variance:{name}", cfg.values or "",
-                            spread, 1.0, {"sample": s.n, "baseline_sd": s.sd})
+                            block_dev, 1.0, {"sample": s.n, "baseline_sd": s.sd})
 
     def _learn_scale(self, s: _Stream) -> None:
         """Mean, spread and lag-1 autocorrelation from the warm-up samples.

@@ -125,6 +125,12 @@ class Store:
             self._client.insert(rows.table, rows.rows, column_names=list(rows.columns),
                                 settings=settings)
 
+    def client_insert(self, table: str, rows: list[tuple]) -> None:
+        """A plain insert without column names or dedup (benchmarks, ad-hoc tables)."""
+        if rows:
+            with self._errors(f"insert into {table}"):
+                self._client.insert(table, rows)
+
     def migrate(self, ddl_dir: Path = DDL_DIR) -> list[str]:
         """Apply every statement of ``ddl_dir/*.sql`` in order; returns the files."""
         files = sorted(Path(ddl_dir).glob("*.sql"))

@@ -199,3 +199,13 @@ def test_frozen_broker_shows_within_5s_and_the_run_completes_exactly_once(tmp_pa
         assert "kafka_unreachable" in alarms and "kafka_recovered" in alarms
     finally:
         own.stop()
+
+
+def test_events_limit_stops_a_kafka_run_after_n_events(broker, tmp_path):
+    topic = topic_name("limit")
+    produce(broker.bootstrap, topic, 3_000)
+    dsn = f"chdb://{tmp_path}/store"
+    result = cli("run", "--source", "kafka", "--kafka", broker.bootstrap, "--topic", topic,
+                 "--store", dsn, "--quiet", "--events", "1000")
+    assert result.returncode == 0, result.stderr
+    assert query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE path != 'slow'") == "1000"

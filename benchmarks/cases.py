@@ -1,0 +1,211 @@
+"""One benchmark case per call, run in a fresh process: ``python -m benchmarks.cases``.
+
+Each case prints one JSON line: events, seconds, events/s and the process's
+peak RSS. The runner (``python -m benchmarks``) starts every case in its own
+process so RSS and the embedded store's one-path-per-process rule stay clean.
+
+Cases:
+  floor    file -> decode -> ClickHouse insert, nothing else (batched, by hand)
+  naive    the per-event Bytewax flow a tutorial would write: json.loads, a river
+           model and an ADWIN detector per event, a row per decision
+  full     the reference fleet flow from a file, everything on
+  kafka    the reference flow from a local Kafka-protocol broker
+  cluster  the same from Kafka as 2 processes (lucidstream run --processes 2)
+  live     simulator -> Kafka at a fixed rate with event_time = send time, flow
+           running; event-to-decision latency from the stored decisions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def floor(path: str, store: str) -> dict:
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import run_main
+
+    from flows.sources import JSONLSource
+    from operators.events import EventDecoder
+    from operators.records import Rows
+    from sinks.clickhouse import EmbeddedStoreSink
+    from sinks.store import open_store
+
+    with open_store(store) as s:
+        s.command("CREATE TABLE IF NOT EXISTS bench_events (source_id String, event_time "
+                  "DateTime64(3, 'UTC'), seq Nullable(UInt64), values Map(String, Float64)) "
+                  "ENGINE = MergeTree ORDER BY (source_id, event_time)")
+    decoder = EventDecoder()
+    columns = ("source_id", "event_time", "seq", "values")
+
+    def to_rows(batch):  # type: ignore[no-untyped-def]
+        events = decoder.decode_batch(batch.records).events
+        return ("store", Rows("bench_events", columns,
+                              [(e.source_id, e.event_ms, e.seq, e.values) for e in events]))
+
+    flow = Dataflow("floor")
+    rows = op.map("decode", op.input("in", flow, JSONLSource(path)), to_rows)
+    op.output("out", rows, EmbeddedStoreSink(store))
+    started = time.perf_counter()
+    run_main(flow)
+    return {"seconds": time.perf_counter() - started}
+
+
+def naive(path: str, store: str) -> dict:
+    import json as stdjson
+
+    import bytewax.operators as op
+    from bytewax.connectors.files import FileSource
+    from bytewax.dataflow import Dataflow
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+    from bytewax.testing import run_main
+    from river import drift, linear_model, preprocessing
+
+    from sinks.store import open_store
+
+    with open_store(store) as s:
+        s.command("CREATE TABLE IF NOT EXISTS naive_decisions (decision_id String, source_id "
+                  "String, action String, score Float64, drift Bool) ENGINE = MergeTree "
+                  "ORDER BY decision_id")
+
+    class Sink(DynamicSink):  # type: ignore[type-arg]
+        def build(self, step_id, worker_index, worker_count):  # type: ignore[no-untyped-def]
+            handle = open_store(store)
+
+            class Part(StatelessSinkPartition):  # type: ignore[type-arg]
+                def write_batch(self, items):  # type: ignore[no-untyped-def]
+                    handle.client_insert("naive_decisions", items)
+            return Part()
+
+    def parse(line):  # type: ignore[no-untyped-def]
+        try:
+            return stdjson.loads(line)
+        except ValueError:
+            return None
+
+    def decide(state, event):  # type: ignore[no-untyped-def]
+        if state is None:
+            state = (preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+                     drift.ADWIN())
+        model, detector = state
+        x = event["values"]
+        score = model.predict_proba_one(x).get(True, 0.5)
+        label = x.get("battery", 100) < 15 or x.get("obstacle_m", 10) < 0.5
+        model.learn_one(x, label)
+        detector.update(score)
+        action = "return_to_base" if x.get("battery", 100) < 15 else "continue"
+        row = (f"{event['source_id']}:{event.get('seq')}", event["source_id"], action, score,
+               detector.drift_detected)
+        return state, row
+
+    flow = Dataflow("naive")
+    lines = op.input("in", flow, FileSource(path))
+    events = op.filter_map("parse", lines, parse)
+    keyed = op.key_on("key", events, lambda e: e["source_id"])
+    rows = op.key_rm("unkey", op.stateful_map("decide", keyed, decide))
+    op.output("out", rows, Sink())
+    started = time.perf_counter()
+    run_main(flow)
+    return {"seconds": time.perf_counter() - started}
+
+
+def full_in_process(path: str, store: str) -> dict:
+    from bytewax.testing import run_main
+
+    from flows import fleet
+    from flows.config import RunConfig
+    from flows.telemetry import Telemetry
+
+    flow = fleet.get_flow(RunConfig(store=store, input=path, replay=True), Telemetry())
+    started = time.perf_counter()
+    run_main(flow)
+    return {"seconds": time.perf_counter() - started}
+
+
+def full(path: str, store: str, processes: int = 1, kafka: str | None = None,
+         topic: str | None = None) -> dict:
+    args = [sys.executable, "-m", "flows.cli", "run", "--store", store, "--quiet"]
+    if kafka:
+        args += ["--source", "kafka", "--kafka", kafka, "--topic", str(topic), "--stop-at-end"]
+    else:
+        args += ["--source", path]
+    if processes > 1:
+        args += ["--processes", str(processes)]
+    started = time.perf_counter()
+    subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return {"seconds": time.perf_counter() - started}
+
+
+def live(kafka: str, topic: str, store: str, rate: float, events: int) -> dict:
+    from sinks.kafka import ensure_topic
+
+    ensure_topic({"bootstrap.servers": kafka}, topic, 4)
+    flow = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--source", "kafka",
+                             "--kafka", kafka, "--topic", topic, "--store", store, "--quiet",
+                             "--events", str(events)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    time.sleep(8)  # let the flow start (imports, store, consumer) before producing
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka", kafka, "--topic",
+                    topic, "--events", str(events), "--rate", str(rate)], cwd=ROOT, check=True,
+                   stderr=subprocess.DEVNULL)
+    if flow.wait() != 0:
+        raise SystemExit("the live flow failed")
+    return {"seconds": time.perf_counter() - started}
+
+
+def latency(store: str) -> dict:
+    from sinks.store import open_store
+
+    with open_store(store) as s:
+        row = s.query("SELECT quantile(0.5)(age_ms), quantile(0.99)(age_ms), max(age_ms), "
+                      "count() FROM decisions WHERE path IN ('fast', 'fallback')")[1][0]
+    return {"p50_ms": row[0], "p99_ms": row[1], "max_ms": row[2], "decisions": row[3]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case")
+    parser.add_argument("--file")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--events", type=int, default=0)
+    parser.add_argument("--kafka")
+    parser.add_argument("--topic")
+    parser.add_argument("--rate", type=float, default=20_000)
+    args = parser.parse_args()
+    if args.case == "floor":
+        result = floor(args.file, args.store)
+    elif args.case == "naive":
+        result = naive(args.file, args.store)
+    elif args.case == "full":
+        result = full_in_process(args.file, args.store)
+    elif args.case == "kafka":
+        result = full(args.file, args.store, kafka=args.kafka, topic=args.topic)
+    elif args.case == "cluster":
+        result = full(args.file, args.store, processes=2, kafka=args.kafka, topic=args.topic)
+    elif args.case == "live":
+        result = live(args.kafka, args.topic, args.store, args.rate, args.events)
+        result.update(latency(args.store))
+    else:
+        raise SystemExit(f"unknown case {args.case!r}")
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # skip interpreter teardown of the embedded store
+
+
+if __name__ == "__main__":
+    main()

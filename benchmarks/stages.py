@@ -1,0 +1,116 @@
+"""Stage costs and end-to-end replay throughput, measured in one process.
+
+Prints a table (and writes ``benchmarks/results.json``) with the machine noted.
+Figures are per event and as ratios against the ``orjson.loads`` baseline run
+in the same process, since the machine is shared and noisy.
+
+    python -m benchmarks.stages [--events 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import orjson
+
+from flows import fleet
+from flows.config import RunConfig
+from flows.pipeline import build_flow, make_source
+from flows.simulator import FleetSimulator
+from flows.telemetry import Telemetry
+from operators.decider import Decider
+from operators.events import EventDecoder
+from operators.records import DECISION_COLUMNS, Rows
+from sinks.store import open_store
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {p: metadata.version(p) for p in ("bytewax", "river", "chdb",
+                                                  "clickhouse-connect", "numpy")}
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
+            **versions}
+
+
+def timed(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    n = args.events
+    sim = FleetSimulator(robots=50, hz=100, seed=1)
+    events = []
+    tick = 0
+    while len(events) < n:
+        events += sim.tick(1_767_225_600_000 + tick * 10)
+        tick += 1
+    lines = [orjson.dumps(e) for e in events[:n]]
+    records = [(f"file:bench:{i}", line) for i, line in enumerate(lines)]
+    decoder = EventDecoder()
+    batches = [records[i:i + 2000] for i in range(0, n, 2000)]
+
+    results: dict[str, float] = {}
+    results["orjson.loads (baseline)"] = timed(lambda: [orjson.loads(x) for x in lines])
+    results["decode + validate"] = timed(lambda: [decoder.decode_batch(b) for b in batches])
+    decoded = [decoder.decode_batch(b).events for b in batches]
+
+    def decide() -> list:
+        decider = Decider(fleet.POLICY, replay=True, flow="bench")
+        return [decider.process(b).decisions for b in decoded]
+
+    results["decide (freshness, rules, model)"] = timed(decide, repeat=1)
+    decisions = [row for batch in decide() for row in batch]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        store = open_store(f"chdb://{tmp}/store")
+        chunks = [decisions[i:i + 2000] for i in range(0, n, 2000)]
+        results["store insert (decisions)"] = timed(lambda: [store.insert(
+            Rows("decisions", DECISION_COLUMNS, c), dedup=False) for c in chunks], repeat=1)
+        store.command("TRUNCATE TABLE decisions")
+        config = RunConfig(store=f"chdb://{tmp}/store", input=str(path), replay=True)
+
+        def full() -> None:
+            from bytewax.testing import run_main
+
+            run_main(build_flow(fleet.make_spec(config), make_source(config,
+                                fleet.make_generator), Telemetry()))
+
+        results["full replay flow (end to end)"] = timed(full, repeat=1)
+        store.close()
+
+    base = results["orjson.loads (baseline)"]
+    print(f"lucidstream stage costs, {n:,} fleet events; machine: {json.dumps(machine())}")
+    print(f"{'stage':36} {'us/event':>9} {'events/s':>12} {'x baseline':>11}")
+    for stage, seconds in results.items():
+        print(f"{stage:36} {seconds / n * 1e6:9.2f} {n / seconds:12,.0f} {seconds / base:11.1f}")
+    out = Path(__file__).with_name("stages.json")
+    out.write_text(json.dumps({"events": n, "machine": machine(), "seconds": results},
+                              indent=2))
+
+
+if __name__ == "__main__":
+    main()
