@@ -103,7 +103,7 @@ class Decider:
         quality_window_ms: int = 10_000,
         outcome_ttl_ms: int = 600_000,
         max_pending_outcomes: int = 20_000,
-        learn_per_batch: int = 256,
+        learn_per_batch: int = 1_000,
     ) -> None:
         self.policy = policy
         self.replay = replay
@@ -136,8 +136,6 @@ class Decider:
         observe, replay = tracker.observe, self.replay
         every = tracker.config.check_every_ms
         out = BatchResult(events=len(events), mode=modes.mode)
-        if outcomes:
-            self._outcomes(outcomes, clock.now_ms())
         now = clock.now_ms()
         decided: list[tuple[SensorEvent, int, str]] = []
         for ev in events:
@@ -151,6 +149,8 @@ class Decider:
                 decided.append((ev, now, modes.mode))
         if decided:
             self._decide(decided, ingest_ns, out)
+        if outcomes:  # after the batch's decisions: an outcome never precedes its decision
+            self._outcomes(outcomes, clock.now_ms())
         if replay and tick_ms is not None:
             clock.observe(tick_ms)
         now = clock.now_ms()
@@ -199,7 +199,7 @@ class Decider:
                     self.quality.add_late_outcome(now)
                 continue
             label = outcome.label >= 0.5
-            correct = (pending.score >= 0.5) == label
+            correct = (pending.score > 0.5) == label  # an undecided 0.5 is no positive call
             errors.append(not correct)
             self.quality.add_outcome(pending.version, pending.variant, correct,
                                      (pending.score - label) ** 2, now)
