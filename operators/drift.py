@@ -136,7 +136,10 @@ class DriftMonitor:
             stream = self._streams.get(key)
             if stream is None:
                 stream = self._streams[key] = _Stream()
-            self._update(stream, source_id, name, float(x), event_ms, now)
+            x = float(x)
+            if not -1e12 <= x <= 1e12:  # as the model does: absurd magnitudes are clipped
+                x = 1e12 if x > 0 else -1e12
+            self._update(stream, source_id, name, x, event_ms, now)
 
     def _update(self, s: _Stream, source_id: str, name: str, x: float, event_ms: int,
                 now: int) -> None:

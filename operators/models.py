@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 from river import linear_model, optim, preprocessing
 
-__all__ = ["OnlineScorer"]
+__all__ = ["CLIP", "OnlineScorer"]
+
+CLIP = 1e12
 
 
 class OnlineScorer:
@@ -75,6 +77,9 @@ class OnlineScorer:
         names = self._names
         nan = np.nan
         matrix = np.array([[row.get(n, nan) for n in names] for row in rows], dtype=float)
+        # Finite but absurd values (1e308) would overflow the running variance and
+        # poison the weights; beyond +-1e12 nothing a sensor reports is still meaningful.
+        np.clip(matrix, -CLIP, CLIP, out=matrix)
         if matrix.size and np.isnan(matrix).any():
             means = self._scaler.means
             fill = np.array([means.get(n, 0.0) for n in names])
@@ -102,17 +107,20 @@ class OnlineScorer:
         scaled = matrix - means
         np.divide(scaled, stds, where=stds > 0, out=scaled)
         weights = np.array([self._model.weights.get(n, 0.0) for n in names])
-        logits = scaled @ weights + self._model.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(logits, -35.0, 35.0)))
+        with np.errstate(all="ignore"):
+            logits = scaled @ weights + self._model.intercept
+            proba = 1.0 / (1.0 + np.exp(-np.clip(logits, -35.0, 35.0)))
+        return np.nan_to_num(proba, nan=0.5)
 
     def learn(self, rows: Sequence[Mapping[str, float]], labels: Sequence[bool]) -> None:
         """Update the scaler and the model with labelled rows."""
         if not rows or not self._names:
             return
         frame = self._frame(rows)
-        self._scaler.learn_many(frame)
-        scaled = self._scaler.transform_many(frame)
-        self._model.learn_many(scaled, pd.Series(labels, dtype=bool))
+        with np.errstate(all="ignore"):
+            self._scaler.learn_many(frame)
+            scaled = self._scaler.transform_many(frame)
+            self._model.learn_many(scaled, pd.Series(labels, dtype=bool))
         self._seen += len(rows)
 
     def __repr__(self) -> str:

@@ -127,6 +127,7 @@ class SlowPath:
             return None
         names = sorted({n for v in window.values for n in v})
         matrix = np.array([[v.get(n, np.nan) for n in names] for v in window.values])
+        np.clip(matrix, -1e12, 1e12, out=matrix)  # absurd magnitudes, as the model does
         with np.errstate(all="ignore"):
             means = np.nanmean(matrix, axis=0)
         history = self._history.setdefault(source_id, _History())
@@ -146,6 +147,8 @@ class SlowPath:
         history.windows += 1
         warm = history.windows > cfg.warm_windows
         risk = math.sqrt(sum(z * z for z in zs) / len(zs)) if zs and warm else 0.0
+        if math.isnan(risk):
+            risk = 0.0
         result = SlowResult(source_id, window.start, end, len(window.values), risk,
                             risk >= cfg.risk_threshold, window.actions[-1],
                             window.last_event_ms, window.version, window.variant)

@@ -118,3 +118,34 @@ def test_outcomes_join_their_decisions_and_grade_the_model(tmp_path):
     orphans = query_scalar(dsn, "SELECT count() FROM outcomes AS o LEFT ANTI JOIN "
                                 "decisions AS d ON o.decision_id = d.decision_id")
     assert orphans == "1"
+
+
+def test_strange_but_valid_streams_are_decided_without_warnings_or_nan(tmp_path):
+    """Unicode names, 128-character IDs, 1e308 and 5e-324, mixed time formats and
+    offsets, missing seq, heartbeats and idle sources, nested extra fields."""
+    rng = random.Random(3)
+    events = []
+    for i in range(5_000):
+        values = {}
+        for _ in range(rng.randint(1, 5)):
+            name = rng.choice(["v", "temp C", "λ", "x.y", "big", "tiny", f"f{rng.randint(0, 90)}"])
+            values[name] = {"big": rng.choice([1e308, -1e308, 0.0]),
+                            "tiny": rng.choice([5e-324, -1e-300, 0.0])}.get(
+                name, rng.gauss(0, 1) * rng.choice([1, 1e6, 1e-6]))
+        event = {"source_id": rng.choice(["ü-sensor ☃", "a" * 128, "s1", "s 3"]),
+                 "event_time": rng.choice([START + i * 10, f"2026-01-01T02:00:{(i // 100) % 60:02d}"
+                                           f".{i % 1000:03d}+02:00"]), "values": values}
+        if rng.random() < 0.5:
+            event["seq"] = i
+        if rng.random() < 0.1:
+            event["kind"] = rng.choice(["heartbeat", "idle", "alarm"])
+        if rng.random() < 0.05:
+            event["extra"] = {"nested": [1, {"a": None}]}
+        events.append(event)
+    dsn = f"chdb://{tmp_path}/store"
+    result = cli("replay", str(write(tmp_path / "odd.jsonl", events)), "--store", dsn, "-q")
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    decided = sum(1 for e in events if e.get("kind") not in ("heartbeat", "idle"))
+    assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL "
+                                 "WHERE path != 'slow'")) == decided
+    assert query_scalar(dsn, "SELECT countIf(NOT isFinite(score)) FROM decisions") == "0"
