@@ -57,6 +57,8 @@ class _JSONLPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
         for number, line in enumerate(lines, first + 1):
             self._offset += len(line)
             payload = line.strip()
+            if number == 1 and payload.startswith(b"\xef\xbb\xbf"):
+                payload = payload[3:]  # a UTF-8 byte order mark marks the file, not the event
             if payload:
                 records.append((f"file:{self._path}:{number}", payload))
         self._line = first + len(lines)

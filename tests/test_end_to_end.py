@@ -133,3 +133,13 @@ def test_traffic_flow_reuses_the_parts(tmp_path):
     for folder in ("operators", "sinks"):
         for file in (ROOT / folder).glob("*.py"):
             assert "robot" not in file.read_text().lower(), file
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"source_id":"s","event_time":1767225600000,"values":{"v":1}}'
+                     b'\r\n{"source_id":"s","event_time":1767225600100,"values":{"v":2}}\r\n')
+    dsn = f"chdb://{tmp_path}/store"
+    assert cli("replay", str(path), "--store", dsn, "-q").returncode == 0
+    assert query_scalar(dsn, "SELECT count() FROM decisions WHERE path != 'slow'") == "2"
+    assert query_scalar(dsn, "SELECT count() FROM dead_letters") == "0"
