@@ -10,7 +10,6 @@ import importlib
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from flows.cluster import run_cluster
 from flows.config import RunConfig
 from flows.runner import RunReport, execute, finish_run, recovery_config
 from flows.sources import ArrivalOrder
@@ -76,7 +76,7 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         started = int(time.time() * 1000)
         if config.recovery_dir:
             recovery_config(config.recovery_dir)  # initialise once, before the processes
-        _run_cluster(processes)
+        run_cluster(processes)
         with open_store(config.store) as store:
             snap = Telemetry().snapshot()
             report = finish_run(store, flow_name, config.input, started, snap)
@@ -91,41 +91,6 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         _summary(report, config)
     finally:
         store.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _run_cluster(processes: int) -> None:
-    """Start ``processes`` copies of this command as one Bytewax cluster and wait."""
-    addresses = ";".join(f"127.0.0.1:{_free_port()}" for _ in range(processes))
-    argv, skip = [], False
-    for arg in sys.argv[1:]:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--processes", "-p"):
-            skip = True
-            continue
-        if arg.startswith("--processes="):
-            continue
-        argv.append(arg)
-    children = [subprocess.Popen([sys.executable, "-m", "flows.cli", *argv,
-                                  "--process-id", str(i), "--addresses", addresses])
-                for i in range(processes)]
-    try:
-        codes = [child.wait() for child in children]
-    except KeyboardInterrupt:
-        for child in children:
-            child.send_signal(signal.SIGINT)
-        codes = [child.wait() for child in children]
-    failed = [i for i, code in enumerate(codes) if code != 0]
-    if failed:
-        raise LucidstreamError(f"process {failed[0]} of the cluster exited with code "
-                               f"{codes[failed[0]]}; see its error above")
 
 
 def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:

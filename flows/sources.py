@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -188,7 +188,7 @@ class _SimPartition(StatefulSourcePartition[RawBatch, _SimState]):
             return None
         period = self._state.generator.period_ms
         at = (self._started + self._state.ticks * period) / 1000
-        return datetime.fromtimestamp(at, tz=timezone.utc) + timedelta(microseconds=0)
+        return datetime.fromtimestamp(at, tz=timezone.utc)
 
     def snapshot(self) -> _SimState:
         import copy

@@ -26,8 +26,8 @@ from operators.errors import ConfigError, InputError
 from operators.ids import span_id_for
 from operators.records import Rows
 
-__all__ = ["KafkaRowsSink", "check_broker", "client_config", "ensure_topic", "kafka_config",
-           "parse_opts", "produce_simulated"]
+__all__ = ["KafkaRowsSink", "check_broker", "client_config", "ensure_topic", "parse_opts",
+           "produce_simulated"]
 
 log = logging.getLogger("lucidstream.kafka")
 # librdkafka's own log lines go here instead of straight to stderr; the CLI keeps
@@ -58,12 +58,6 @@ def parse_opts(opts: list[str] | str | None) -> dict[str, str]:
                               "(for example security.protocol=SASL_SSL)")
         settings[key.strip()] = value.strip()
     return settings
-
-
-def kafka_config(bootstrap: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
-    if not bootstrap:
-        raise ConfigError("no Kafka bootstrap address; pass --kafka HOST:PORT")
-    return {"bootstrap.servers": bootstrap, **(extra or {})}
 
 
 def check_broker(config: dict[str, Any], timeout: float = 5.0) -> dict[str, int]:
