@@ -164,6 +164,8 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
 @click.option("--addresses", hidden=True)
+@click.option("--control", help="control directory for manual mode overrides "
+              "[default <store path>-control]")
 @store_option
 @flow_option
 @workers_option
@@ -174,8 +176,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool,
         decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
         recovery_dir: str | None, epoch: float, processes: int, process_id: int | None,
-        addresses: str | None, store: str | None, flow_name: str, workers: int, shards: int,
-        quiet: bool) -> None:
+        addresses: str | None, control: str | None, store: str | None, flow_name: str,
+        workers: int, shards: int, quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
     source = input_ or source
     if source not in ("sim", "kafka") and not Path(source).is_file():
@@ -186,7 +188,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        kafka_opts=parse_opts(list(kafka_opt)), stop_at_end=stop_at_end,
                        emit_kafka=emit_kafka, decisions_topic=decisions_topic,
                        dead_letters_topic=dead_letters_topic, batch_size=batch,
-                       recovery_dir=recovery_dir, epoch_s=epoch,
+                       recovery_dir=recovery_dir, epoch_s=epoch, control=control,
                        replay=False if source == "kafka" else None)
     _run(config, flow_name, workers, quiet, processes, process_id,
          addresses.split(";") if addresses else None)
@@ -308,6 +310,94 @@ def broker(port: int, host: str) -> None:
     except KeyboardInterrupt:
         child.terminate()
         child.wait()
+
+
+def parse_ttl(text: str | None) -> int | None:
+    """``90s``, ``10m``, ``2h`` or plain seconds to milliseconds."""
+    if text is None:
+        return None
+    units = {"s": 1_000, "m": 60_000, "h": 3_600_000}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1_000)
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigError(f"--ttl {text!r}: use seconds or a number with s, m or h "
+                          "(90s, 10m, 2h)") from None
+    if value <= 0:
+        raise ConfigError(f"--ttl {text!r} must be positive")
+    return int(value * unit)
+
+
+control_option = click.option("--control", help="control directory "
+                              "[env LUCIDSTREAM_CONTROL; default <store path>-control]")
+
+
+@app.group()
+def mode() -> None:
+    """Override the mode of running flows by hand (obeyed within about a second)."""
+
+
+@mode.command("set")
+@click.argument("mode_name", metavar="MODE",
+                type=click.Choice(["NORMAL", "REACTIVE_ONLY", "CONSERVATIVE"],
+                                  case_sensitive=False))
+@click.option("--reason", required=True, help="why; recorded with the transition")
+@click.option("--ttl", help="expires after this long (90s, 10m, 2h); default: until cleared")
+@click.option("--who", default=None, help="who sets it [default: your user name]")
+@store_option
+@control_option
+def mode_set(mode_name: str, reason: str, ttl: str | None, who: str | None,
+             store: str | None, control: str | None) -> None:
+    """Put MODE in force on every flow using this store, until cleared or expired."""
+    import getpass
+
+    from operators.modes import Override
+    from sinks.control import ControlFile, control_dir_for
+    from sinks.store import normalize_dsn
+
+    ttl_ms = parse_ttl(ttl)
+    until = None if ttl_ms is None else time.time_ns() // 1_000_000 + ttl_ms
+    override = Override(mode_name.upper(), reason, who or getpass.getuser(), until)
+    directory = control_dir_for(normalize_dsn(store), control)
+    ControlFile(directory).set(override)
+    expiry = "until cleared" if ttl is None else f"for {ttl}"
+    print(f"mode {override.mode} set by {override.who} {expiry}: {reason} ({directory})")
+
+
+@mode.command("clear")
+@click.option("--who", default=None, help="who clears it [default: your user name]")
+@store_option
+@control_option
+def mode_clear(who: str | None, store: str | None, control: str | None) -> None:
+    """Remove the override: flows return to their automatic mode."""
+    import getpass
+
+    from sinks.control import ControlFile, control_dir_for
+    from sinks.store import normalize_dsn
+
+    directory = control_dir_for(normalize_dsn(store), control)
+    ControlFile(directory).clear(who or getpass.getuser())
+    print(f"override cleared ({directory})")
+
+
+@mode.command("show")
+@store_option
+@control_option
+def mode_show(store: str | None, control: str | None) -> None:
+    """Show the override in force, if any."""
+    from sinks.control import ControlFile, control_dir_for
+    from sinks.store import normalize_dsn
+
+    directory = control_dir_for(normalize_dsn(store), control)
+    override, _ = ControlFile(directory).read()
+    if override is None:
+        print("no override: flows run in their automatic mode")
+        return
+    expiry = "until cleared" if override.until_ms is None else \
+        f"until {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(override.until_ms / 1000))} UTC"
+    expired = override.until_ms is not None and override.until_ms <= time.time() * 1000
+    print(f"override {override.mode} by {override.who} {expiry}"
+          f"{' (expired)' if expired else ''}: {override.reason}")
 
 
 @app.command()

@@ -23,6 +23,7 @@ LUCIDSTREAM_KAFKA_OPTS     librdkafka settings, ``k=v;k=v``            (none)
 LUCIDSTREAM_STOP_AT_END    1: stop when every partition is read        0
 LUCIDSTREAM_EMIT_KAFKA     1: also produce decisions and dead letters  0
 LUCIDSTREAM_RECOVERY_DIR   Bytewax recovery directory                  (off)
+LUCIDSTREAM_CONTROL        control directory (manual mode override)    <store>-control
 =========================  ==========================================  ==================
 """
 
@@ -61,6 +62,7 @@ class RunConfig:
     dead_letters_topic: str = "dead-letters"
     recovery_dir: str | None = None
     epoch_s: float = 2.0
+    control: str | None = None
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)

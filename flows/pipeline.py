@@ -51,6 +51,7 @@ from operators.regret import REGRET_COLUMNS
 from operators.slowpath import SlowPathConfig
 from operators.variants import Variant
 from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
+from sinks.control import ControlFile, control_dir_for
 
 __all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
            "make_source", "shard_of"]
@@ -75,6 +76,7 @@ class FlowSpec:
     # pickling a shard (models, detectors, pending outcomes) costs ~0.1-0.4 s, so
     # without recovery the snapshot is an empty placeholder.
     snapshots: bool = True
+    control: str | None = None  # directory of the control file (manual mode override)
 
 
 @dataclass(slots=True)
@@ -107,14 +109,21 @@ def shard_of(source_id: str, shards: int) -> int:
 
 
 class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
-    def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool) -> None:
+    def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool,
+                 control: ControlFile | None) -> None:
         self._snapshots = snapshots
+        self._control = control
         self._decider = decider
         self._telemetry = telemetry
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Rows], bool]:
         decider, flow = self._decider, self._decider.flow
         out: list[Rows] = []
+        if self._control is not None and values:
+            changed, override = self._control.poll()
+            changes = decider.control(changed, override, self._control.cleared_by)
+            if changes:
+                out.append(mode_change_rows(changes, values[0].shard, flow))
         for batch in values:
             if decider.quality.shard != batch.shard:
                 decider.quality.shard = batch.shard
@@ -191,7 +200,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
             decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
                               freshness=spec.freshness, modes=spec.modes,
                               variants=spec.variants, drift=spec.drift, slow=spec.slow)
-        return _DecideLogic(decider, telemetry, spec.snapshots)
+        control = ControlFile(spec.control) if spec.control else None
+        return _DecideLogic(decider, telemetry, spec.snapshots, control)
 
     flow = Dataflow(spec.name)
     raw = op.input("ingest", flow, source)
@@ -250,5 +260,6 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     """A flow module's ``get_flow`` in one call: input, decisions, store, outputs."""
     telemetry = telemetry or Telemetry()
     spec.snapshots = config.recovery_dir is not None
+    spec.control = str(control_dir_for(str(config.store), config.control))
     return build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))

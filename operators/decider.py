@@ -25,7 +25,7 @@ from operators.events import OutcomeEvent, SensorEvent
 from operators.feedback import FeedbackLoop, Pending
 from operators.freshness import FreshnessConfig, FreshnessTracker
 from operators.ids import decision_id, parse_traceparent, trace_id_for
-from operators.modes import CONSERVATIVE, NORMAL, ModeChange, ModeConfig, ModeMachine
+from operators.modes import CONSERVATIVE, NORMAL, ModeChange, ModeConfig, ModeMachine, Override
 from operators.quality import QualityTracker
 from operators.regret import RegretTracker
 from operators.rules import RuleSet
@@ -166,6 +166,25 @@ class Decider:
         out.quality = self.quality.close(now)
         out.now_ms, out.mode = now, modes.mode
         return out
+
+    def control(self, changed: bool, override: Override | None, who: str = ""
+                ) -> list[ModeChange]:
+        """Apply a manual override read from the control channel, and expire an old one."""
+        now, wall = self.clock.now_ms(), time.time_ns() // 1_000_000
+        changes = []
+        if changed:
+            if override is None:
+                change = self.modes.clear_override(now, who=who or "control file")
+            elif override != self.modes.override:
+                change = self.modes.set_override(override, now)
+            else:
+                change = None
+            if change is not None:
+                changes.append(change)
+        expired = self.modes.expire(now, wall)
+        if expired is not None:
+            changes.append(expired)
+        return changes
 
     def flush(self) -> BatchResult:
         """End of input: close open slow windows and the open quality window."""

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 
@@ -15,8 +11,9 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from tests.conftest import ROOT, cli, query_scalar
+from tests.conftest import cli, query_scalar
 from tests.kafka_broker import free_port, shared_broker, start_broker
+from tests.watch import Watched
 
 pytestmark = pytest.mark.kafka
 
@@ -103,43 +100,6 @@ def test_missing_topic_is_a_clear_error(broker, tmp_path):
     result = cli("run", "--source", "kafka", "--kafka", broker.bootstrap, "--topic",
                  "no-such-topic", "--store", f"chdb://{tmp_path}/s")
     assert result.returncode == 1 and "does not exist" in result.stderr
-
-
-class Watched:
-    """A CLI run in the background whose progress lines we read as they come."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "LUCIDSTREAM_PROGRESS_S": "0.2"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=ROOT,
-                                     env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        self.lines: list[tuple[float, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append((time.monotonic(), line.rstrip()))
-
-    def events(self) -> int:
-        for _, line in reversed(self.lines):
-            m = re.match(r"events ([\d,]+)", line)
-            if m:
-                return int(m.group(1).replace(",", ""))
-        return 0
-
-    def wait_for(self, predicate, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert self.proc.poll() is None, "\n".join(line for _, line in self.lines[-20:])
-            assert time.monotonic() < deadline, "timed out"
-            time.sleep(0.05)
-
-    def finish(self, timeout: float = 240) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
 
 
 def test_sigkill_twice_then_restart_decides_every_event_exactly_once(broker, tmp_path):

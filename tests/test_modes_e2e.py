@@ -1,0 +1,37 @@
+"""A manual override reaches a running flow through the control file."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import cli, query_scalar
+from tests.watch import Watched
+
+
+def test_override_is_obeyed_within_2s_recorded_and_cleared(tmp_path):
+    dsn = f"chdb://{tmp_path}/store"
+    run = Watched("run", "--duration", "14", "--rate", "2000", "--store", dsn)
+    run.wait_for(lambda: run.events() > 2_000)
+    assert cli("mode", "set", "CONSERVATIVE", "--reason", "storm drill", "--who", "ops",
+               "--store", dsn).returncode == 0
+    set_at = time.time() * 1000
+    time.sleep(4)
+    assert cli("mode", "clear", "--who", "ops", "--store", dsn).returncode == 0
+    cleared_at = time.time() * 1000
+    assert run.finish() == 0, "\n".join(line for _, line in run.lines[-10:])
+
+    changes = query_scalar(dsn, "SELECT countIf(to_mode = 'CONSERVATIVE'), "
+                                "countIf(to_mode = 'NORMAL') FROM mode_changes FINAL "
+                                "WHERE trigger = 'override' AND reason LIKE '%ops%'")
+    assert changes == "4,4"  # every shard, in and out
+    first, last = query_scalar(dsn, "SELECT toUnixTimestamp64Milli(min(decided_at)), "
+                                    "toUnixTimestamp64Milli(max(decided_at)) FROM decisions "
+                                    "FINAL WHERE mode = 'CONSERVATIVE'").split(",")
+    assert 0 <= int(first) - set_at <= 2_000
+    assert int(last) - cleared_at + 4_000 >= 0 and int(last) - cleared_at <= 2_000
+    executed = query_scalar(dsn, "SELECT count() FROM decisions FINAL "
+                                 "WHERE mode = 'CONSERVATIVE' AND NOT escalated")
+    assert executed == "0"  # nothing acted on autonomously while the override held
+    after = query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE mode = 'NORMAL' "
+                              f"AND toUnixTimestamp64Milli(decided_at) > {cleared_at + 2_000}")
+    assert int(after) > 0
