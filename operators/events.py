@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
 import orjson
@@ -40,6 +40,8 @@ MAX_KIND = 64
 # are almost always microseconds or nanoseconds sent by mistake.
 MAX_EPOCH_MS = 100_000_000_000_000
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
 Payload = Union[bytes, str, dict, None]  # noqa: UP007 - a runtime alias on Python 3.10
 # (origin, payload) or (origin, payload, W3C traceparent header)
 Record = Union[tuple[str, Payload], tuple[str, Payload, str | None]]  # noqa: UP007
@@ -117,7 +119,7 @@ def parse_time_ms(value: Any, name: str = "event_time") -> int:
             raise _Invalid(f"bad_time: {name}={value[:64]!r} is not RFC 3339") from None
         if parsed.tzinfo is None:
             raise _Invalid(f"bad_time: {name}={value[:64]!r} has no UTC offset")
-        return int(parsed.timestamp() * 1000)
+        return (parsed - _EPOCH) // _MS  # exact: float timestamps can lose a millisecond
     raise _Invalid(f"bad_type: {name} must be RFC 3339 text or epoch ms, got {kind.__name__}")
 
 

@@ -105,3 +105,14 @@ def test_decoder_never_raises_on_arbitrary_objects(obj):
     result = decoder.decode("fuzz", orjson.dumps(obj))
     if isinstance(result, SensorEvent):
         assert result.values and all(math.isfinite(v) for v in result.values.values())
+
+
+def test_rfc3339_milliseconds_are_exact():
+    from datetime import datetime, timedelta, timezone
+
+    from operators.events import parse_time_ms
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for ms in range(0, 100_000, 7):
+        text = (start + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
+        assert parse_time_ms(text) == 1_767_225_600_000 + ms
