@@ -35,6 +35,7 @@ from flows.telemetry import Telemetry
 from operators.clock import WallClock
 from operators.decider import Decider, DecisionPolicy
 from operators.drift import DriftConfig
+from operators.escalation import ESCALATION_COLUMNS
 from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.freshness import FreshnessConfig
 from operators.modes import ModeConfig
@@ -139,6 +140,8 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
                 out.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
             if result.regrets:
                 out.append(Rows("regrets", REGRET_COLUMNS, result.regrets))
+            if result.escalations:
+                out.append(Rows("escalations", ESCALATION_COLUMNS, result.escalations))
             self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
                                 escalated=result.escalated, alarms=len(result.alarms))
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
@@ -152,6 +155,8 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
             rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
         if result.quality:
             rows.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
+        if result.escalations:
+            rows.append(Rows("escalations", ESCALATION_COLUMNS, result.escalations))
         return rows, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from operators.alarms import Alarm
 from operators.clock import ReplayClock, WallClock, make_clock
 from operators.drift import DriftConfig, DriftMonitor
+from operators.escalation import EscalationQueue
 from operators.events import OutcomeEvent, SensorEvent
 from operators.feedback import FeedbackLoop, Pending
 from operators.freshness import FreshnessConfig, FreshnessTracker
@@ -51,6 +52,7 @@ class DecisionPolicy:
     fallback_action: str = "hold"
     on_stale: str = "fallback"
     slow_action: str | None = None  # what a risky slow window revises to (None: model_action)
+    response_sla_ms: int = 60_000  # how long an escalated decision may wait for a person
 
     def __post_init__(self) -> None:
         if self.on_stale not in STALE_POLICIES:
@@ -68,6 +70,7 @@ class BatchResult:
     mode_changes: list[ModeChange] = field(default_factory=list)
     quality: list[tuple] = field(default_factory=list)
     regrets: list[tuple] = field(default_factory=list)
+    escalations: list[tuple] = field(default_factory=list)
     events: int = 0
     stale: int = 0
     escalated: int = 0
@@ -118,6 +121,7 @@ class Decider:
         self.regrets = RegretTracker()
         self.feedback = FeedbackLoop(ttl_ms=outcome_ttl_ms, max_pending=max_pending_outcomes)
         self.quality = QualityTracker(flow, shard, quality_window_ms)
+        self.escalations = EscalationQueue(flow)
         self.learn_per_batch = learn_per_batch
         self._last_label_at: int | None = None
         self._slow_action = policy.slow_action or policy.model_action or "inspect"
@@ -190,7 +194,7 @@ class Decider:
         """End of input: close open slow windows and the open quality window."""
         out = BatchResult(mode=self.modes.mode, now_ms=self.clock.now_ms())
         for result in self.slow.close(2**62):
-            out.decisions.append(self._slow_row(result, out.now_ms, self.modes.mode))
+            out.decisions.append(self._slow_row(result, out.now_ms, self.modes.mode, out))
         self.quality.add_decisions(out.decisions, 0, out.now_ms)
         out.quality = self.quality.close(out.now_ms, force=True)
         return out
@@ -204,8 +208,9 @@ class Decider:
             out.mode_changes.append(change)
         mode = self.modes.mode
         for result in self.slow.close(now):
-            out.decisions.append(self._slow_row(result, now, mode))
+            out.decisions.append(self._slow_row(result, now, mode, out))
         self.feedback.expire(now)
+        out.escalations += self.escalations.breaches(now)
 
     def _outcomes(self, outcomes: Sequence[OutcomeEvent], now: int) -> None:
         """Grade and teach the model with outcomes whose decision this shard made."""
@@ -288,6 +293,10 @@ class Decider:
                 score, None if score is None else max(score, 1.0 - score), version, variant,
                 mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow, ev.origin,
             ))
+            if escalated:  # a person decides; the action waits in the queue
+                out.escalations.append(self.escalations.open(
+                    did, ev.source_id, decision_type, action, reason, mode, now,
+                    policy.response_sla_ms))
             for regret in regrets.check(ev.source_id, ev.event_ms, now, content, ev.origin):
                 out.regrets.append(regret.row(flow))
                 self.quality.add_regret(regret.version, regret.variant, regret.changed, now)
@@ -301,7 +310,7 @@ class Decider:
             if mode == NORMAL:
                 for result in slow.add(ev.source_id, ev.event_ms, values, action, version,
                                        variant):
-                    decisions.append(self._slow_row(result, now, mode))
+                    decisions.append(self._slow_row(result, now, mode, out))
         out.stale += stale_count
         out.escalated += escalated_count
         watch = self.drift.observe
@@ -316,7 +325,7 @@ class Decider:
             step = max(1, len(rows) // self.learn_per_batch)
             self.scorers[variant].learn(rows[::step], labels[::step])
 
-    def _slow_row(self, r: SlowResult, now: int, mode: str) -> tuple:
+    def _slow_row(self, r: SlowResult, now: int, mode: str, out: BatchResult) -> tuple:
         """The slow path's decision for one closed window of one source."""
         policy = self.policy
         action = self._slow_action if r.revised else r.fast_action
@@ -328,6 +337,10 @@ class Decider:
         reason = (f"slow: risk {r.risk:.2f} over {r.events} events {verdict} fast "
                   f"{r.fast_action}")
         self.quality.add_agreement(r.version, r.variant, action == r.fast_action, now)
+        if mode == CONSERVATIVE:
+            out.escalations.append(self.escalations.open(
+                did, r.source_id, policy.decision_type, action, reason, mode, now,
+                policy.response_sla_ms))
         return (did, trace_id_for(did), r.source_id, policy.decision_type, "slow", action,
                 round(r.risk, 6), None, "slow-risk-1", r.variant, mode, r.last_event_ms, now,
                 age, fresh, 0.0, mode == CONSERVATIVE, reason, self.flow,

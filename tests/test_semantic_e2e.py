@@ -149,3 +149,34 @@ def test_strange_but_valid_streams_are_decided_without_warnings_or_nan(tmp_path)
     assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL "
                                  "WHERE path != 'slow'")) == decided
     assert query_scalar(dsn, "SELECT countIf(NOT isFinite(score)) FROM decisions") == "0"
+
+
+def test_conservative_backlog_fills_the_escalation_queue_and_records_breaches(tmp_path):
+    clean = tmp_path / "clean.jsonl"
+    assert cli("simulate", "--out", str(clean), "--events", "40000", "--sources", "20",
+               "--rate", "200").returncode == 0  # 200 s of simulated time
+    events = [json.loads(line) for line in clean.read_text().splitlines()]
+    start = events[0]["event_time"]
+    lines, held = [], []
+    for e in events:  # every robot is cut off from 40 s to 90 s; the backlog lands at once
+        if 40_000 <= e["event_time"] - start < 90_000:
+            held.append(e)
+            continue
+        if e["event_time"] - start >= 90_000 and held:
+            for h in held:
+                h["arrival_time"] = e["arrival_time"]
+                lines.append(h)
+            held = []
+        lines.append(e)
+    dsn = f"chdb://{tmp_path}/store"
+    assert cli("replay", str(write(tmp_path / "b.jsonl", lines)), "--store", dsn,
+               "-q").returncode == 0
+    escalated = int(query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE escalated"))
+    assert escalated > 0
+    assert int(query_scalar(dsn, "SELECT count() FROM escalations FINAL")) == escalated
+    breached, early = query_scalar(dsn, "SELECT countIf(status = 'breached'), "
+                                        "countIf(due_at < created_at) FROM escalations FINAL"
+                                   ).split(",")
+    assert int(breached) > 0 and early == "0"
+    assert query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE mode = 'CONSERVATIVE' "
+                             "AND NOT escalated") == "0"

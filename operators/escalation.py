@@ -1,0 +1,64 @@
+"""The human escalation queue: escalated decisions wait for a person, with a clock.
+
+Every escalated decision (CONSERVATIVE mode, or a stale decision under the
+``escalate`` policy) opens an escalation with a response SLA per decision
+type. The queue watches the pipeline clock and records a breach once when an
+escalation is still open at its due time. Rows are versioned (open 0, breached 1,
+answered 2) in a ReplacingMergeTree, so the latest state of each wins and a
+replay writes the same rows.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from operators.ids import row_id
+
+__all__ = ["ESCALATION_COLUMNS", "EscalationQueue"]
+
+ESCALATION_COLUMNS = ("escalation_id", "decision_id", "source_id", "decision_type", "action",
+                      "reason", "mode", "created_at", "due_at", "status", "responder",
+                      "responded_at", "version", "flow")
+OPEN, BREACHED = 0, 1
+
+
+class EscalationQueue:
+    """Open escalations of one shard, oldest first, bounded.
+
+    >>> q = EscalationQueue(flow="f")
+    >>> row = q.open("d1", "r1", "motion", "stop", "mode CONSERVATIVE", "CONSERVATIVE",
+    ...              now=1_000, sla_ms=5_000)
+    >>> row[9], row[8]                       # status, due_at
+    ('pending', 6000)
+    >>> q.breaches(now=5_999), [r[9] for r in q.breaches(now=6_000)]
+    ([], ['breached'])
+    """
+
+    def __init__(self, flow: str, max_open: int = 100_000) -> None:
+        self.flow = flow
+        self.max_open = max_open
+        self._open: OrderedDict[str, tuple] = OrderedDict()
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def open(self, decision_id: str, source_id: str, decision_type: str, action: str,
+             reason: str, mode: str, now: int, sla_ms: int) -> tuple:
+        row = (row_id("escalation", decision_id), decision_id, source_id, decision_type,
+               action, reason, mode, now, now + sla_ms, "pending", "", None, OPEN, self.flow)
+        self._open[decision_id] = row
+        if len(self._open) > self.max_open:
+            self._open.popitem(last=False)  # the oldest is long breached already
+        return row
+
+    def breaches(self, now: int) -> list[tuple]:
+        """Escalations still open at their due time: each is reported once."""
+        rows = []
+        while self._open:
+            decision_id, row = next(iter(self._open.items()))
+            if row[8] > now:
+                break
+            del self._open[decision_id]
+            rows.append((*row[:9], "breached", "", None, BREACHED, self.flow))
+        return rows
