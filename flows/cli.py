@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
@@ -398,6 +399,84 @@ def mode_show(store: str | None, control: str | None) -> None:
     expired = override.until_ms is not None and override.until_ms <= time.time() * 1000
     print(f"override {override.mode} by {override.who} {expiry}"
           f"{' (expired)' if expired else ''}: {override.reason}")
+
+
+@app.group()
+def escalations() -> None:
+    """The human escalation queue: list open escalations, approve or reject them."""
+
+
+@escalations.command("list")
+@click.option("--status", default="pending", show_default=True,
+              type=click.Choice(["pending", "breached", "approved", "rejected", "all"]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@store_option
+def escalations_list(status: str, limit: int, store: str | None) -> None:
+    """Escalations in their latest state, oldest first."""
+    where = "" if status == "all" else f"WHERE status = '{status}'"
+    with open_store(store) as handle:
+        columns, rows = handle.query(
+            "SELECT escalation_id, decision_id, source_id, action, status, created_at, due_at, "
+            f"responder FROM escalations FINAL {where} ORDER BY created_at LIMIT {limit}",
+            read_only=True)
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+def _answer(escalation_id: str, status: str, who: str | None, store: str | None) -> None:
+    import getpass
+
+    from operators.escalation import ESCALATION_COLUMNS
+    from operators.records import Rows
+
+    responder = who or getpass.getuser()
+    with open_store(store) as handle:
+        found = handle.query("SELECT * FROM escalations FINAL WHERE escalation_id = "
+                             "{id:String} OR decision_id = {id:String}",
+                             parameters={"id": escalation_id})[1]
+        if not found:
+            raise InputError(f"no escalation {escalation_id!r}; see: lucidstream escalations "
+                             "list --status all")
+        row = dict(zip(ESCALATION_COLUMNS, found[0], strict=True))
+        if row["status"] in ("approved", "rejected"):
+            if row["status"] == status:
+                print(f"escalation {row['escalation_id']} was already {status} by "
+                      f"{row['responder']}")
+                return
+            raise InputError(f"escalation {row['escalation_id']} was already "
+                             f"{row['status']} by {row['responder']}; answers are final")
+        answer = [row[c] for c in ESCALATION_COLUMNS]
+        answer[ESCALATION_COLUMNS.index("status")] = status
+        answer[ESCALATION_COLUMNS.index("responder")] = responder
+        answer[ESCALATION_COLUMNS.index("responded_at")] = time.time_ns() // 1_000_000
+        answer[ESCALATION_COLUMNS.index("version")] = 2
+        for name in ("created_at", "due_at"):  # read back as UTC datetimes: write epoch ms
+            value = answer[ESCALATION_COLUMNS.index(name)]
+            if isinstance(value, datetime):
+                aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+                answer[ESCALATION_COLUMNS.index(name)] = round(aware.timestamp() * 1000)
+        handle.insert(Rows("escalations", ESCALATION_COLUMNS, [tuple(answer)]), dedup=False)
+    print(f"escalation {row['escalation_id']} {status} by {responder}")
+
+
+@escalations.command("approve")
+@click.argument("escalation_id")
+@click.option("--who", default=None, help="who answers [default: your user name]")
+@store_option
+def escalations_approve(escalation_id: str, who: str | None, store: str | None) -> None:
+    """Approve ESCALATION_ID (or its decision ID): the action may be executed."""
+    _answer(escalation_id, "approved", who, store)
+
+
+@escalations.command("reject")
+@click.argument("escalation_id")
+@click.option("--who", default=None, help="who answers [default: your user name]")
+@store_option
+def escalations_reject(escalation_id: str, who: str | None, store: str | None) -> None:
+    """Reject ESCALATION_ID (or its decision ID): the action is not executed."""
+    _answer(escalation_id, "rejected", who, store)
 
 
 @app.command()

@@ -180,3 +180,16 @@ def test_conservative_backlog_fills_the_escalation_queue_and_records_breaches(tm
     assert int(breached) > 0 and early == "0"
     assert query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE mode = 'CONSERVATIVE' "
                              "AND NOT escalated") == "0"
+
+    first = query_scalar(dsn, "SELECT escalation_id FROM escalations FINAL "
+                              "ORDER BY created_at, escalation_id LIMIT 1")
+    created = query_scalar(dsn, f"SELECT created_at FROM escalations FINAL "
+                                f"WHERE escalation_id = '{first}'")
+    assert cli("escalations", "approve", first, "--who", "alice", "--store", dsn).returncode == 0
+    again = cli("escalations", "approve", first, "--who", "alice", "--store", dsn)
+    assert again.returncode == 0 and "already approved" in again.stdout  # idempotent
+    refused = cli("escalations", "reject", first, "--store", dsn)
+    assert refused.returncode == 1 and "answers are final" in refused.stderr
+    state = query_scalar(dsn, "SELECT status, responder, created_at FROM escalations FINAL "
+                              f"WHERE escalation_id = '{first}'")
+    assert state == f"approved,alice,{created}"
