@@ -26,6 +26,7 @@ from rich.table import Table
 from flows.cluster import run_cluster
 from flows.config import RunConfig
 from flows.runner import RunReport, execute, finish_run, recovery_config
+from flows.simulator import START_MS
 from flows.sources import ArrivalOrder
 from flows.telemetry import Telemetry
 from operators.errors import ConfigError, InputError, LucidstreamError
@@ -262,13 +263,14 @@ def simulate(out_file: Path | None, kafka: str | None, topic: str, partitions: i
     generated = 0
     with handle:
         while written < events:
-            base = 1_767_225_600_000 + int(tick * generator.period_ms)
+            base = START_MS + int(tick * generator.period_ms)
             tick += 1
-            batch = generator.tick(base)[: events - generated] if generated < events else []
+            batch = generator.tick(base)[: events - generated]
             generated += len(batch)
-            ready = order.push(batch, base) if generated < events else \
-                order.push(batch, base) + order.drain()
-            for event in ready[: events - written]:
+            ready = order.push(batch, base)
+            if generated == events:
+                ready += order.drain()
+            for event in ready:
                 handle.write(orjson.dumps(event) + b"\n")
                 written += 1
     err.print(f"wrote {written:,} events from {sources} sources to {out_file} "

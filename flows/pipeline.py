@@ -33,7 +33,7 @@ from flows.config import RunConfig
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
 from operators.clock import WallClock
-from operators.decider import Decider, DecisionPolicy
+from operators.decider import BatchResult, Decider, DecisionPolicy
 from operators.drift import DriftConfig
 from operators.escalation import ESCALATION_COLUMNS
 from operators.events import EventDecoder, OutcomeEvent, SensorEvent
@@ -109,6 +109,24 @@ def shard_of(source_id: str, shards: int) -> int:
     return zlib.crc32(source_id.encode()) % shards
 
 
+def _result_rows(result: BatchResult, shard: str, flow: str) -> list[Rows]:
+    """One :class:`Rows` per table that a decider's batch result has rows for."""
+    rows = []
+    if result.decisions:
+        rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
+    if result.alarms:
+        rows.append(alarm_rows(result.alarms, flow))
+    if result.mode_changes:
+        rows.append(mode_change_rows(result.mode_changes, shard, flow))
+    if result.quality:
+        rows.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
+    if result.regrets:
+        rows.append(Rows("regrets", REGRET_COLUMNS, result.regrets))
+    if result.escalations:
+        rows.append(Rows("escalations", ESCALATION_COLUMNS, result.escalations))
+    return rows
+
+
 class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool,
                  control: ControlFile | None) -> None:
@@ -130,18 +148,7 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
                 decider.quality.shard = batch.shard
             result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns,
                                      batch.outcomes)
-            if result.decisions:
-                out.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
-            if result.alarms:
-                out.append(alarm_rows(result.alarms, flow))
-            if result.mode_changes:
-                out.append(mode_change_rows(result.mode_changes, batch.shard, flow))
-            if result.quality:
-                out.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
-            if result.regrets:
-                out.append(Rows("regrets", REGRET_COLUMNS, result.regrets))
-            if result.escalations:
-                out.append(Rows("escalations", ESCALATION_COLUMNS, result.escalations))
+            out += _result_rows(result, batch.shard, flow)
             self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
                                 escalated=result.escalated, alarms=len(result.alarms))
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
@@ -150,14 +157,8 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def on_eof(self) -> tuple[Iterable[Rows], bool]:
         result = self._decider.flush()
         self._telemetry.add(decisions=len(result.decisions))
-        rows = []
-        if result.decisions:
-            rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
-        if result.quality:
-            rows.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
-        if result.escalations:
-            rows.append(Rows("escalations", ESCALATION_COLUMNS, result.escalations))
-        return rows, StatefulBatchLogic.RETAIN
+        return _result_rows(result, self._decider.quality.shard, self._decider.flow), \
+            StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self._decider) if self._snapshots else b""

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from flows.simulator import START_MS
 from operators.alarms import Alarm
 from operators.errors import InputError
 
@@ -208,7 +209,7 @@ class SimulatorSource(FixedPartitionedSource[RawBatch, _SimState]):
     def __init__(
         self, make_generator: Callable[[], TickGenerator], live: bool,
         events: int | None = None, duration_s: float | None = None,
-        start_ms: int = 1_767_225_600_000, max_ticks_per_batch: int = 40,
+        start_ms: int = START_MS, max_ticks_per_batch: int = 40,
     ) -> None:
         self.make_generator = make_generator
         self.live = live

@@ -16,6 +16,7 @@ from operators.alarms import Alarm
 from operators.events import DeadLetter, OutcomeEvent
 from operators.ids import row_id
 from operators.modes import ModeChange
+from operators.quality import QUALITY_COLUMNS
 
 __all__ = [
     "ALARM_COLUMNS",
@@ -45,8 +46,6 @@ OUTCOME_COLUMNS = ("decision_id", "outcome", "label", "event_time", "received_at
 MODE_CHANGE_COLUMNS = ("change_id", "at", "from_mode", "to_mode", "reason", "trigger", "values",
                        "scope", "flow")
 
-
-from operators.quality import QUALITY_COLUMNS  # noqa: E402 - re-exported with the others
 
 
 @dataclass(slots=True)

@@ -89,6 +89,17 @@ def ensure_topic(config: dict[str, Any], topic: str, partitions: int = 1) -> int
     return partitions
 
 
+def produce(producer: Producer, topic: str, value: bytes, key: bytes | None, headers: Any,
+            on_delivery: Any) -> None:
+    """Produce one message, waiting while librdkafka's local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:  # local queue full: let it drain, then retry
+            producer.poll(0.1)
+
+
 class _Ticks(Protocol):
     period_ms: float
 
@@ -111,14 +122,8 @@ def produce_simulated(config: dict[str, Any], topic: str, generator: _Ticks, eve
         for event in generator.tick(0)[: events - sent]:
             event.pop("arrival_time", None)
             event["event_time"] = time.time_ns() // 1_000_000
-            value = orjson.dumps(event)
-            while True:
-                try:
-                    producer.produce(topic, value, event["source_id"].encode(),
-                                     on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce(producer, topic, orjson.dumps(event), event["source_id"].encode(), None,
+                    on_delivery)
             sent += 1
         producer.poll(0)
         if rate > 0:
@@ -158,20 +163,12 @@ class _ProducerPartition(StatelessSinkPartition[Rows]):
                     span = span_id_for(record["decision_id"])
                     headers = [("traceparent", f"00-{record['trace_id']}-{span}-01".encode())]
                 key = str(row[key_at]).encode() if key_at is not None else None
-                self._produce(topic, orjson.dumps(record), key, headers)
+                produce(self._producer, topic, orjson.dumps(record), key, headers,
+                        self._on_delivery)
         self._producer.flush(30)
         if self._failed:
             failed, self._failed = self._failed, []
             raise InputError(f"Kafka did not take {len(failed)} messages: {failed[0]}")
-
-    def _produce(self, topic: str, value: bytes, key: bytes | None, headers: Any) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value, key, headers=headers,
-                                       on_delivery=self._on_delivery)
-                return
-            except BufferError:  # local queue full: let it drain, then retry
-                self._producer.poll(0.1)
 
     def close(self) -> None:
         self._producer.flush(30)
