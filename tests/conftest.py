@@ -44,3 +44,23 @@ def query_scalar(dsn: str, sql: str) -> str:
     result = cli("query", sql, "--store", dsn, "--format", "csv")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[1]
+
+
+def with_outage(events: list[dict], cut, from_ms: int, to_ms: int) -> list[dict]:
+    """``events`` as if the sources ``cut(source_id)`` selects were partitioned from
+    ``from_ms`` to ``to_ms`` after the first event: their events in that span are held
+    back and arrive all at once, in order, with the first event after the outage."""
+    start = events[0]["event_time"]
+    out, held = [], []
+    for e in events:
+        offset = e["event_time"] - start
+        if cut(e["source_id"]) and from_ms <= offset < to_ms:
+            held.append(e)
+            continue
+        if offset >= to_ms and held:
+            for h in held:
+                out.append({**h, "arrival_time": e["arrival_time"]})
+            held = []
+        out.append(e)
+    assert not held, "the outage must end before the events do"
+    return out

@@ -8,7 +8,7 @@ import random
 import subprocess
 import sys
 
-from tests.conftest import ROOT, cli, query_scalar
+from tests.conftest import ROOT, cli, query_scalar, with_outage
 
 BAD_LINES = [
     "{not json",
@@ -74,20 +74,7 @@ def test_backlog_and_partition_show_as_lag_stale_decisions_and_alarms(tmp_path):
                "--rate", "400").returncode == 0
     events = [json.loads(line) for line in clean.read_text().splitlines()]
     cut = {f"robot-{i:03d}" for i in range(5)}
-    start = events[0]["event_time"]
-    held = []
-    lines = []
-    for e in events:
-        in_outage = 20_000 <= e["event_time"] - start < 40_000
-        if e["source_id"] in cut and in_outage:
-            held.append(e)
-            continue
-        if e["event_time"] - start >= 40_000 and held:
-            for h in held:  # the backlog arrives when the partition heals
-                h["arrival_time"] = e["arrival_time"]
-                lines.append(json.dumps(h))
-            held = []
-        lines.append(json.dumps(e))
+    lines = [json.dumps(e) for e in with_outage(events, cut.__contains__, 20_000, 40_000)]
     path = tmp_path / "partition.jsonl"
     path.write_text("\n".join(lines) + "\n")
     dsn = f"chdb://{tmp_path}/store"

@@ -6,7 +6,7 @@ import json
 import random
 
 from operators.ids import decision_id
-from tests.conftest import cli, query_scalar
+from tests.conftest import cli, query_scalar, with_outage
 
 START = 1_767_225_600_000
 
@@ -71,19 +71,9 @@ def test_backlog_produces_regrets_and_a_clean_replay_almost_none(tmp_path):
                                     ).split(",")
     assert int(regrets) <= 0.001 * len(events) and changed == "0"
 
-    start = events[0]["event_time"]
-    lines, held = [], []
-    for e in events:  # robots 0-4 are cut off from 20 s to 40 s; the backlog lands at once
-        if e["source_id"] < "robot-005" and 20_000 <= e["event_time"] - start < 40_000:
-            held.append(e)
-            continue
-        if e["event_time"] - start >= 40_000 and held:
-            for h in held:
-                h["arrival_time"] = e["arrival_time"]
-                lines.append(h)
-            held = []
-        lines.append(e)
-    assert not held and len(lines) == len(events)
+    # robots 0-4 are cut off from 20 s to 40 s; the backlog lands at once
+    lines = with_outage(events, lambda source: source < "robot-005", 20_000, 40_000)
+    assert len(lines) == len(events)
     dsn = f"chdb://{tmp_path}/backlog"
     assert cli("replay", str(write(tmp_path / "b.jsonl", lines)), "--store", dsn,
                "-q").returncode == 0
@@ -156,18 +146,8 @@ def test_conservative_backlog_fills_the_escalation_queue_and_records_breaches(tm
     assert cli("simulate", "--out", str(clean), "--events", "40000", "--sources", "20",
                "--rate", "200").returncode == 0  # 200 s of simulated time
     events = [json.loads(line) for line in clean.read_text().splitlines()]
-    start = events[0]["event_time"]
-    lines, held = [], []
-    for e in events:  # every robot is cut off from 40 s to 90 s; the backlog lands at once
-        if 40_000 <= e["event_time"] - start < 90_000:
-            held.append(e)
-            continue
-        if e["event_time"] - start >= 90_000 and held:
-            for h in held:
-                h["arrival_time"] = e["arrival_time"]
-                lines.append(h)
-            held = []
-        lines.append(e)
+    # every robot is cut off from 40 s to 90 s; the backlog lands at once
+    lines = with_outage(events, lambda source: True, 40_000, 90_000)
     dsn = f"chdb://{tmp_path}/store"
     assert cli("replay", str(write(tmp_path / "b.jsonl", lines)), "--store", dsn,
                "-q").returncode == 0
