@@ -67,6 +67,7 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
     module = _flow_module(flow_name)
     config.flow = flow_name
     if process_id is not None:  # one process of a cluster the parent started
+        config.process_id = process_id
         telemetry = Telemetry()
         flow = module.get_flow(config, telemetry)
         execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
@@ -342,7 +343,7 @@ def mode() -> None:
 
 @mode.command("set")
 @click.argument("mode_name", metavar="MODE",
-                type=click.Choice(["NORMAL", "REACTIVE_ONLY", "CONSERVATIVE"],
+                type=click.Choice(["NORMAL", "REACTIVE_ONLY", "PAUSED", "CONSERVATIVE"],
                                   case_sensitive=False))
 @click.option("--reason", required=True, help="why; recorded with the transition")
 @click.option("--ttl", help="expires after this long (90s, 10m, 2h); default: until cleared")
@@ -401,6 +402,67 @@ def mode_show(store: str | None, control: str | None) -> None:
     expired = override.until_ms is not None and override.until_ms <= time.time() * 1000
     print(f"override {override.mode} by {override.who} {expiry}"
           f"{' (expired)' if expired else ''}: {override.reason}")
+
+
+def _flags_file(store: str | None, control: str | None):  # type: ignore[no-untyped-def]
+    from sinks.control import FlagsFile, control_dir_for
+    from sinks.store import normalize_dsn
+
+    return FlagsFile(control_dir_for(normalize_dsn(store), control))
+
+
+@app.group()
+def flag() -> None:
+    """Switch capabilities of running flows on and off, everywhere or per source."""
+
+
+@flag.command("set")
+@click.argument("capability", type=click.Choice(["model", "slow_path", "drift", "learning",
+                                                 "canaries"]))
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--source", "sources", multiple=True,
+              help="only for this source_id (repeat for more) [default: every source]")
+@click.option("--reason", default="", help="why; recorded in control_log")
+@click.option("--who", default=None, help="who [default: your user name]")
+@store_option
+@control_option
+def flag_set(capability: str, state: str, sources: tuple[str, ...], reason: str,
+             who: str | None, store: str | None, control: str | None) -> None:
+    """Switch CAPABILITY on or off; running flows follow within about a second."""
+    flags = _flags_file(store, control)
+    flags.switch(capability, state == "on", sources, who or "", reason)
+    scope = f"for {', '.join(sources)}" if sources else "everywhere"
+    print(f"{capability} {state} {scope} ({flags.path})")
+
+
+@flag.command("reset")
+@click.option("--who", default=None, help="who [default: your user name]")
+@store_option
+@control_option
+def flag_reset(who: str | None, store: str | None, control: str | None) -> None:
+    """Switch every capability back on, everywhere."""
+    flags = _flags_file(store, control)
+    flags.reset(who or "")
+    print(f"every capability on ({flags.path})")
+
+
+@flag.command("show")
+@store_option
+@control_option
+def flag_show(store: str | None, control: str | None) -> None:
+    """The capabilities switched off, and who switched them last."""
+    from operators.flags import CAPABILITIES
+
+    flags, meta = _flags_file(store, control).read()
+    for capability in CAPABILITIES:
+        if capability in flags.off:
+            print(f"{capability:<10} off everywhere")
+        elif flags.off_for.get(capability):
+            print(f"{capability:<10} off for {', '.join(sorted(flags.off_for[capability]))}")
+        else:
+            print(f"{capability:<10} on")
+    if meta.get("who"):
+        print(f"last changed by {meta['who']}: {meta.get('reason') or 'no reason given'}")
 
 
 @app.group()

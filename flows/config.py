@@ -63,6 +63,7 @@ class RunConfig:
     recovery_dir: str | None = None
     epoch_s: float = 2.0
     control: str | None = None
+    process_id: int | None = None  # set by the cluster launcher, not by users
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)

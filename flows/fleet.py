@@ -17,11 +17,12 @@ from flows.config import RunConfig
 from flows.pipeline import FlowSpec, flow_from_config
 from flows.simulator import FleetSimulator
 from flows.telemetry import Telemetry
+from operators.canary import Canary
 from operators.decider import DecisionPolicy
 from operators.drift import DriftConfig
 from operators.rules import Rule, RuleSet
 
-__all__ = ["POLICY", "get_flow", "make_generator", "make_spec"]
+__all__ = ["CANARIES", "POLICY", "get_flow", "make_generator", "make_spec"]
 
 POLICY = DecisionPolicy(
     decision_type="motion",
@@ -39,6 +40,19 @@ POLICY = DecisionPolicy(
 )
 
 
+_CALM = {"x": 0.0, "y": 0.0, "speed": 1.0, "battery": 80.0, "motor_temp_c": 40.0,
+         "obstacle_m": 5.0}
+# Every 10 s of pipeline clock: two readings whose right decision the rules know, and
+# one the model must rank above a calm reading. The model learns the rules from the
+# fleet; a flat battery is what it sees most (a linear model does not learn every rule
+# of an OR equally well, so the canary asks what a sound one must know).
+CANARIES = (
+    Canary("obstacle-stops", _CALM | {"obstacle_m": 0.1}, expect="stop"),
+    Canary("flat-battery-returns", _CALM | {"battery": 5.0}, expect="return_to_base"),
+    Canary("model-ranks-flat-battery", _CALM | {"battery": 5.0}, checks="model",
+           versus=_CALM),
+)
+
 # Positions wander and batteries drain by design: their drift is not news.
 DRIFT = DriftConfig(ignore=("x", "y", "battery"))
 
@@ -46,7 +60,7 @@ DRIFT = DriftConfig(ignore=("x", "y", "battery"))
 def make_spec(config: RunConfig) -> FlowSpec:
     assert config.store is not None and config.replay is not None
     return FlowSpec("fleet", POLICY, replay=config.replay, store=config.store,
-                    shards=config.shards, drift=DRIFT)
+                    shards=config.shards, drift=DRIFT, canaries=CANARIES)
 
 
 def make_generator(config: RunConfig) -> FleetSimulator:

@@ -30,14 +30,17 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from flows.config import RunConfig
+from flows.controls import ProcessControls
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
+from operators.canary import CANARY_COLUMNS, Canary, CanarySchedule
 from operators.clock import WallClock
 from operators.decider import BatchResult, Decider, DecisionPolicy
 from operators.drift import DriftConfig
 from operators.escalation import ESCALATION_COLUMNS
 from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.freshness import FreshnessConfig
+from operators.invariants import VIOLATION_COLUMNS
 from operators.modes import ModeConfig
 from operators.records import (
     DECISION_COLUMNS,
@@ -47,12 +50,14 @@ from operators.records import (
     dead_letter_rows,
     mode_change_rows,
     outcome_rows,
+    rollout_rows,
 )
 from operators.regret import REGRET_COLUMNS
+from operators.rollout import RolloutConfig
 from operators.slowpath import SlowPathConfig
 from operators.variants import Variant
 from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
-from sinks.control import ControlFile, control_dir_for
+from sinks.control import control_dir_for
 
 __all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
            "make_source", "shard_of"]
@@ -77,7 +82,11 @@ class FlowSpec:
     # pickling a shard (models, detectors, pending outcomes) costs ~0.1-0.4 s, so
     # without recovery the snapshot is an empty placeholder.
     snapshots: bool = True
-    control: str | None = None  # directory of the control file (manual mode override)
+    control: str | None = None  # the control directory (override, flags, peers' health)
+    canaries: tuple[Canary, ...] = ()
+    canary_every_ms: int = 10_000
+    rollout: RolloutConfig | None = None  # a candidate variant rolling out in steps
+    process_id: int | None = None  # this process's index in a cluster
 
 
 @dataclass(slots=True)
@@ -109,15 +118,22 @@ def shard_of(source_id: str, shards: int) -> int:
     return zlib.crc32(source_id.encode()) % shards
 
 
-def _result_rows(result: BatchResult, shard: str, flow: str) -> list[Rows]:
-    """One :class:`Rows` per table that a decider's batch result has rows for."""
+def _result_rows(result: BatchResult, scope: str, flow: str) -> list[Rows]:
+    """One :class:`Rows` per table that a decider's batch result has rows for (mode
+    and rollout changes are the process's: ``scope``)."""
     rows = []
     if result.decisions:
         rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
     if result.alarms:
         rows.append(alarm_rows(result.alarms, flow))
     if result.mode_changes:
-        rows.append(mode_change_rows(result.mode_changes, shard, flow))
+        rows.append(mode_change_rows(result.mode_changes, scope, flow))
+    if result.rollout:
+        rows.append(rollout_rows(result.rollout, scope, flow))
+    if result.canaries:
+        rows.append(Rows("canary_results", CANARY_COLUMNS, result.canaries))
+    if result.violations:
+        rows.append(Rows("invariant_violations", VIOLATION_COLUMNS, result.violations))
     if result.quality:
         rows.append(Rows("quality_metrics", QUALITY_COLUMNS, result.quality))
     if result.regrets:
@@ -129,26 +145,21 @@ def _result_rows(result: BatchResult, shard: str, flow: str) -> list[Rows]:
 
 class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool,
-                 control: ControlFile | None) -> None:
+                 controls: ProcessControls) -> None:
         self._snapshots = snapshots
-        self._control = control
+        self._controls = controls
         self._decider = decider
         self._telemetry = telemetry
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Rows], bool]:
-        decider, flow = self._decider, self._decider.flow
-        out: list[Rows] = []
-        if self._control is not None and values:
-            changed, override = self._control.poll()
-            changes = decider.control(changed, override, self._control.cleared_by)
-            if changes:
-                out.append(mode_change_rows(changes, values[0].shard, flow))
+        decider, flow, scope = self._decider, self._decider.flow, self._controls.scope
+        out: list[Rows] = self._controls.poll()
         for batch in values:
             if decider.quality.shard != batch.shard:
                 decider.quality.shard = batch.shard
             result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns,
                                      batch.outcomes)
-            out += _result_rows(result, batch.shard, flow)
+            out += _result_rows(result, scope, flow)
             self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
                                 escalated=result.escalated, alarms=len(result.alarms))
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
@@ -157,7 +168,7 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def on_eof(self) -> tuple[Iterable[Rows], bool]:
         result = self._decider.flush()
         self._telemetry.add(decisions=len(result.decisions))
-        return _result_rows(result, self._decider.quality.shard, self._decider.flow), \
+        return _result_rows(result, self._controls.scope, self._decider.flow), \
             StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
@@ -171,6 +182,11 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     telemetry = telemetry or Telemetry()
     decoder = EventDecoder(spec.max_bytes)
     wall = WallClock()
+    controls = ProcessControls(spec.name, spec.control, spec.modes, spec.rollout,
+                               spec.process_id)
+    board = controls.board
+    telemetry.on_kafka_lag(board.kafka_lag)
+    schedule = CanarySchedule(spec.canaries, spec.canary_every_ms)
 
     def decode(batch: RawBatch) -> _DecodedBatch:
         decoded = decoder.decode_batch(batch.records)
@@ -188,7 +204,12 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                        for e in decoded.events)
         telemetry.add(events=len(decoded.events), dead_letters=len(decoded.dead),
                       outcomes=len(decoded.outcomes))
-        return _DecodedBatch(decoded.events, decoded.outcomes, side, tick, batch.ingest_ns)
+        events = decoded.events
+        if spec.canaries and board.flags.enabled("canaries"):
+            due = schedule.due(received if tick is None else tick, spec.replay)
+            if due:  # canaries take the same decoder as everyone
+                events = events + decoder.decode_batch(due).events  # type: ignore[arg-type]
+        return _DecodedBatch(events, decoded.outcomes, side, tick, batch.ingest_ns)
 
     def split(batch: _DecodedBatch) -> list[tuple[str, ShardBatch]]:
         n = spec.shards
@@ -202,12 +223,13 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     def build_decider(resume: bytes | None) -> _DecideLogic:
         if resume:
             decider = pickle.loads(resume)
+            decider.board = board
         else:
             decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
-                              freshness=spec.freshness, modes=spec.modes,
-                              variants=spec.variants, drift=spec.drift, slow=spec.slow)
-        control = ControlFile(spec.control) if spec.control else None
-        return _DecideLogic(decider, telemetry, spec.snapshots, control)
+                              freshness=spec.freshness, variants=spec.variants,
+                              drift=spec.drift, slow=spec.slow, canaries=spec.canaries,
+                              board=board)
+        return _DecideLogic(decider, telemetry, spec.snapshots, controls)
 
     flow = Dataflow(spec.name)
     raw = op.input("ingest", flow, source)
@@ -218,9 +240,11 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     rows = op.merge("rows", contract_rows, op.key_rm("unkey", decided))
     if spec.store.startswith("chdb://"):
         keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
-        op.output("store", keyed, EmbeddedStoreSink(spec.store, on_write=telemetry.on_write))
+        op.output("store", keyed, EmbeddedStoreSink(spec.store, on_write=telemetry.on_write,
+                                                     on_health=board.sink_result))
     else:
-        op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write))
+        op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write,
+                                                on_health=board.sink_result))
     for i, sink in enumerate(extra_sinks):
         op.output(f"emit_{i}", rows, sink)
     return flow
@@ -267,5 +291,6 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     telemetry = telemetry or Telemetry()
     spec.snapshots = config.recovery_dir is not None
     spec.control = str(control_dir_for(str(config.store), config.control))
+    spec.process_id = config.process_id
     return build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))

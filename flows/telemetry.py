@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from operators.modes import MODES, NORMAL
@@ -58,6 +59,11 @@ class Telemetry:
         self._max_lag = 0
         self._kafka_lag: dict[str, int | None] = {}
         self._kafka_down: dict[str, float | None] = {}
+        self._kafka_listeners: list[Callable[[int], None]] = []
+
+    def on_kafka_lag(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener`` with the process's total consumer lag whenever it is read."""
+        self._kafka_listeners.append(listener)
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -75,6 +81,9 @@ class Telemetry:
         with self._lock:
             self._kafka_lag[partition] = lag
             self._kafka_down[partition] = down_s
+            total = sum(v or 0 for v in self._kafka_lag.values())
+        for listener in self._kafka_listeners:
+            listener(total)
 
     def on_write(self, table: str, rows: int, elapsed_s: float) -> None:
         with self._lock:

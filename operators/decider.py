@@ -14,11 +14,17 @@ beyond the skew tolerance, is ``fresh = false`` and follows the stale policy:
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from operators.alarms import Alarm
+from operators.canary import Canary, canary_row
 from operators.clock import ReplayClock, WallClock, make_clock
 from operators.drift import DriftConfig, DriftMonitor
 from operators.escalation import EscalationQueue
@@ -26,14 +32,27 @@ from operators.events import OutcomeEvent, SensorEvent
 from operators.feedback import FeedbackLoop, Pending
 from operators.freshness import FreshnessConfig, FreshnessTracker
 from operators.ids import decision_id, parse_traceparent, trace_id_for
-from operators.modes import CONSERVATIVE, NORMAL, ModeChange, ModeConfig, ModeMachine, Override
+from operators.invariants import StateStore
+from operators.modeboard import ModeBoard
+from operators.modes import (
+    CONSERVATIVE,
+    NORMAL,
+    PAUSED,
+    RULES_ONLY,
+    Health,
+    ModeChange,
+    ModeConfig,
+)
 from operators.quality import QualityTracker
 from operators.regret import RegretTracker
-from operators.rules import RuleSet
+from operators.rollout import RolloutChange, RolloutConfig
+from operators.rules import Rule, RuleSet
 from operators.slowpath import SlowPath, SlowPathConfig, SlowResult
 from operators.variants import Variant, VariantRouter
 
 __all__ = ["STALE_POLICIES", "BatchResult", "Decider", "DecisionPolicy"]
+
+log = logging.getLogger("lucidstream.decider")
 
 STALE_POLICIES = ("fallback", "skip", "escalate")
 NOT_DECIDED = frozenset({"heartbeat", "idle"})
@@ -71,6 +90,9 @@ class BatchResult:
     quality: list[tuple] = field(default_factory=list)
     regrets: list[tuple] = field(default_factory=list)
     escalations: list[tuple] = field(default_factory=list)
+    canaries: list[tuple] = field(default_factory=list)
+    violations: list[tuple] = field(default_factory=list)
+    rollout: list[RolloutChange] = field(default_factory=list)
     events: int = 0
     stale: int = 0
     escalated: int = 0
@@ -90,6 +112,9 @@ class Decider:
     ...           SensorEvent("r1", 1_100, {"battery": 50.0}, seq=2, arrival_ms=3_000)]
     >>> [(d[4], d[5], d[14]) for d in decider.process(events).decisions]  # path, action, fresh
     [('fast', 'dock', True), ('fallback', 'hold', False)]
+
+    The mode comes from a :class:`~operators.modeboard.ModeBoard` shared by every
+    shard of the process (a private one when none is given).
     """
 
     def __init__(
@@ -107,14 +132,19 @@ class Decider:
         outcome_ttl_ms: int = 600_000,
         max_pending_outcomes: int = 20_000,
         learn_per_batch: int = 1_000,
+        canaries: Sequence[Canary] = (),
+        rollout: RolloutConfig | None = None,
+        board: ModeBoard | None = None,
     ) -> None:
         self.policy = policy
         self.replay = replay
         self.flow = flow
         self.clock: WallClock | ReplayClock = make_clock(replay)
         self.freshness = FreshnessTracker(freshness)
-        self.modes = ModeMachine(modes)
+        self.board = board or ModeBoard(modes, rollout=rollout)
+        self.variants = list(variants)
         self.router = VariantRouter(variants)
+        self._routed_share: float | None = None
         self.scorers = {v.name: v.scorer() for v in variants}
         self.drift = DriftMonitor(drift)
         self.slow = SlowPath(slow)
@@ -122,13 +152,34 @@ class Decider:
         self.feedback = FeedbackLoop(ttl_ms=outcome_ttl_ms, max_pending=max_pending_outcomes)
         self.quality = QualityTracker(flow, shard, quality_window_ms)
         self.escalations = EscalationQueue(flow)
+        self.state = StateStore()
+        self.canaries = {c.source_id: c for c in canaries}
         self.learn_per_batch = learn_per_batch
         self._last_label_at: int | None = None
         self._slow_action = policy.slow_action or policy.model_action or "inspect"
+        self._model_failing_since: int | None = None
+        self._drift_alarms: deque[tuple[int, str]] = deque()  # (at, source) of value drift
+        self._canary_slots: dict[str, int] = {}
+        self._canary_failing: dict[tuple[str, str], str] = {}  # (canary, variant) -> checks
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["board"] = None  # process-wide; whoever restores the shard attaches its own
+        state["_board_config"] = self.board.config
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config = state.pop("_board_config", None)
+        self.__dict__.update(state)
+        self.board = ModeBoard(config)
 
     @property
     def mode(self) -> str:
-        return self.modes.mode
+        return self.board.mode
+
+    @property
+    def shard(self) -> str:
+        return self.quality.shard
 
     def process(
         self, events: list[SensorEvent], tick_ms: int | None = None,
@@ -136,21 +187,30 @@ class Decider:
     ) -> BatchResult:
         """Decide ``events`` in order; ``tick_ms`` advances the replay clock
         for a shard that saw no events of its own in this batch."""
-        clock, tracker, modes = self.clock, self.freshness, self.modes
+        clock, tracker, board = self.clock, self.freshness, self.board
         observe, replay = tracker.observe, self.replay
         every = tracker.config.check_every_ms
-        out = BatchResult(events=len(events), mode=modes.mode)
+        self._route()
         now = clock.now_ms()
+        mode_at = board.mode_at
+        mode = mode_at(now)
+        out = BatchResult(events=len(events), mode=mode)
         decided: list[tuple[SensorEvent, int, str]] = []
+        canaries: list[tuple[SensorEvent, int, str]] = []
         for ev in events:
             if replay:
                 clock.observe(ev.event_ms if ev.arrival_ms is None else ev.arrival_ms)
                 now = clock.now_ms()
-            observe(ev.source_id, ev.event_ms, now, ev.seq, ev.kind)
+            kind = ev.kind
+            if kind == "canary":  # a probe: not a source, never holds the watermark
+                canaries.append((ev, now, mode))
+                continue
+            observe(ev.source_id, ev.event_ms, now, ev.seq, kind)
             if now - tracker.last_check_ms >= every:
                 self._check(now, out)
-            if ev.kind not in NOT_DECIDED:
-                decided.append((ev, now, modes.mode))
+                mode = mode_at(now)
+            if kind not in NOT_DECIDED:
+                decided.append((ev, now, mode))
         if decided:
             self._decide(decided, ingest_ns, out)
         if outcomes:  # after the batch's decisions: an outcome never precedes its decision
@@ -162,59 +222,80 @@ class Decider:
         out.alarms = tracker.drain_alarms()
         for alarm in out.alarms:
             if alarm.signal == "retired":
-                for part in (self.drift, self.slow, self.regrets):
+                for part in (self.drift, self.slow, self.regrets, self.state):
                     part.forget(alarm.source_id)
-        out.alarms += self.drift.drain_alarms()
-        self.quality.add_decisions(out.decisions, len(events), now)
+        drift_alarms = self.drift.drain_alarms()
+        if drift_alarms:
+            self._drift_alarms.extend((a.detected_at, a.source_id) for a in drift_alarms
+                                      if a.source_id)  # fleet-wide model signals excepted
+            out.alarms += drift_alarms
+        out.events = len(events) - len(canaries)  # canaries are probes, not input
+        self.quality.add_decisions(out.decisions, out.events, now)
         self.quality.add_alarms(len(out.alarms), now)
         out.quality = self.quality.close(now)
-        out.now_ms, out.mode = now, modes.mode
+        if canaries:
+            self._canaries(canaries, out)
+        out.now_ms, out.mode = now, mode_at(now)
         return out
-
-    def control(self, changed: bool, override: Override | None, who: str = ""
-                ) -> list[ModeChange]:
-        """Apply a manual override read from the control channel, and expire an old one."""
-        now, wall = self.clock.now_ms(), time.time_ns() // 1_000_000
-        changes = []
-        if changed:
-            if override is None:
-                change = self.modes.clear_override(now, who=who or "control file")
-            elif override != self.modes.override:
-                change = self.modes.set_override(override, now)
-            else:
-                change = None
-            if change is not None:
-                changes.append(change)
-        expired = self.modes.expire(now, wall)
-        if expired is not None:
-            changes.append(expired)
-        return changes
 
     def flush(self) -> BatchResult:
         """End of input: close open slow windows and the open quality window."""
-        out = BatchResult(mode=self.modes.mode, now_ms=self.clock.now_ms())
-        for result in self.slow.close(2**62):
-            out.decisions.append(self._slow_row(result, out.now_ms, self.modes.mode, out))
+        out = BatchResult(mode=self.board.mode, now_ms=self.clock.now_ms())
+        closed = self.slow.close(2**62)
+        if out.mode not in RULES_ONLY:
+            for result in closed:
+                out.decisions.append(self._slow_row(result, out.now_ms, out.mode, out))
         self.quality.add_decisions(out.decisions, 0, out.now_ms)
         out.quality = self.quality.close(out.now_ms, force=True)
         return out
 
+    def health(self, now: int) -> Health:
+        """This shard's view of the pipeline's health at pipeline time ``now``."""
+        tracker, drifted = self.freshness, self._drift_alarms
+        while drifted and drifted[0][0] <= now - self.board.config.drift_window_ms:
+            drifted.popleft()
+        failing = self._canary_failing.values()
+        return Health(
+            lag_ms=tracker.lag_ms(now), silent_sources=tracker.silent_sources,
+            active_sources=tracker.active_sources,
+            drifting_sources=len({source for _, source in drifted}),
+            failing_model_canaries=sum(1 for c in failing if c == "model"),
+            failing_rules_canaries=sum(1 for c in failing if c == "rules"),
+            model_failing_ms=0 if self._model_failing_since is None
+            else now - self._model_failing_since)
+
+    def _route(self) -> None:
+        """Follow the rollout: the candidate's share of the sources, candidate first so
+        that a source on the candidate stays on it as the share grows."""
+        rollout = self.board.rollout
+        if rollout is None or rollout.share == self._routed_share:
+            return
+        share, cfg = rollout.share, rollout.config
+        self._routed_share = share
+        self.router = VariantRouter([Variant(cfg.candidate, share),
+                                     Variant(cfg.control, 1.0 - share)])
+
     def _check(self, now: int, out: BatchResult) -> None:
-        """Silent sources, then the mode; closed slow windows; expired outcomes."""
-        lag = self.freshness.lag_ms(now)
-        out.lag_ms = lag
-        change = self.modes.update(now, lag)
-        if change is not None:
-            out.mode_changes.append(change)
-        mode = self.modes.mode
-        for result in self.slow.close(now):
-            out.decisions.append(self._slow_row(result, now, mode, out))
+        """Post health and follow the mode; closed slow windows; expired outcomes."""
+        health = self.health(now)
+        out.lag_ms = health.lag_ms
+        for change in self.board.post(self.shard, now, health):
+            if isinstance(change, ModeChange):
+                out.mode_changes.append(change)
+            else:
+                out.rollout.append(change)
+        mode = self.board.mode_at(now)
+        closed = self.slow.close(now)
+        if mode not in RULES_ONLY:  # rules only: long-horizon decisions are off
+            for result in closed:
+                out.decisions.append(self._slow_row(result, now, mode, out))
         self.feedback.expire(now)
         out.escalations += self.escalations.breaches(now)
 
     def _outcomes(self, outcomes: Sequence[OutcomeEvent], now: int) -> None:
         """Grade and teach the model with outcomes whose decision this shard made."""
         learn: dict[str, tuple[list, list[bool]]] = {}
+        grades: dict[str, list[int]] = {}
         errors = []
         for outcome in outcomes:
             pending = self.feedback.resolve(outcome.decision_id)
@@ -225,54 +306,103 @@ class Decider:
             label = outcome.label >= 0.5
             correct = (pending.score > 0.5) == label  # an undecided 0.5 is no positive call
             errors.append(not correct)
+            grade = grades.setdefault(pending.variant, [0, 0])
+            grade[0] += correct
+            grade[1] += 1
             self.quality.add_outcome(pending.version, pending.variant, correct,
                                      (pending.score - label) ** 2, now)
             rows, labels = learn.setdefault(pending.variant, ([], []))
             rows.append(pending.values)
             labels.append(label)
+        for variant, (correct_count, total) in grades.items():
+            self.board.grade(variant, correct_count, total)
         if errors:
             self._last_label_at = now
             self.drift.observe_errors(errors, now, now)
-        for variant, (rows, labels) in learn.items():
+        if self.board.flags.enabled("learning"):
+            for variant, (rows, labels) in learn.items():
+                self._learn(variant, rows, labels)
+
+    def _learn(self, variant: str, rows: list, labels: list[bool]) -> None:
+        try:
             self.scorers[variant].learn(rows, labels)
+        except Exception as exc:  # a model that cannot learn must not stop the decisions
+            log.warning("step=decide shard=%s variant=%s model failed to learn: %s",
+                        self.shard, variant, exc)
+
+    def _score(self, variant: str, rows: list, now: int) -> list[float] | None:
+        """The model's scores, or ``None`` when the model path fails (its heartbeat is
+        lost while it keeps failing)."""
+        try:
+            predicted = self.scorers[variant].score(rows)
+            if not np.isfinite(predicted).all():
+                raise ValueError("the model returned non-finite scores")
+        except Exception as exc:  # any failure of a model is the model path's failure
+            if self._model_failing_since is None:
+                self._model_failing_since = now
+                log.warning("step=decide shard=%s variant=%s model path failing: %s",
+                            self.shard, variant, exc)
+            return None
+        if self._model_failing_since is not None:
+            log.warning("step=decide shard=%s variant=%s model path answers again after "
+                        "%d ms", self.shard, variant, now - self._model_failing_since)
+            self._model_failing_since = None
+        return predicted.tolist()
+
+    def _content(self, values: dict[str, float], score: float | None
+                 ) -> tuple[str, str, Rule | None]:
+        """What the rules, else the model, else the default say: (action, reason, rule)."""
+        policy = self.policy
+        rule = policy.rules.evaluate(values)
+        if rule is not None:
+            return rule.action, f"rule:{rule.name}", rule
+        if score is not None and policy.model_action and score >= policy.model_threshold:
+            return policy.model_action, \
+                f"model:score {score:.3f} >= {policy.model_threshold}", None
+        return policy.default_action, "nominal", None
 
     def _decide(
         self, decided: list[tuple[SensorEvent, int, str]], ingest_ns: int | None,
         out: BatchResult,
     ) -> None:
-        policy = self.policy
+        policy, flags = self.policy, self.board.flags
         route = self.router.route
         variants = [route(ev.source_id) for ev, _, _ in decided]
         scores: list[float | None] = [None] * len(decided)
         groups: dict[str, list[int]] = {}
-        for i, (_, _, mode) in enumerate(decided):
-            if mode == NORMAL:
+        model_off = flags.any_off("model")
+        for i, (ev, _, mode) in enumerate(decided):
+            if mode == NORMAL and (not model_off or flags.enabled("model", ev.source_id)):
                 groups.setdefault(variants[i], []).append(i)
+        model_down = False
         for variant, index in groups.items():
-            predicted = self.scorers[variant].score([decided[i][0].values for i in index])
-            for i, p in zip(index, predicted.tolist(), strict=True):
+            predicted = self._score(variant, [decided[i][0].values for i in index],
+                                    decided[index[0]][1])
+            if predicted is None:
+                model_down = True
+                continue
+            for i, p in zip(index, predicted, strict=True):
                 scores[i] = p
-        evaluate = policy.rules.evaluate
+        if decided[-1][2] == PAUSED:  # probe the lost model with one row per batch
+            self._score(self.variants[0].name, [decided[-1][0].values], decided[-1][1])
+        content_of = self._content
         sla, tolerance = policy.sla_ms, self.freshness.config.skew_tolerance_ms
         decision_type, flow = policy.decision_type, self.flow
-        model_action, threshold = policy.model_action, policy.model_threshold
         latency = 0.0 if ingest_ns is None else (time.monotonic_ns() - ingest_ns) / 1e6
         distil = self._last_label_at is None or \
             decided[-1][1] - self._last_label_at > self.feedback.ttl_ms
         learn: dict[str, tuple[list, list[bool]]] = {}
         decisions, regrets, slow, feedback = out.decisions, self.regrets, self.slow, \
             self.feedback
+        state = self.state
+        slow_on = flags.enabled("slow_path")
         stale_count = escalated_count = 0
         for i, (ev, now, mode) in enumerate(decided):
             values, variant, score = ev.values, variants[i], scores[i]
-            rule = evaluate(values)
+            content, reason, rule = content_of(values, score)
+            if model_down and score is None and mode == NORMAL:
+                reason += " (model path failing: rules only)"
             age = now - ev.event_ms
-            if rule is not None:
-                content, reason = rule.action, f"rule:{rule.name}"
-            elif score is not None and model_action and score >= threshold:
-                content, reason = model_action, f"model:score {score:.3f} >= {threshold}"
-            else:
-                content, reason = policy.default_action, "nominal"
             conservative = mode == CONSERVATIVE
             if age > sla or age < -tolerance:
                 path, fresh = "fallback", False
@@ -283,8 +413,6 @@ class Decider:
                 stale_count += 1
             else:
                 path, fresh, escalated, action = "fast", True, conservative, content
-            if escalated:
-                escalated_count += 1
             version = self.scorers[variant].version if score is not None else "rules"
             did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
             trace = parse_traceparent(ev.trace_parent) if ev.trace_parent else None
@@ -294,39 +422,130 @@ class Decider:
                 mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow, ev.origin,
             ))
             if escalated:  # a person decides; the action waits in the queue
+                escalated_count += 1
                 out.escalations.append(self.escalations.open(
                     did, ev.source_id, decision_type, action, reason, mode, now,
                     policy.response_sla_ms))
+            elif action != "none":  # executed: the source's state is this action now
+                state.commit(ev.source_id, state.version(ev.source_id), action, did, now)
             for regret in regrets.check(ev.source_id, ev.event_ms, now, content, ev.origin):
                 out.regrets.append(regret.row(flow))
                 self.quality.add_regret(regret.version, regret.variant, regret.changed, now)
             regrets.record(ev.source_id, did, ev.event_ms, now, action, version, variant)
             if score is not None:
                 feedback.remember(did, Pending(variant, version, values, score, now))
-                if distil and fresh:
-                    rows, labels = learn.setdefault(variant, ([], []))
-                    rows.append(values)
-                    labels.append(rule is not None)
-            if mode == NORMAL:
+            if distil and fresh:  # the model learns the rules even while it may not decide
+                rows, labels = learn.setdefault(variant, ([], []))
+                rows.append(values)
+                labels.append(rule is not None)
+            if mode == NORMAL and slow_on:
                 for result in slow.add(ev.source_id, ev.event_ms, values, action, version,
-                                       variant):
+                                       variant, state.version(ev.source_id)):
                     decisions.append(self._slow_row(result, now, mode, out))
         out.stale += stale_count
         out.escalated += escalated_count
-        watch = self.drift.observe
-        for ev, now, _ in decided:
-            watch(ev.source_id, ev.values, ev.event_ms, now)
-        modelled = [s for s in scores if s is not None]
-        if modelled:
-            self.drift.observe_model(modelled, decided[-1][0].event_ms, decided[-1][1])
+        if flags.enabled("drift"):
+            watch = self.drift.observe
+            for ev, now, _ in decided:
+                watch(ev.source_id, ev.values, ev.event_ms, now)
+            modelled = [s for s in scores if s is not None]
+            if modelled:
+                self.drift.observe_model(modelled, decided[-1][0].event_ms, decided[-1][1])
+        if not flags.enabled("learning"):
+            return
         for variant, (rows, labels) in learn.items():
             # Distillation needs a sample, not every event: a fixed stride keeps the
             # model's cost per batch bounded and the choice deterministic.
             step = max(1, len(rows) // self.learn_per_batch)
-            self.scorers[variant].learn(rows[::step], labels[::step])
+            self._learn(variant, rows[::step], labels[::step])
+
+    def _canaries(self, canaries: list[tuple[SensorEvent, int, str]], out: BatchResult) -> None:
+        """Decide each canary (first copy of its slot only), check it, record it."""
+        policy = self.policy
+        for ev, now, mode in canaries:
+            canary = self.canaries.get(ev.source_id)
+            slot = ev.seq if ev.seq is not None else ev.event_ms
+            if canary is None or slot <= self._canary_slots.get(ev.source_id, -1):
+                continue  # unknown to this flow, or a copy another worker injected
+            self._canary_slots[ev.source_id] = slot
+            did = decision_id(ev.source_id, policy.decision_type, slot, ev.event_ms, ev.origin)
+            age = now - ev.event_ms
+            stale = age > policy.sla_ms or age < -self.freshness.config.skew_tolerance_ms
+            checks: list[tuple[str, str | None, str]]
+            if canary.checks == "rules":
+                checks = [(self.variants[0].name, None, "rules")]
+            else:
+                checks = [(v, self.scorers[v].version, v) for v in self._in_service()]
+            for variant, version, key in checks:
+                score = None
+                if canary.checks == "rules":
+                    actual, reason, _ = self._content(ev.values, None)
+                else:
+                    assert canary.versus is not None
+                    scores = self._score(variant, [ev.values, dict(canary.versus)], now)
+                    if scores is None:
+                        actual, reason = "error", "model path failing"
+                    else:
+                        score = scores[0]
+                        gap = scores[0] - scores[1]
+                        actual = "ranks_higher" if gap > canary.min_gap else "ranks_lower"
+                        reason = f"model scores {scores[0]:.4f} vs harmless {scores[1]:.4f}"
+                if stale and canary.checks == "rules":
+                    actual = "none" if policy.on_stale == "skip" else policy.fallback_action
+                    reason = f"stale canary: age {age} ms > sla {policy.sla_ms} ms"
+                if version is not None and \
+                        self.scorers[variant].samples_seen < canary.warmup_samples:
+                    status = "warmup"
+                else:
+                    status = "pass" if actual == canary.expect else "fail"
+                out.canaries.append(canary_row(
+                    self.flow, canary, slot, now, variant, version or "rules", actual, status,
+                    score, mode, did, age, reason))
+                self._canary_outcome(canary, key, status, now, actual, out)
+            out.decisions.append((
+                did, trace_id_for(did), ev.source_id, policy.decision_type, "canary", actual,
+                score, None if score is None else max(score, 1.0 - score),
+                version or "rules", checks[-1][0], mode, ev.event_ms, now, age, not stale,
+                0.0, False, f"canary {canary.name}: expect {canary.expect}; {reason}",
+                self.flow, ev.origin))
+
+    def _in_service(self) -> list[str]:
+        """Variants that decide for some sources now (a rolled-back candidate does not)."""
+        rollout = self.board.rollout
+        if rollout is None:
+            return [v.name for v in self.variants]
+        names = [rollout.config.control]
+        if rollout.share > 0:
+            names.append(rollout.config.candidate)
+        return names
+
+    def _canary_outcome(self, canary: Canary, variant: str, status: str, now: int,
+                        actual: str, out: BatchResult) -> None:
+        key = (canary.name, variant)
+        if status != "fail":
+            if self._canary_failing.pop(key, None) is not None:
+                out.alarms.append(Alarm(now, now, canary.source_id, "canary_recovered",
+                                        "canary", 0.0, 0.0, {"variant": variant},
+                                        key=f"{variant}:{now}"))
+            return
+        rollout = self.board.rollout
+        if canary.checks == "model" and rollout is not None \
+                and variant == rollout.config.candidate:
+            change = self.board.rollback(now, f"candidate {variant} failed canary "
+                                              f"{canary.name}: {actual} != {canary.expect}")
+            if change is not None:
+                out.rollout.append(change)
+            return
+        if key not in self._canary_failing:
+            out.alarms.append(Alarm(now, now, canary.source_id, "canary_failed", "canary",
+                                    1.0, 0.0, {"variant": variant, "expected": canary.expect,
+                                               "actual": actual},
+                                    key=f"{variant}:{now}"))
+        self._canary_failing[key] = canary.checks
 
     def _slow_row(self, r: SlowResult, now: int, mode: str, out: BatchResult) -> tuple:
-        """The slow path's decision for one closed window of one source."""
+        """The slow path's decision for one closed window of one source; a revision
+        decided against a state that has since changed is rejected (kept as is)."""
         policy = self.policy
         action = self._slow_action if r.revised else r.fast_action
         did = decision_id(r.source_id, f"{policy.decision_type}/slow", None, r.window_start,
@@ -336,12 +555,22 @@ class Decider:
         verdict = "revises" if action != r.fast_action else "confirms"
         reason = (f"slow: risk {r.risk:.2f} over {r.events} events {verdict} fast "
                   f"{r.fast_action}")
+        escalated = mode == CONSERVATIVE
+        if not escalated:
+            conflict = self.state.commit(r.source_id, r.based_on, action, did, now)
+            if conflict is not None:
+                current = conflict.current
+                out.violations.append(conflict.row(now, policy.decision_type, "slow", action,
+                                                   "kept current state", self.flow))
+                reason += (f"; rejected: decided against state v{r.based_on}, now "
+                           f"v{current.version} ({current.action}); kept {current.action}")
+                action = current.action
         self.quality.add_agreement(r.version, r.variant, action == r.fast_action, now)
-        if mode == CONSERVATIVE:
+        if escalated:
             out.escalations.append(self.escalations.open(
                 did, r.source_id, policy.decision_type, action, reason, mode, now,
                 policy.response_sla_ms))
         return (did, trace_id_for(did), r.source_id, policy.decision_type, "slow", action,
                 round(r.risk, 6), None, "slow-risk-1", r.variant, mode, r.last_event_ms, now,
-                age, fresh, 0.0, mode == CONSERVATIVE, reason, self.flow,
+                age, fresh, 0.0, escalated, reason, self.flow,
                 f"window:{r.window_start}-{r.window_end}")

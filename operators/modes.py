@@ -1,33 +1,93 @@
-"""The degraded-mode state machine, driven by how far behind the pipeline is.
+"""The degraded-mode state machine: health signals in, one mode out.
 
-``NORMAL`` decides with rules and the model. ``REACTIVE_ONLY`` (lag over
-``reactive_after_ms``, default 5 s) runs rules only. ``CONSERVATIVE`` (lag over
-``conservative_after_ms``, default 30 s) executes nothing on its own: every
-decision is escalated to a human. Degrading is immediate; recovering needs the
-healthier level to hold for ``recover_hold_ms`` (hysteresis). Each transition
-is recorded with its reason and the values that triggered it.
+``NORMAL`` decides with rules and the model. ``REACTIVE_ONLY`` runs rules only
+(slow path off): the model's inputs cannot be trusted. ``PAUSED`` also runs
+rules only, because the model path itself has stopped answering (its heartbeat
+is lost). ``CONSERVATIVE`` executes nothing on its own: every decision is
+escalated to a person. Each signal of :class:`Health` asks for a mode; the most
+degraded wins:
+
+============================  =====================  ===============
+signal                        REACTIVE_ONLY above     CONSERVATIVE above
+============================  =====================  ===============
+watermark lag                 5 s                     30 s
+Kafka consumer lag            100,000 messages        1,000,000 messages
+silent share of sources       50 %                    -
+sources drifting (last min)   20 % (at least 3)        -
+failing canaries              a model canary          a rules canary
+sink failing for              -                       5 s
+============================  =====================  ===============
+
+and ``PAUSED`` when the model path has failed for ``model_heartbeat_ms``
+(2 s). Degrading is immediate; recovering needs the healthier level to hold
+for ``recover_hold_ms`` (hysteresis). Each transition is recorded with its
+reason and the values that triggered it.
 """
+
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CONSERVATIVE", "MODES", "NORMAL", "REACTIVE_ONLY", "ModeChange", "ModeConfig",
-           "ModeMachine", "Override"]
+__all__ = ["CONSERVATIVE", "MODES", "NORMAL", "PAUSED", "REACTIVE_ONLY", "RULES_ONLY",
+           "Health", "ModeChange", "ModeConfig", "ModeMachine", "Override", "worst"]
 
 NORMAL = "NORMAL"
 REACTIVE_ONLY = "REACTIVE_ONLY"
+PAUSED = "PAUSED"
 CONSERVATIVE = "CONSERVATIVE"
-MODES = (NORMAL, REACTIVE_ONLY, CONSERVATIVE)
+MODES = (NORMAL, REACTIVE_ONLY, PAUSED, CONSERVATIVE)  # least to most degraded
+RULES_ONLY = frozenset({REACTIVE_ONLY, PAUSED})  # the model and the slow path are off
 _RANK = {m: i for i, m in enumerate(MODES)}
+
+
+def worst(modes: list[str] | tuple[str, ...]) -> str:
+    """The most degraded of ``modes`` (NORMAL when empty).
+
+    >>> worst(["NORMAL", "PAUSED", "REACTIVE_ONLY"])
+    'PAUSED'
+    """
+    return max(modes, key=_RANK.__getitem__, default=NORMAL)
 
 
 @dataclass(frozen=True)
 class ModeConfig:
+    """Thresholds of the automatic mode; ``None`` switches a signal off."""
+
     reactive_after_ms: int = 5_000
     conservative_after_ms: int = 30_000
+    kafka_reactive_lag: int | None = 100_000
+    kafka_conservative_lag: int | None = 1_000_000
+    silent_reactive_share: float | None = 0.5
+    drift_reactive_share: float | None = 0.2  # of active sources, with a drift alarm
+    drift_min_sources: int = 3                # ... within drift_window_ms
+    drift_window_ms: int = 60_000
+    model_heartbeat_ms: int | None = 2_000
+    sink_conservative_ms: int | None = 5_000
     recover_hold_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the pipeline knows about itself at one moment; the mode follows from it.
+
+    ``model_failing_ms`` counts from the model path's first failure with no
+    success since (its lost heartbeat); ``sink_failing_ms`` likewise for writes.
+    """
+
+    lag_ms: int = 0
+    kafka_lag: int = 0
+    silent_sources: int = 0
+    active_sources: int = 0
+    drifting_sources: int = 0
+    failing_model_canaries: int = 0
+    failing_rules_canaries: int = 0
+    model_failing_ms: int = 0
+    sink_failing_ms: int = 0
+
+    def values(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
 
 
 @dataclass(frozen=True)
@@ -55,21 +115,23 @@ class Override:
 
 
 class ModeMachine:
-    """Lag in, mode out, with hysteresis on the way back up; a manual override beats it.
+    """Health in, mode out, with hysteresis on the way back up; a manual override beats it.
 
     >>> m = ModeMachine(ModeConfig(recover_hold_ms=1_000))
-    >>> m.update(now=0, lag_ms=6_000).to_mode
+    >>> m.update(now=0, health=Health(lag_ms=6_000)).to_mode
     'REACTIVE_ONLY'
-    >>> m.update(now=500, lag_ms=100) is None      # healthy, but not for long enough
+    >>> m.update(now=500, health=Health(lag_ms=100)) is None  # healthy, not for long enough
     True
-    >>> m.update(now=1_600, lag_ms=100).to_mode
+    >>> m.update(now=1_600, health=Health(lag_ms=100)).to_mode
     'NORMAL'
+    >>> m.update(now=1_700, health=Health(model_failing_ms=2_500)).reason
+    'model path failing for 2500 ms (heartbeat lost after 2000 ms)'
     >>> m.set_override(Override(CONSERVATIVE, "storm", "ops"), now=2_000).trigger
     'override'
-    >>> m.update(now=9_000, lag_ms=100) is None, m.mode   # the override beats the lag
+    >>> m.update(now=9_000, health=Health()) is None, m.mode   # the override beats the data
     (True, 'CONSERVATIVE')
-    >>> m.clear_override(now=9_500, who="ops").to_mode
-    'NORMAL'
+    >>> m.clear_override(now=9_500, who="ops").to_mode   # the data's mode, still held
+    'PAUSED'
     """
 
     def __init__(self, config: ModeConfig | None = None) -> None:
@@ -93,26 +155,52 @@ class ModeMachine:
     def auto_mode(self) -> str:
         return self._auto
 
-    def target(self, lag_ms: int) -> str:
-        """The mode the lag alone asks for."""
-        if lag_ms > self.config.conservative_after_ms:
-            return CONSERVATIVE
-        if lag_ms > self.config.reactive_after_ms:
-            return REACTIVE_ONLY
-        return NORMAL
+    def target(self, health: Health) -> tuple[str, str]:
+        """The mode ``health`` alone asks for, and why (the most degraded signal)."""
+        c, h = self.config, health
+        asks: list[tuple[str, str]] = [(NORMAL, "healthy")]
+        if h.lag_ms > c.conservative_after_ms:
+            asks.append((CONSERVATIVE, f"watermark lag {h.lag_ms} ms over the "
+                                       f"{c.conservative_after_ms} ms limit"))
+        elif h.lag_ms > c.reactive_after_ms:
+            asks.append((REACTIVE_ONLY, f"watermark lag {h.lag_ms} ms over the "
+                                        f"{c.reactive_after_ms} ms limit"))
+        if c.kafka_conservative_lag is not None and h.kafka_lag > c.kafka_conservative_lag:
+            asks.append((CONSERVATIVE, f"Kafka consumer lag {h.kafka_lag} messages over "
+                                       f"{c.kafka_conservative_lag}"))
+        elif c.kafka_reactive_lag is not None and h.kafka_lag > c.kafka_reactive_lag:
+            asks.append((REACTIVE_ONLY, f"Kafka consumer lag {h.kafka_lag} messages over "
+                                        f"{c.kafka_reactive_lag}"))
+        if c.silent_reactive_share is not None and h.active_sources \
+                and h.silent_sources > c.silent_reactive_share * h.active_sources:
+            asks.append((REACTIVE_ONLY, f"{h.silent_sources} of {h.active_sources} sources "
+                                        "silent"))
+        if c.drift_reactive_share is not None and h.drifting_sources >= max(
+                c.drift_min_sources, c.drift_reactive_share * h.active_sources):
+            asks.append((REACTIVE_ONLY, f"{h.drifting_sources} of {h.active_sources} sources "
+                                        f"drifted within {c.drift_window_ms} ms"))
+        if h.failing_rules_canaries:
+            asks.append((CONSERVATIVE, f"{h.failing_rules_canaries} rules canary failing"))
+        if h.failing_model_canaries:
+            asks.append((REACTIVE_ONLY, f"{h.failing_model_canaries} model canary failing"))
+        if c.model_heartbeat_ms is not None and h.model_failing_ms >= c.model_heartbeat_ms:
+            asks.append((PAUSED, f"model path failing for {h.model_failing_ms} ms "
+                                 f"(heartbeat lost after {c.model_heartbeat_ms} ms)"))
+        if c.sink_conservative_ms is not None and h.sink_failing_ms >= c.sink_conservative_ms:
+            asks.append((CONSERVATIVE, f"store writes failing for {h.sink_failing_ms} ms"))
+        return max(asks, key=lambda ask: _RANK[ask[0]])
 
-    def update(self, now: int, lag_ms: int) -> ModeChange | None:
-        """Feed the current lag; returns the transition when the mode in force changes.
+    def update(self, now: int, health: Health) -> ModeChange | None:
+        """Feed the current health; returns the transition when the mode in force changes.
 
         Under an override the automatic mode keeps moving (with its hysteresis), so
         clearing the override lands on what the data says now.
         """
-        wanted = self.target(lag_ms)
+        wanted, why = self.target(health)
         current = self._auto
         if _RANK[wanted] > _RANK[current]:
             self._healthy_since = None
-            return self._move(now, wanted, f"watermark lag {lag_ms} ms over the "
-                              f"{self._threshold(wanted)} ms limit of {wanted}", lag_ms)
+            return self._move(now, wanted, why, health)
         if _RANK[wanted] == _RANK[current]:
             self._healthy_since = None
             return None
@@ -121,8 +209,8 @@ class ModeMachine:
         if now - self._healthy_since < self.config.recover_hold_ms:
             return None
         self._healthy_since = None
-        return self._move(now, wanted, f"watermark lag {lag_ms} ms healthy for "
-                          f"{self.config.recover_hold_ms} ms", lag_ms)
+        return self._move(now, wanted, f"{why}; {wanted} held for "
+                          f"{self.config.recover_hold_ms} ms", health)
 
     def set_override(self, override: Override, now: int) -> ModeChange:
         """Put ``override`` in force; recorded even when the mode stays the same."""
@@ -151,14 +239,9 @@ class ModeMachine:
             return self.clear_override(now, self._override.who, "expired")
         return None
 
-    def _threshold(self, mode: str) -> int:
-        if mode == CONSERVATIVE:
-            return self.config.conservative_after_ms
-        return self.config.reactive_after_ms
-
-    def _move(self, now: int, to_mode: str, reason: str, lag_ms: int) -> ModeChange | None:
+    def _move(self, now: int, to_mode: str, reason: str, health: Health) -> ModeChange | None:
         before = self.mode
         self._auto = to_mode
         if self._override is not None:
             return None  # the automatic mode moved, but the mode in force did not
-        return ModeChange(now, before, to_mode, reason, "auto", {"lag_ms": lag_ms})
+        return ModeChange(now, before, to_mode, reason, "auto", health.values())

@@ -14,12 +14,15 @@ import orjson
 
 from operators.alarms import Alarm
 from operators.events import DeadLetter, OutcomeEvent
+from operators.flags import Flags
 from operators.ids import row_id
 from operators.modes import ModeChange
 from operators.quality import QUALITY_COLUMNS
+from operators.rollout import RolloutChange
 
 __all__ = [
     "ALARM_COLUMNS",
+    "CONTROL_LOG_COLUMNS",
     "DEAD_LETTER_COLUMNS",
     "DECISION_COLUMNS",
     "MODE_CHANGE_COLUMNS",
@@ -28,8 +31,10 @@ __all__ = [
     "Rows",
     "alarm_rows",
     "dead_letter_rows",
+    "flag_rows",
     "mode_change_rows",
     "outcome_rows",
+    "rollout_rows",
 ]
 
 DECISION_COLUMNS = (
@@ -45,7 +50,8 @@ DEAD_LETTER_COLUMNS = ("dead_letter_id", "received_at", "origin", "reason", "raw
 OUTCOME_COLUMNS = ("decision_id", "outcome", "label", "event_time", "received_at", "origin")
 MODE_CHANGE_COLUMNS = ("change_id", "at", "from_mode", "to_mode", "reason", "trigger", "values",
                        "scope", "flow")
-
+CONTROL_LOG_COLUMNS = ("entry_id", "at", "kind", "name", "state", "who", "reason", "details",
+                       "scope", "flow")
 
 
 @dataclass(slots=True)
@@ -92,3 +98,23 @@ def mode_change_rows(changes: list[ModeChange], scope: str, flow: str) -> Rows:
     return Rows("mode_changes", MODE_CHANGE_COLUMNS, [
         (row_id(flow, scope, c.at, c.from_mode, c.to_mode), c.at, c.from_mode, c.to_mode,
          c.reason, c.trigger, _json(c.values), scope, flow) for c in changes])
+
+
+def flag_rows(flags: Flags, meta: dict, scope: str, flow: str) -> Rows:
+    """The flags now in force, as one ``control_log`` row (``meta``: the file's who/why)."""
+    at = int(meta.get("updated_at_ms", 0))
+    change = meta.get("change", {})
+    name = str(change.get("capability", "all"))
+    state = "reset" if change.get("reset") else ("on" if change.get("on") else "off")
+    return Rows("control_log", CONTROL_LOG_COLUMNS, [(
+        row_id(flow, scope, "flags", at), at, "flags", name, state, str(meta.get("who", "")),
+        str(meta.get("reason", "")), _json(flags.to_json() | {"change": change}), scope,
+        flow)])
+
+
+def rollout_rows(changes: list[RolloutChange], scope: str, flow: str) -> Rows:
+    return Rows("control_log", CONTROL_LOG_COLUMNS, [
+        (row_id(flow, scope, "rollout", c.at, c.state, c.to_share), c.at, "rollout",
+         c.candidate, f"{c.state} {c.to_share:g}", "auto", c.reason,
+         _json(c.values | {"from_share": c.from_share, "to_share": c.to_share}), scope, flow)
+        for c in changes])

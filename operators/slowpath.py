@@ -39,6 +39,7 @@ class _Window:
     last_event_ms: int = 0
     version: str = ""
     variant: str = ""
+    based_on: int = 0
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ class SlowResult:
     last_event_ms: int
     version: str
     variant: str
+    based_on: int = 0  # the source's state version its last event was decided against
 
 
 class SlowPath:
@@ -85,7 +87,7 @@ class SlowPath:
         self.late_events = 0
 
     def add(self, source_id: str, event_ms: int, values: dict[str, float], fast_action: str,
-            version: str, variant: str) -> list[SlowResult]:
+            version: str, variant: str, based_on: int = 0) -> list[SlowResult]:
         """Buffer one event; returns results of a window this event pushed closed."""
         size = self.config.window_ms
         start = event_ms - event_ms % size
@@ -102,7 +104,7 @@ class SlowPath:
         window.values.append(values)
         window.actions.append(fast_action)
         window.last_event_ms = max(window.last_event_ms, event_ms)
-        window.version, window.variant = version, variant
+        window.version, window.variant, window.based_on = version, variant, based_on
         return [r for r in out if r is not None]
 
     def close(self, now: int) -> list[SlowResult]:
@@ -151,5 +153,6 @@ class SlowPath:
             risk = 0.0
         result = SlowResult(source_id, window.start, end, len(window.values), risk,
                             risk >= cfg.risk_threshold, window.actions[-1],
-                            window.last_event_ms, window.version, window.variant)
+                            window.last_event_ms, window.version, window.variant,
+                            window.based_on)
         return result

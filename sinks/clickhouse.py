@@ -35,6 +35,7 @@ __all__ = ["ClickHouseSink", "EmbeddedStoreSink", "merge_rows"]
 log = logging.getLogger("lucidstream.sink")
 
 OnWrite = Callable[[str, int, float], None]
+OnHealth = Callable[[bool], None]  # told after each insert whether it succeeded
 
 
 def merge_rows(items: list[Rows]) -> list[Rows]:
@@ -57,10 +58,12 @@ def merge_rows(items: list[Rows]) -> list[Rows]:
 
 
 class _Partition(StatelessSinkPartition[Rows]):
-    def __init__(self, store: Store, retries: int, on_write: OnWrite | None) -> None:
+    def __init__(self, store: Store, retries: int, on_write: OnWrite | None,
+                 on_health: OnHealth | None = None) -> None:
         self._store = store
         self._retries = retries
         self._on_write = on_write
+        self._on_health = on_health
 
     def write_batch(self, items: list[Rows]) -> None:
         for rows in merge_rows(items):
@@ -77,8 +80,12 @@ class _Partition(StatelessSinkPartition[Rows]):
         for attempt in range(self._retries + 1):
             try:
                 self._store.insert(rows)
+                if self._on_health is not None:
+                    self._on_health(True)
                 return
             except StoreUnavailable as exc:
+                if self._on_health is not None:
+                    self._on_health(False)  # the mode machine hears of it while we retry
                 if attempt == self._retries:
                     raise
                 log.warning("step=sink table=%s rows=%d attempt=%d error=%s retry_in_s=%.1f",
@@ -98,13 +105,15 @@ class ClickHouseSink(DynamicSink[Rows]):
     'chdb:///tmp/lucidstream-doc'
     """
 
-    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None) -> None:
+    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
+                 on_health: OnHealth | None = None) -> None:
         self.dsn = dsn
         self.retries = retries
         self.on_write = on_write
+        self.on_health = on_health
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(open_store(self.dsn), self.retries, self.on_write)
+        return _Partition(open_store(self.dsn), self.retries, self.on_write, self.on_health)
 
 
 class _OwnerPartition(StatefulSinkPartition[Rows, None]):
@@ -129,10 +138,12 @@ class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
     only its process opens the store. Items are ``("store", rows)`` pairs.
     """
 
-    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None) -> None:
+    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
+                 on_health: OnHealth | None = None) -> None:
         self.dsn = dsn
         self.retries = retries
         self.on_write = on_write
+        self.on_health = on_health
 
     def list_parts(self) -> list[str]:
         return ["store"]
@@ -141,4 +152,5 @@ class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
-        return _OwnerPartition(_Partition(open_store(self.dsn), self.retries, self.on_write))
+        return _OwnerPartition(_Partition(open_store(self.dsn), self.retries, self.on_write,
+                                          self.on_health))

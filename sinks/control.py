@@ -1,12 +1,18 @@
-"""The control file: how ``lucidstream mode set`` reaches running flows.
+"""The control directory: how people and other processes reach running flows.
 
-A small JSON file, written atomically (temp file + rename), holds the manual
-mode override. Every shard of every worker on the host polls it (at most
-every ``poll_s`` of wall time, so a change is in force within about half a
-second), and the embedded store needs no second process to open it. Default
-location: ``<store path>-control/`` for a ``chdb://`` store, else
-``./lucidstream-control/``; ``LUCIDSTREAM_CONTROL`` or ``--control`` moves it.
-Processes on other hosts need the same directory (a shared mount).
+Small JSON files, each written atomically (temp file + rename):
+
+* ``mode.json``: the manual mode override (``lucidstream mode set|clear``);
+* ``flags.json``: capabilities switched off (``lucidstream flag set``);
+* ``health-<scope>.json``: each process's combined health, so the processes of
+  a cluster feed their mode machines the same inputs.
+
+A process polls them at most every ``poll_s`` of wall time (so a change is in
+force within about half a second), and the embedded store needs no second
+process to open it. Default location: ``<store path>-control/`` for a
+``chdb://`` store, else ``./lucidstream-control/``; ``LUCIDSTREAM_CONTROL`` or
+``--control`` moves it. Processes on other hosts need the same directory (a
+shared mount).
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ import getpass
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from operators.errors import ConfigError
-from operators.modes import Override
+from operators.flags import Flags
+from operators.modes import Health, Override
 
-__all__ = ["ControlFile", "control_dir_for"]
+__all__ = ["ControlFile", "FlagsFile", "HealthExchange", "control_dir_for"]
 
 
 def control_dir_for(store_dsn: str, explicit: str | None = None) -> Path:
-    """Where the control file lives for ``store_dsn``."""
+    """Where the control files live for ``store_dsn``."""
     chosen = explicit or os.environ.get("LUCIDSTREAM_CONTROL")
     if chosen:
         return Path(chosen)
@@ -33,7 +42,62 @@ def control_dir_for(store_dsn: str, explicit: str | None = None) -> Path:
     return Path("lucidstream-control")
 
 
-class ControlFile:
+class _JsonFile:
+    """One atomically replaced JSON file, polled for changes by (mtime, size)."""
+
+    NAME = ""
+    FIX = "rewrite it"
+
+    def __init__(self, directory: str | Path, poll_s: float = 0.5) -> None:
+        self.path = Path(directory) / self.NAME
+        self.poll_s = poll_s
+        self._seen: tuple[int, int] | None = None
+        self._next = 0.0
+
+    def load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"control file {self.path} is unreadable ({exc}); "
+                              f"{self.FIX}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"control file {self.path} holds no JSON object; {self.FIX}")
+        return data
+
+    def _write(self, data: dict) -> None:
+        data["updated_at_ms"] = time.time_ns() // 1_000_000
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.path.with_suffix(f".tmp{os.getpid()}")
+            temp.write_text(json.dumps(data))
+            os.replace(temp, self.path)
+        except OSError as exc:
+            raise ConfigError(f"cannot write control file {self.path}: {exc.strerror}; "
+                              "pass a writable --control directory") from None
+
+    def _changed(self, force: bool) -> dict[str, Any] | None:
+        """The file's content when it changed since the last poll, else ``None``."""
+        now = time.monotonic()
+        if not force and now < self._next:
+            return None
+        self._next = now + self.poll_s
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._seen:
+            return None
+        self._seen = stamp
+        try:
+            return self.load()
+        except ConfigError:
+            return None  # half-written by a foreign tool: try again at the next poll
+
+
+class ControlFile(_JsonFile):
     """Reads and writes the override; ``poll()`` reports a change once.
 
     >>> import tempfile
@@ -46,22 +110,14 @@ class ControlFile:
     """
 
     NAME = "mode.json"
+    FIX = "run lucidstream mode clear to rewrite it"
 
     def __init__(self, directory: str | Path, poll_s: float = 0.5) -> None:
-        self.path = Path(directory) / self.NAME
-        self.poll_s = poll_s
-        self._seen: tuple[int, int] | None = None
-        self._next = 0.0
+        super().__init__(directory, poll_s)
         self.cleared_by = ""
 
     def read(self) -> tuple[Override | None, dict]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None, {}
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"control file {self.path} is unreadable ({exc}); "
-                              "run lucidstream mode clear to rewrite it") from None
+        data = self.load()
         raw = data.get("override")
         if not raw:
             return None, data
@@ -75,34 +131,108 @@ class ControlFile:
     def clear(self, who: str = "") -> None:
         self._write({"override": None, "cleared_by": who or getpass.getuser()})
 
-    def _write(self, data: dict) -> None:
-        data["updated_at_ms"] = time.time_ns() // 1_000_000
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(f".tmp{os.getpid()}")
-            temp.write_text(json.dumps(data))
-            os.replace(temp, self.path)
-        except OSError as exc:
-            raise ConfigError(f"cannot write control file {self.path}: {exc.strerror}; "
-                              "pass a writable --control directory") from None
-
     def poll(self, force: bool = False) -> tuple[bool, Override | None]:
         """``(changed, override)``: ``changed`` is true once per new write."""
-        now = time.monotonic()
-        if not force and now < self._next:
-            return False, None
-        self._next = now + self.poll_s
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return False, None
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._seen:
-            return False, None
-        self._seen = stamp
-        try:
-            override, data = self.read()
-        except ConfigError:
+        data = self._changed(force)
+        if data is None:
             return False, None
         self.cleared_by = str(data.get("cleared_by", ""))
+        raw = data.get("override")
+        try:
+            override = Override(raw["mode"], raw.get("reason", ""), raw.get("who", ""),
+                                raw.get("until_ms")) if raw else None
+        except (KeyError, TypeError, ValueError):
+            return False, None
         return True, override
+
+
+class FlagsFile(_JsonFile):
+    """The capabilities switched off, with who changed them last and why.
+
+    >>> import tempfile
+    >>> flags = FlagsFile(tempfile.mkdtemp())
+    >>> flags.switch("model", on=False, sources=("r7",), who="ops", reason="bad lidar")
+    >>> changed, now, meta = flags.poll(force=True)
+    >>> changed, now.enabled("model", "r7"), meta["reason"]
+    (True, False, 'bad lidar')
+    """
+
+    NAME = "flags.json"
+    FIX = "run lucidstream flag reset to rewrite it"
+
+    def read(self) -> tuple[Flags, dict]:
+        data = self.load()
+        try:
+            return Flags.parse(data.get("flags", {})), data
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"control file {self.path}: {exc}; {self.FIX}") from None
+
+    def switch(self, capability: str, on: bool, sources: tuple[str, ...] = (),
+               who: str = "", reason: str = "") -> None:
+        current, _ = self.read()
+        try:
+            flags = current.switched(capability, on, sources)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._write({"flags": flags.to_json(), "who": who or getpass.getuser(),
+                     "reason": reason, "change": {"capability": capability, "on": on,
+                                                  "sources": list(sources)}})
+
+    def reset(self, who: str = "", reason: str = "") -> None:
+        self._write({"flags": Flags().to_json(), "who": who or getpass.getuser(),
+                     "reason": reason or "reset", "change": {"reset": True}})
+
+    def poll(self, force: bool = False) -> tuple[bool, Flags, dict]:
+        """``(changed, flags, file content)``; ``changed`` is true once per new write."""
+        data = self._changed(force)
+        if data is None:
+            return False, Flags(), {}
+        try:
+            return True, Flags.parse(data.get("flags", {})), data
+        except (TypeError, ValueError):
+            return False, Flags(), {}
+
+
+class HealthExchange:
+    """Shares this process's health with the other processes of a cluster.
+
+    ``swap(own)`` writes ``own`` (at most every ``poll_s``) and returns the
+    peers' latest health, ignoring any peer silent for ``stale_s`` (a process
+    that stopped must not hold the mode down forever).
+    """
+
+    def __init__(self, directory: str | Path, scope: str, poll_s: float = 0.5,
+                 stale_s: float = 10.0) -> None:
+        self.directory = Path(directory)
+        self.scope = scope
+        self.poll_s = poll_s
+        self.stale_s = stale_s
+        self._next = 0.0
+        self._peers: list[Health] = []
+
+    def swap(self, own: Health) -> list[Health]:
+        now = time.monotonic()
+        if now < self._next:
+            return self._peers
+        self._next = now + self.poll_s
+        wall = time.time()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            mine = self.directory / f"health-{self.scope}.json"
+            temp = mine.with_suffix(f".tmp{os.getpid()}")
+            temp.write_text(json.dumps({"at": wall, "health": asdict(own)}))
+            os.replace(temp, mine)
+        except OSError:
+            pass  # the peers see this process as stale; it keeps deciding on its own view
+        peers = []
+        for path in self.directory.glob("health-*.json"):
+            if path.name == f"health-{self.scope}.json":
+                continue
+            try:
+                data = json.loads(path.read_text())
+                if wall - float(data["at"]) <= self.stale_s:
+                    peers.append(Health(**data["health"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        self._peers = peers
+        return peers

@@ -193,11 +193,11 @@ def test_numpy_scoring_matches_rivers_own_pipeline():
 
 
 def test_override_beats_the_lag_until_it_expires_then_the_data_decides():
-    from operators.modes import ModeMachine, Override
+    from operators.modes import Health, ModeMachine, Override
 
     m = ModeMachine()
     m.set_override(Override("NORMAL", "we know", "ops", until_ms=5_000), now=0)
-    assert m.update(now=100, lag_ms=45_000) is None and m.mode == "NORMAL"
+    assert m.update(now=100, health=Health(lag_ms=45_000)) is None and m.mode == "NORMAL"
     assert m.auto_mode == "CONSERVATIVE"          # tracked underneath
     assert m.expire(now=200, wall_ms=4_999) is None
     change = m.expire(now=300, wall_ms=5_000)
