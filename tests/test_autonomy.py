@@ -8,13 +8,16 @@ executed autonomously while the mode forbade it.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from operators.canary import Canary, CanarySchedule
+from operators.canary import CANARY_COLUMNS, Canary, CanarySchedule
 from operators.decider import Decider, DecisionPolicy
 from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.flags import Flags
+from operators.invariants import VIOLATION_COLUMNS
 from operators.modeboard import ModeBoard
 from operators.models import OnlineScorer
 from operators.modes import ModeConfig, Override
@@ -92,7 +95,7 @@ def test_backlogs_degrade_on_time_and_recovery_waits_for_the_hold():
 
 def test_an_override_beats_the_automatic_mode_until_cleared():
     d = Decider(POLICY, replay=True, modes=ModeConfig(recover_hold_ms=1_000))
-    rows, _ = replay(d, stream(0, 5_000, 20))
+    replay(d, stream(0, 5_000, 20))
     d.board.control(True, Override("CONSERVATIVE", "storm", "ops"))
     held, _ = replay(d, stream(5_000, 10_000, 20, seq0=50))
     assert {r["mode"] for r in held} == {"CONSERVATIVE"}
@@ -166,9 +169,7 @@ def test_a_slow_revision_made_against_an_old_state_is_rejected_and_recorded():
     assert "rejected: decided against state" in wild[0]["reason"]
     violations = [v for r in results for v in r.violations]
     assert len(violations) == 1
-    v = dict(zip(("violation_id", "at", "source_id", "decision_id", "decision_type", "path",
-                  "based_on_version", "current_version", "attempted_action",
-                  "current_action"), violations[0][:10]))
+    v = dict(zip(VIOLATION_COLUMNS, violations[0], strict=True))
     assert (v["attempted_action"], v["current_action"]) == ("inspect", "dock")
     assert v["current_version"] == v["based_on_version"] + 1
     assert d.state.conflicts == 1
@@ -210,9 +211,8 @@ def test_canaries_pass_on_a_sound_model_and_a_broken_one_fails_and_degrades(scor
     d = Decider(POLICY, replay=True, canaries=CANARIES,
                 variants=[Variant("control", 1.0, scorer)])
     rows, results = replay(d, _with_canaries(stream(0, 30_000, 20)), batch=200)
-    canary_rows = [dict(zip(("canary_id", "at", "canary", "checks", "slot", "variant",
-                             "model_version", "expected_action", "actual_action", "status"),
-                            c[:10])) for r in results for c in r.canaries]
+    canary_rows = [dict(zip(CANARY_COLUMNS, c, strict=True))
+                   for r in results for c in r.canaries]
     assert len({c["slot"] for c in canary_rows}) == 15       # one check per slot
     rules = [c for c in canary_rows if c["checks"] == "rules"]
     assert {c["status"] for c in rules} == {"pass"}
@@ -268,7 +268,7 @@ def test_a_sound_variant_rolls_out_in_steps():
     rows, changes = _graded([Variant("control", 1.0), Variant("candidate", 0.0)], {})
     assert [(c.from_share, c.to_share, c.state) for c in changes] == [
         (0.1, 0.5, "rolling"), (0.5, 1.0, "rolling"), (1.0, 1.0, "complete")]
-    assert all(b.at - a.at >= 5_000 for a, b in zip(changes, changes[1:]))
+    assert all(b.at - a.at >= 5_000 for a, b in itertools.pairwise(changes))
     last = [r for r in rows if r["decided_at"] > changes[-1].at and r["score"] is not None]
     assert last and {r["variant"] for r in last} == {"candidate"}
 

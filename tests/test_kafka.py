@@ -59,7 +59,7 @@ def test_round_trip_carries_every_event_and_the_trace_headers(broker, tmp_path):
                            "--decisions-topic", out))
     assert result.returncode == 0, result.stderr
     assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL "
-                                 "WHERE path != 'slow'")) == 3_050
+                                 "WHERE path IN ('fast', 'fallback')")) == 3_050
     stored = query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE "
                                "startsWith(source_id, 'traced-') AND trace_id = "
                                "transform(source_id, [" + ",".join(
@@ -130,7 +130,8 @@ def test_two_processes_make_exactly_the_decisions_of_one(broker, tmp_path):
         result = cli(*run_args(broker.bootstrap, topic, dsn, "--processes", str(processes)))
         assert result.returncode == 0, result.stderr
         results[processes] = query_scalar(dsn, "SELECT count(), sum(cityHash64(decision_id)) "
-                                               "FROM decisions FINAL WHERE path != 'slow'")
+                                               "FROM decisions FINAL "
+                                               "WHERE path IN ('fast', 'fallback')")
     assert results[1] == results[2]
     assert results[1].startswith("8000,")
 
@@ -151,7 +152,7 @@ def test_frozen_broker_shows_within_5s_and_the_run_completes_exactly_once(tmp_pa
         assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
         shown = [t for t, line in run.lines if "KAFKA UNREACHABLE" in line]
         assert shown and shown[0] - frozen_at <= 5.0
-        fast = "FROM decisions FINAL WHERE path != 'slow'"
+        fast = "FROM decisions FINAL WHERE path IN ('fast', 'fallback')"
         assert int(query_scalar(dsn, f"SELECT count() {fast}")) == n
         assert int(query_scalar(dsn, f"SELECT uniqExact(decision_id) {fast}")) == n
         alarms = query_scalar(dsn, "SELECT groupUniqArray(signal) FROM drift_events "
@@ -168,4 +169,5 @@ def test_events_limit_stops_a_kafka_run_after_n_events(broker, tmp_path):
     result = cli("run", "--source", "kafka", "--kafka", broker.bootstrap, "--topic", topic,
                  "--store", dsn, "--quiet", "--events", "1000")
     assert result.returncode == 0, result.stderr
-    assert query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE path != 'slow'") == "1000"
+    assert query_scalar(dsn, "SELECT count() FROM decisions FINAL "
+                             "WHERE path IN ('fast', 'fallback')") == "1000"

@@ -137,7 +137,7 @@ def test_strange_but_valid_streams_are_decided_without_warnings_or_nan(tmp_path)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
     decided = sum(1 for e in events if e.get("kind") not in ("heartbeat", "idle"))
     assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL "
-                                 "WHERE path != 'slow'")) == decided
+                                 "WHERE path IN ('fast', 'fallback')")) == decided
     assert query_scalar(dsn, "SELECT countIf(NOT isFinite(score)) FROM decisions") == "0"
 
 
@@ -159,7 +159,7 @@ def test_conservative_backlog_fills_the_escalation_queue_and_records_breaches(tm
                                    ).split(",")
     assert int(breached) > 0 and early == "0"
     assert query_scalar(dsn, "SELECT count() FROM decisions FINAL WHERE mode = 'CONSERVATIVE' "
-                             "AND NOT escalated") == "0"
+                             "AND NOT escalated AND path != 'canary'") == "0"
 
     first = query_scalar(dsn, "SELECT escalation_id FROM escalations FINAL "
                               "ORDER BY created_at, escalation_id LIMIT 1")
