@@ -31,7 +31,7 @@ from flows.sources import ArrivalOrder
 from flows.telemetry import Telemetry
 from operators.errors import ConfigError, InputError, LucidstreamError
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
-from sinks.store import open_store
+from sinks.store import Store, open_store
 
 FLOWS = {"fleet": "flows.fleet", "traffic": "flows.traffic"}
 
@@ -489,39 +489,56 @@ def escalations_list(status: str, limit: int, store: str | None) -> None:
     out.print(table)
 
 
-def _answer(escalation_id: str, status: str, who: str | None, store: str | None) -> None:
+def _answer(escalation_id: str, status: str, who: str | None, store: str | None,
+            control: str | None) -> None:
     import getpass
 
+    from operators.errors import StoreBusy
+    from sinks.control import Answer, AnswersDir, control_dir_for
+    from sinks.store import normalize_dsn
+
+    responder = who or getpass.getuser()
+    try:
+        handle = open_store(store)
+    except StoreBusy:  # a running flow holds the embedded store: it records the answer
+        answers = AnswersDir(control_dir_for(normalize_dsn(store), control))
+        answers.put(Answer(escalation_id, status, responder, time.time_ns() // 1_000_000))
+        print(f"escalation {escalation_id}: {status} by {responder}, handed to the flow "
+              f"that holds the store (it records it within a second; {answers.path})")
+        return
+    with handle:
+        _answer_in_store(handle, escalation_id, status, responder)
+
+
+def _answer_in_store(handle: Store, escalation_id: str, status: str, responder: str) -> None:
     from operators.escalation import ESCALATION_COLUMNS
     from operators.records import Rows
 
-    responder = who or getpass.getuser()
-    with open_store(store) as handle:
-        found = handle.query("SELECT * FROM escalations FINAL WHERE escalation_id = "
-                             "{id:String} OR decision_id = {id:String}",
-                             parameters={"id": escalation_id})[1]
-        if not found:
-            raise InputError(f"no escalation {escalation_id!r}; see: lucidstream escalations "
-                             "list --status all")
-        row = dict(zip(ESCALATION_COLUMNS, found[0], strict=True))
-        if row["status"] in ("approved", "rejected"):
-            if row["status"] == status:
-                print(f"escalation {row['escalation_id']} was already {status} by "
-                      f"{row['responder']}")
-                return
-            raise InputError(f"escalation {row['escalation_id']} was already "
-                             f"{row['status']} by {row['responder']}; answers are final")
-        answer = [row[c] for c in ESCALATION_COLUMNS]
-        answer[ESCALATION_COLUMNS.index("status")] = status
-        answer[ESCALATION_COLUMNS.index("responder")] = responder
-        answer[ESCALATION_COLUMNS.index("responded_at")] = time.time_ns() // 1_000_000
-        answer[ESCALATION_COLUMNS.index("version")] = 2
-        for name in ("created_at", "due_at"):  # read back as UTC datetimes: write epoch ms
-            value = answer[ESCALATION_COLUMNS.index(name)]
-            if isinstance(value, datetime):
-                aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-                answer[ESCALATION_COLUMNS.index(name)] = round(aware.timestamp() * 1000)
-        handle.insert(Rows("escalations", ESCALATION_COLUMNS, [tuple(answer)]), dedup=False)
+    found = handle.query("SELECT * FROM escalations FINAL WHERE escalation_id = "
+                         "{id:String} OR decision_id = {id:String}",
+                         parameters={"id": escalation_id})[1]
+    if not found:
+        raise InputError(f"no escalation {escalation_id!r}; see: lucidstream escalations "
+                         "list --status all")
+    row = dict(zip(ESCALATION_COLUMNS, found[0], strict=True))
+    if row["status"] in ("approved", "rejected"):
+        if row["status"] == status:
+            print(f"escalation {row['escalation_id']} was already {status} by "
+                  f"{row['responder']}")
+            return
+        raise InputError(f"escalation {row['escalation_id']} was already "
+                         f"{row['status']} by {row['responder']}; answers are final")
+    answer = [row[c] for c in ESCALATION_COLUMNS]
+    answer[ESCALATION_COLUMNS.index("status")] = status
+    answer[ESCALATION_COLUMNS.index("responder")] = responder
+    answer[ESCALATION_COLUMNS.index("responded_at")] = time.time_ns() // 1_000_000
+    answer[ESCALATION_COLUMNS.index("version")] = 2
+    for name in ("created_at", "due_at"):  # read back as UTC datetimes: write epoch ms
+        value = answer[ESCALATION_COLUMNS.index(name)]
+        if isinstance(value, datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            answer[ESCALATION_COLUMNS.index(name)] = round(aware.timestamp() * 1000)
+    handle.insert(Rows("escalations", ESCALATION_COLUMNS, [tuple(answer)]), dedup=False)
     print(f"escalation {row['escalation_id']} {status} by {responder}")
 
 
@@ -529,18 +546,22 @@ def _answer(escalation_id: str, status: str, who: str | None, store: str | None)
 @click.argument("escalation_id")
 @click.option("--who", default=None, help="who answers [default: your user name]")
 @store_option
-def escalations_approve(escalation_id: str, who: str | None, store: str | None) -> None:
+@control_option
+def escalations_approve(escalation_id: str, who: str | None, store: str | None,
+                        control: str | None) -> None:
     """Approve ESCALATION_ID (or its decision ID): the action may be executed."""
-    _answer(escalation_id, "approved", who, store)
+    _answer(escalation_id, "approved", who, store, control)
 
 
 @escalations.command("reject")
 @click.argument("escalation_id")
 @click.option("--who", default=None, help="who answers [default: your user name]")
 @store_option
-def escalations_reject(escalation_id: str, who: str | None, store: str | None) -> None:
+@control_option
+def escalations_reject(escalation_id: str, who: str | None, store: str | None,
+                       control: str | None) -> None:
     """Reject ESCALATION_ID (or its decision ID): the action is not executed."""
-    _answer(escalation_id, "rejected", who, store)
+    _answer(escalation_id, "rejected", who, store, control)
 
 
 @app.command()

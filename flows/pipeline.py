@@ -57,7 +57,7 @@ from operators.rollout import RolloutConfig
 from operators.slowpath import SlowPathConfig
 from operators.variants import Variant
 from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
-from sinks.control import control_dir_for
+from sinks.control import Answer, control_dir_for
 
 __all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
            "make_source", "shard_of"]
@@ -154,6 +154,9 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Rows], bool]:
         decider, flow, scope = self._decider, self._decider.flow, self._controls.scope
         out: list[Rows] = self._controls.poll()
+        answers = self._controls.answers()
+        if answers:
+            out += self._answer(answers)
         for batch in values:
             if decider.quality.shard != batch.shard:
                 decider.quality.shard = batch.shard
@@ -164,6 +167,19 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
                                 escalated=result.escalated, alarms=len(result.alarms))
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
         return out, StatefulBatchLogic.RETAIN
+
+    def _answer(self, answers: list[Answer]) -> list[Rows]:
+        """Record the answers to escalations this shard opened."""
+        queue, rows = self._decider.escalations, []
+        for answer in answers:
+            if not queue.knows(answer.escalation_id):
+                continue
+            row = queue.answer(answer.escalation_id, answer.status, answer.responder,
+                               answer.at_ms)
+            if row is not None:
+                rows.append(row)
+            self._controls.answered(answer)  # recorded now, or answered before: final
+        return [Rows("escalations", ESCALATION_COLUMNS, rows)] if rows else []
 
     def on_eof(self) -> tuple[Iterable[Rows], bool]:
         result = self._decider.flush()

@@ -37,3 +37,7 @@ class StoreError(LucidstreamError):
 
 class StoreUnavailable(StoreError):
     """The store is down, unreachable or locked by another process."""
+
+
+class StoreBusy(StoreUnavailable):
+    """The embedded store is held by another process (a running flow)."""

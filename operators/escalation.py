@@ -19,7 +19,8 @@ __all__ = ["ESCALATION_COLUMNS", "EscalationQueue"]
 ESCALATION_COLUMNS = ("escalation_id", "decision_id", "source_id", "decision_type", "action",
                       "reason", "mode", "created_at", "due_at", "status", "responder",
                       "responded_at", "version", "flow")
-OPEN, BREACHED = 0, 1
+OPEN, BREACHED, ANSWERED = 0, 1, 2
+ANSWERS = ("approved", "rejected")
 
 
 class EscalationQueue:
@@ -32,12 +33,18 @@ class EscalationQueue:
     ('pending', 6000)
     >>> q.breaches(now=5_999), [r[9] for r in q.breaches(now=6_000)]
     ([], ['breached'])
+    >>> q.answer("d1", "approved", "alice", at=7_000)[9:13]   # answered late, still recorded
+    ('approved', 'alice', 7000, 2)
+    >>> q.answer("d1", "approved", "alice", at=7_500) is None  # once
+    True
     """
 
     def __init__(self, flow: str, max_open: int = 100_000) -> None:
         self.flow = flow
         self.max_open = max_open
         self._open: OrderedDict[str, tuple] = OrderedDict()
+        # the latest row of every escalation this shard opened (bounded), by both IDs
+        self._known: OrderedDict[str, tuple] = OrderedDict()
 
     @property
     def open_count(self) -> int:
@@ -50,7 +57,31 @@ class EscalationQueue:
         self._open[decision_id] = row
         if len(self._open) > self.max_open:
             self._open.popitem(last=False)  # the oldest is long breached already
+        self._known[row[0]] = row
+        if len(self._known) > self.max_open:
+            self._known.popitem(last=False)
         return row
+
+    def knows(self, escalation_or_decision_id: str) -> bool:
+        key = escalation_or_decision_id
+        return key in self._known or row_id("escalation", key) in self._known
+
+    def answer(self, escalation_or_decision_id: str, status: str, responder: str, at: int
+               ) -> tuple | None:
+        """A person's answer to an escalation this shard opened: the answered row, or
+        ``None`` when it is unknown here or already answered (answers are final)."""
+        if status not in ANSWERS:
+            raise ValueError(f"answer {status!r}: use one of {ANSWERS}")
+        key = escalation_or_decision_id
+        if key not in self._known:
+            key = row_id("escalation", key)
+        row = self._known.get(key)
+        if row is None or row[9] in ANSWERS:
+            return None
+        self._open.pop(row[1], None)
+        answered = (*row[:9], status, responder, at, ANSWERED, self.flow)
+        self._known[key] = answered
+        return answered
 
     def breaches(self, now: int) -> list[tuple]:
         """Escalations still open at their due time: each is reported once."""
@@ -60,5 +91,8 @@ class EscalationQueue:
             if row[8] > now:
                 break
             del self._open[decision_id]
-            rows.append((*row[:9], "breached", "", None, BREACHED, self.flow))
+            breached = (*row[:9], "breached", "", None, BREACHED, self.flow)
+            if row[0] in self._known:
+                self._known[row[0]] = breached
+            rows.append(breached)
         return rows

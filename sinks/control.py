@@ -5,7 +5,10 @@ Small JSON files, each written atomically (temp file + rename):
 * ``mode.json``: the manual mode override (``lucidstream mode set|clear``);
 * ``flags.json``: capabilities switched off (``lucidstream flag set``);
 * ``health-<scope>.json``: each process's combined health, so the processes of
-  a cluster feed their mode machines the same inputs.
+  a cluster feed their mode machines the same inputs;
+* ``answers/<id>.json``: answers to escalations given while a flow holds the
+  embedded store (``lucidstream escalations approve|reject``); the flow records
+  them and removes the file.
 
 A process polls them at most every ``poll_s`` of wall time (so a change is in
 force within about half a second), and the embedded store needs no second
@@ -21,7 +24,7 @@ import getpass
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,8 @@ from operators.errors import ConfigError
 from operators.flags import Flags
 from operators.modes import Health, Override
 
-__all__ = ["ControlFile", "FlagsFile", "HealthExchange", "control_dir_for"]
+__all__ = ["Answer", "AnswersDir", "ControlFile", "FlagsFile", "HealthExchange",
+           "control_dir_for"]
 
 
 def control_dir_for(store_dsn: str, explicit: str | None = None) -> Path:
@@ -236,3 +240,71 @@ class HealthExchange:
                 continue
         self._peers = peers
         return peers
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer to an escalation (by escalation or decision ID), wall-clock ms."""
+
+    escalation_id: str
+    status: str
+    responder: str
+    at_ms: int
+
+
+class AnswersDir:
+    """Escalation answers waiting for the flow that holds the embedded store.
+
+    >>> import tempfile
+    >>> answers = AnswersDir(tempfile.mkdtemp())
+    >>> answers.put(Answer("e1", "approved", "alice", 1_000))
+    >>> [a.status for a in answers.poll(force=True)], answers.poll(force=True)
+    (['approved'], [])
+    >>> answers.done(Answer("e1", "approved", "alice", 1_000)); answers.waiting()
+    []
+    """
+
+    def __init__(self, directory: str | Path, poll_s: float = 0.5) -> None:
+        self.path = Path(directory) / "answers"
+        self.poll_s = poll_s
+        self._next = 0.0
+        self._seen: set[str] = set()
+
+    def _file(self, answer: Answer) -> Path:
+        safe = "".join(c for c in answer.escalation_id if c.isalnum() or c in "-_")
+        return self.path / f"{safe}.json"
+
+    def put(self, answer: Answer) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            final = self._file(answer)
+            temp = final.with_suffix(f".tmp{os.getpid()}")
+            temp.write_text(json.dumps(asdict(answer)))
+            os.replace(temp, final)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the answer into {self.path}: {exc.strerror}; "
+                              "pass a writable --control directory") from None
+
+    def waiting(self) -> list[str]:
+        return sorted(p.stem for p in self.path.glob("*.json"))
+
+    def poll(self, force: bool = False) -> list[Answer]:
+        """Answers not returned before (at most every ``poll_s``)."""
+        now = time.monotonic()
+        if not force and now < self._next:
+            return []
+        self._next = now + self.poll_s
+        found = []
+        for path in sorted(self.path.glob("*.json")):
+            if path.name in self._seen:
+                continue
+            try:
+                found.append(Answer(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue  # half-written: the next poll reads it
+            self._seen.add(path.name)
+        return found
+
+    def done(self, answer: Answer) -> None:
+        """The answer is recorded in the store: remove its file."""
+        self._file(answer).unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from operators.errors import ConfigError, StoreError, StoreUnavailable
+from operators.errors import ConfigError, StoreBusy, StoreError, StoreUnavailable
 from operators.records import Rows
 
 __all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "close_all", "normalize_dsn", "open_store"]
@@ -240,7 +240,7 @@ def _connect(dsn: str) -> Any:
         except OSError as exc:
             raise StoreUnavailable(f"cannot create store directory {path}: {exc.strerror}") from exc
         except Exception as exc:
-            raise StoreUnavailable(
+            raise StoreBusy(
                 f"cannot open embedded store {path}: another process probably has it open "
                 "(chdb allows one process per path); stop that process, or use a different "
                 "--store path or a ClickHouse server DSN") from exc

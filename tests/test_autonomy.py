@@ -20,7 +20,7 @@ from operators.flags import Flags
 from operators.invariants import VIOLATION_COLUMNS
 from operators.modeboard import ModeBoard
 from operators.models import OnlineScorer
-from operators.modes import ModeConfig, Override
+from operators.modes import Health, ModeConfig, Override
 from operators.records import DECISION_COLUMNS
 from operators.rollout import RolloutConfig
 from operators.rules import Rule, RuleSet
@@ -284,3 +284,34 @@ def test_flags_switch_capabilities_globally_and_per_source():
     rows, _ = replay(d, stream(10_000, 20_000, 20, seq0=100))
     assert [r for r in rows if r["path"] == "slow"]
     assert {r["score"] is None for r in rows if r["source_id"] == "r3"} == {False}
+
+
+def test_processes_share_health_through_the_control_directory(tmp_path):
+    from sinks.control import HealthExchange
+
+    boards = [ModeBoard(scope=f"process-{i}",
+                        peers=HealthExchange(tmp_path, f"process-{i}", poll_s=0).swap)
+              for i in range(2)]
+    assert boards[0].post("shard-0", 1_000, Health(lag_ms=100)) == []
+    [change] = boards[1].post("shard-3", 1_000, Health(lag_ms=8_000))
+    assert change.to_mode == "REACTIVE_ONLY"
+    [change] = boards[0].post("shard-0", 1_100, Health(lag_ms=100))  # hears process 1
+    assert change.to_mode == "REACTIVE_ONLY" and change.values["lag_ms"] == 8_000
+
+
+def test_kafka_lag_and_a_failing_sink_drive_the_mode():
+    import time
+
+    board = ModeBoard(ModeConfig(sink_conservative_ms=50))
+    board.kafka_lag(250_000)
+    [change] = board.post("shard-0", 1_000, Health())
+    assert (change.to_mode, change.values["kafka_lag"]) == ("REACTIVE_ONLY", 250_000)
+    board.sink_result(False)
+    time.sleep(0.06)  # the sink's failure is measured in wall time, as a retry waits
+    [change] = board.post("shard-0", 1_100, Health())
+    assert change.to_mode == "CONSERVATIVE" and "store writes failing" in change.reason
+    board.sink_result(True)
+    board.kafka_lag(0)
+    assert board.post("shard-0", 1_200, Health()) == []     # healthy, but held
+    [change] = board.post("shard-0", 11_200, Health())
+    assert change.to_mode == "NORMAL"
