@@ -22,6 +22,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.tree import Tree
 
 from flows.cluster import run_cluster
 from flows.config import RunConfig
@@ -117,6 +118,8 @@ def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
     table.add_row("dead letters", f"{s.dead_letters:,}", f"{report.totals['dead_letters']:,}")
     table.add_row("alarms", f"{s.alarms:,}", f"{report.totals['alarms']:,}")
     table.add_row("outcomes", f"{s.outcomes:,}", "")
+    table.add_row("traced decisions (budget dropped)", f"{s.traced:,} ({s.traces_dropped:,})",
+                  "")
     table.add_row("watermark lag now / max", f"{s.lag_ms:,} / {s.max_lag_ms:,} ms", "")
     table.add_row("mode", s.mode, "")
     table.add_row("wall time", f"{s.elapsed_s:.1f} s", "")
@@ -562,6 +565,49 @@ def escalations_reject(escalation_id: str, who: str | None, store: str | None,
                        control: str | None) -> None:
     """Reject ESCALATION_ID (or its decision ID): the action is not executed."""
     _answer(escalation_id, "rejected", who, store, control)
+
+
+@app.command("trace")
+@click.argument("decision_id")
+@store_option
+def trace_cmd(decision_id: str, store: str | None) -> None:
+    """Print the span tree of DECISION_ID (when it was sampled), with durations."""
+    with open_store(store) as handle:
+        columns, rows = handle.query(
+            "SELECT TraceId, SpanId, ParentSpanId, SpanName, toUnixTimestamp64Nano(Timestamp), "
+            "Duration, SpanAttributes, ResourceAttributes FROM otel_traces "
+            "WHERE SpanAttributes['decision_id'] = {id:String} ORDER BY Timestamp, SpanName",
+            parameters={"id": decision_id})
+    if not rows:
+        raise InputError(f"no trace for decision {decision_id!r}: it was not sampled (every "
+                         "non-NORMAL, stale, fallback, escalated, rejected or canary decision "
+                         "is; of the rest LUCIDSTREAM_TRACE_RATIO), or its spans are not "
+                         "exported yet")
+    spans = [dict(zip(columns, r, strict=True)) for r in rows]
+    ids = {s["SpanId"] for s in spans}
+    children: dict[str, list[dict]] = {}
+    for span in spans:
+        children.setdefault(span["ParentSpanId"] if span["ParentSpanId"] in ids else "",
+                            []).append(span)
+    tree = Tree(f"trace {spans[0]['TraceId']}")
+
+    def add(node: Tree, span: dict, base: int) -> None:
+        offset = (span["toUnixTimestamp64Nano(Timestamp)"] - base) / 1e6
+        label = f"[bold]{span['SpanName']}[/] {span['Duration'] / 1e6:.3f} ms (+{offset:.3f} ms)"
+        attributes = {k: v for k, v in span["SpanAttributes"].items() if k != "decision_id"}
+        branch = node.add(label + "".join(f"\n  {k} = {v}" for k, v in
+                                          sorted(attributes.items())))
+        for child in children.get(span["SpanId"], []):
+            add(branch, child, base)
+
+    for root in children.get("", []):
+        if root["ParentSpanId"]:
+            tree.label = f"{tree.label}\ncontinues the producer's span {root['ParentSpanId']}"
+        resource = root["ResourceAttributes"]
+        node = tree.add(f"{resource.get('service.name', '')} "
+                        f"{resource.get('lucidstream.worker', '')}")
+        add(node, root, root["toUnixTimestamp64Nano(Timestamp)"])
+    out.print(tree)
 
 
 @app.command()

@@ -23,7 +23,9 @@ LUCIDSTREAM_KAFKA_OPTS     librdkafka settings, ``k=v;k=v``            (none)
 LUCIDSTREAM_STOP_AT_END    1: stop when every partition is read        0
 LUCIDSTREAM_EMIT_KAFKA     1: also produce decisions and dead letters  0
 LUCIDSTREAM_RECOVERY_DIR   Bytewax recovery directory                  (off)
-LUCIDSTREAM_CONTROL        control directory (manual mode override)    <store>-control
+LUCIDSTREAM_CONTROL        control directory (override, flags)         <store>-control
+LUCIDSTREAM_TRACE_RATIO    share of unremarkable decisions traced      0.01
+LUCIDSTREAM_TRACE_BUDGET   spans per second per process (0: no traces) 2000
 =========================  ==========================================  ==================
 """
 
@@ -35,6 +37,16 @@ from dataclasses import dataclass, field
 from operators.errors import ConfigError
 from sinks.kafka import parse_opts
 from sinks.store import normalize_dsn
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(f"LUCIDSTREAM_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"LUCIDSTREAM_{name}={raw!r}: expected a number") from None
 
 __all__ = ["RunConfig"]
 
@@ -64,6 +76,8 @@ class RunConfig:
     epoch_s: float = 2.0
     control: str | None = None
     process_id: int | None = None  # set by the cluster launcher, not by users
+    trace_ratio: float = field(default_factory=lambda: _env_number("TRACE_RATIO", 0.01))
+    trace_budget: int = field(default_factory=lambda: int(_env_number("TRACE_BUDGET", 2_000)))
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)
@@ -85,6 +99,9 @@ class RunConfig:
         if self.rate < 0:
             raise ConfigError(f"rate={self.rate}: use a positive rate, or 0 for as fast as "
                               "possible on the replay clock")
+        if not 0 <= self.trace_ratio <= 1 or self.trace_budget < 0:
+            raise ConfigError(f"trace ratio {self.trace_ratio} / budget {self.trace_budget}: "
+                              "use a ratio in [0, 1] and a budget of spans per second >= 0")
 
     @property
     def kafka_settings(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ reports them silent.
 from __future__ import annotations
 
 import pickle
+import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from flows.config import RunConfig
 from flows.controls import ProcessControls
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
+from flows.tracing import Traced, tracer_for
 from operators.canary import CANARY_COLUMNS, Canary, CanarySchedule
 from operators.clock import WallClock
 from operators.decider import BatchResult, Decider, DecisionPolicy
@@ -54,6 +56,7 @@ from operators.records import (
 )
 from operators.regret import REGRET_COLUMNS
 from operators.rollout import RolloutConfig
+from operators.sampling import TraceSampler
 from operators.slowpath import SlowPathConfig
 from operators.variants import Variant
 from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
@@ -87,6 +90,8 @@ class FlowSpec:
     canary_every_ms: int = 10_000
     rollout: RolloutConfig | None = None  # a candidate variant rolling out in steps
     process_id: int | None = None  # this process's index in a cluster
+    trace_ratio: float = 0.01  # share of the unremarkable decisions traced
+    trace_budget: int = 2_000  # spans per second per process; 0 switches tracing off
 
 
 @dataclass(slots=True)
@@ -96,6 +101,7 @@ class _DecodedBatch:
     side_rows: list[Rows]
     tick_ms: int | None
     ingest_ns: int
+    decode_ns: tuple[int, int]
 
 
 @dataclass(slots=True)
@@ -107,6 +113,7 @@ class ShardBatch:
     tick_ms: int | None
     ingest_ns: int
     outcomes: list[OutcomeEvent]  # every shard sees every outcome; the owner joins it
+    decode_ns: tuple[int, int] = (0, 0)  # monotonic ns: when its batch was decoded
 
 
 def shard_of(source_id: str, shards: int) -> int:
@@ -118,12 +125,13 @@ def shard_of(source_id: str, shards: int) -> int:
     return zlib.crc32(source_id.encode()) % shards
 
 
-def _result_rows(result: BatchResult, scope: str, flow: str) -> list[Rows]:
+def _result_rows(result: BatchResult, scope: str, flow: str,
+                 trace: list[Traced] | None = None) -> list[Rows]:
     """One :class:`Rows` per table that a decider's batch result has rows for (mode
-    and rollout changes are the process's: ``scope``)."""
+    and rollout changes are the process's: ``scope``); ``trace``: decisions to trace."""
     rows = []
     if result.decisions:
-        rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions))
+        rows.append(Rows("decisions", DECISION_COLUMNS, result.decisions, trace or []))
     if result.alarms:
         rows.append(alarm_rows(result.alarms, flow))
     if result.mode_changes:
@@ -145,11 +153,25 @@ def _result_rows(result: BatchResult, scope: str, flow: str) -> list[Rows]:
 
 class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool,
-                 controls: ProcessControls) -> None:
+                 controls: ProcessControls, sampler: TraceSampler | None) -> None:
         self._snapshots = snapshots
         self._controls = controls
         self._decider = decider
         self._telemetry = telemetry
+        self._sampler = sampler
+
+    def _traced(self, batch: ShardBatch, result: BatchResult) -> list[Traced]:
+        """The decisions of ``result`` to trace, with their batch's stage times."""
+        if self._sampler is None or not result.decisions:
+            return []
+        picked = self._sampler.pick(result.decisions)
+        if not picked:
+            return []
+        stages = {"ingest": (batch.ingest_ns, batch.decode_ns[0]),
+                  "validate": batch.decode_ns, **result.stages}
+        parents = result.parents
+        return [Traced(result.decisions[i], stages, parents.get(result.decisions[i][0]))
+                for i in picked]
 
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[Rows], bool]:
         decider, flow, scope = self._decider, self._decider.flow, self._controls.scope
@@ -162,7 +184,7 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
                 decider.quality.shard = batch.shard
             result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns,
                                      batch.outcomes)
-            out += _result_rows(result, scope, flow)
+            out += _result_rows(result, scope, flow, self._traced(batch, result))
             self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
                                 escalated=result.escalated, alarms=len(result.alarms))
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
@@ -203,8 +225,19 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     board = controls.board
     telemetry.on_kafka_lag(board.kafka_lag)
     schedule = CanarySchedule(spec.canaries, spec.canary_every_ms)
+    sampler = TraceSampler(spec.trace_ratio) if spec.trace_budget > 0 else None
+    on_stored = None
+    if sampler is not None:
+        tracer = tracer_for(spec.store, spec.name, spec.trace_budget,
+                            "global" if spec.process_id is None
+                            else f"process-{spec.process_id}")
+
+        def on_stored(traced: list, start_ns: int, end_ns: int) -> None:
+            kept, dropped = tracer.record(traced, start_ns, end_ns)
+            telemetry.add(traced=kept, traces_dropped=dropped)
 
     def decode(batch: RawBatch) -> _DecodedBatch:
+        decode_start = time.monotonic_ns()
         decoded = decoder.decode_batch(batch.records)
         received = wall.now_ms()
         side = []
@@ -225,7 +258,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
             due = schedule.due(received if tick is None else tick, spec.replay)
             if due:  # canaries take the same decoder as everyone
                 events = events + decoder.decode_batch(due).events  # type: ignore[arg-type]
-        return _DecodedBatch(events, decoded.outcomes, side, tick, batch.ingest_ns)
+        return _DecodedBatch(events, decoded.outcomes, side, tick, batch.ingest_ns,
+                             (decode_start, time.monotonic_ns()))
 
     def split(batch: _DecodedBatch) -> list[tuple[str, ShardBatch]]:
         n = spec.shards
@@ -233,7 +267,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         for event in batch.events:
             parts[shard_of(event.source_id, n)].append(event)
         return [(f"shard-{i}", ShardBatch(f"shard-{i}", part, batch.tick_ms, batch.ingest_ns,
-                                          batch.outcomes))
+                                          batch.outcomes, batch.decode_ns))
                 for i, part in enumerate(parts)]
 
     def build_decider(resume: bytes | None) -> _DecideLogic:
@@ -245,7 +279,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                               freshness=spec.freshness, variants=spec.variants,
                               drift=spec.drift, slow=spec.slow, canaries=spec.canaries,
                               board=board)
-        return _DecideLogic(decider, telemetry, spec.snapshots, controls)
+        return _DecideLogic(decider, telemetry, spec.snapshots, controls, sampler)
 
     flow = Dataflow(spec.name)
     raw = op.input("ingest", flow, source)
@@ -257,10 +291,12 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     if spec.store.startswith("chdb://"):
         keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
         op.output("store", keyed, EmbeddedStoreSink(spec.store, on_write=telemetry.on_write,
-                                                     on_health=board.sink_result))
+                                                     on_health=board.sink_result,
+                                                     on_stored=on_stored))
     else:
         op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write,
-                                                on_health=board.sink_result))
+                                                on_health=board.sink_result,
+                                                on_stored=on_stored))
     for i, sink in enumerate(extra_sinks):
         op.output(f"emit_{i}", rows, sink)
     return flow
@@ -308,5 +344,6 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     spec.snapshots = config.recovery_dir is not None
     spec.control = str(control_dir_for(str(config.store), config.control))
     spec.process_id = config.process_id
+    spec.trace_ratio, spec.trace_budget = config.trace_ratio, config.trace_budget
     return build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))

@@ -21,6 +21,7 @@ from bytewax.testing import run_main
 
 from flows.sources import STOP
 from flows.telemetry import Telemetry, TelemetrySnapshot
+from flows.tracing import shutdown_all as shutdown_tracing
 from operators.errors import ConfigError, LucidstreamError
 from sinks.store import Store
 
@@ -131,6 +132,7 @@ def execute(
             raise root from exc
         raise
     finally:
+        shutdown_tracing()  # export the queued spans while the store is still open
         if bar:
             bar.stop()
         if threading.current_thread() is threading.main_thread():
@@ -160,8 +162,9 @@ def _record_run(store: Store, run_id: str, flow: str, source: str, started_ms: i
     from operators.records import Rows
 
     columns = ("run_id", "flow", "started_at", "finished_at", "source", "events", "decisions",
-               "stale", "dead_letters", "alarms", "final_mode", "max_lag_ms", "wall_seconds")
+               "stale", "dead_letters", "alarms", "final_mode", "max_lag_ms", "wall_seconds",
+               "traced", "traces_dropped")
     store.insert(Rows("runs", columns, [(
         run_id, flow, started_ms, int(time.time() * 1000), source, snap.events, snap.decisions,
         snap.stale, snap.dead_letters, snap.alarms, snap.mode, snap.max_lag_ms,
-        snap.elapsed_s)]), dedup=False)
+        snap.elapsed_s, snap.traced, snap.traces_dropped)]), dedup=False)

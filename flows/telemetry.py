@@ -35,6 +35,8 @@ class TelemetrySnapshot:
     write_seconds: float = 0.0
     kafka_lag: int | None = None
     kafka_down_s: float | None = None  # None while the broker answers
+    traced: int = 0  # decisions given a span tree
+    traces_dropped: int = 0  # trees the span budget refused
 
     @property
     def events_per_s(self) -> float:
@@ -104,4 +106,5 @@ class Telemetry:
                 kafka_lag=sum(v or 0 for v in self._kafka_lag.values())
                 if self._kafka_lag else None,
                 kafka_down_s=max((d for d in self._kafka_down.values() if d is not None),
-                                 default=None))
+                                 default=None),
+                traced=c["traced"], traces_dropped=c["traces_dropped"])

@@ -31,7 +31,7 @@ from operators.escalation import EscalationQueue
 from operators.events import OutcomeEvent, SensorEvent
 from operators.feedback import FeedbackLoop, Pending
 from operators.freshness import FreshnessConfig, FreshnessTracker
-from operators.ids import decision_id, parse_traceparent, trace_id_for
+from operators.ids import decision_id, parent_span_of, parse_traceparent, trace_id_for
 from operators.invariants import StateStore
 from operators.modeboard import ModeBoard
 from operators.modes import (
@@ -93,6 +93,9 @@ class BatchResult:
     canaries: list[tuple] = field(default_factory=list)
     violations: list[tuple] = field(default_factory=list)
     rollout: list[RolloutChange] = field(default_factory=list)
+    # for traces: monotonic ns of each stage, and the producer's span of traced inputs
+    stages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)
     events: int = 0
     stale: int = 0
     escalated: int = 0
@@ -187,6 +190,7 @@ class Decider:
     ) -> BatchResult:
         """Decide ``events`` in order; ``tick_ms`` advances the replay clock
         for a shard that saw no events of its own in this batch."""
+        started = time.monotonic_ns()
         clock, tracker, board = self.clock, self.freshness, self.board
         observe, replay = tracker.observe, self.replay
         every = tracker.config.check_every_ms
@@ -211,8 +215,11 @@ class Decider:
                 mode = mode_at(now)
             if kind not in NOT_DECIDED:
                 decided.append((ev, now, mode))
+        fresh_ns = time.monotonic_ns()
+        out.stages["freshness"] = (started, fresh_ns)
         if decided:
             self._decide(decided, ingest_ns, out)
+            out.stages["decide"] = (out.stages["fast_score"][1], time.monotonic_ns())
         if outcomes:  # after the batch's decisions: an outcome never precedes its decision
             self._outcomes(outcomes, clock.now_ms())
         if replay and tick_ms is not None:
@@ -385,6 +392,7 @@ class Decider:
                 scores[i] = p
         if decided[-1][2] == PAUSED:  # probe the lost model with one row per batch
             self._score(self.variants[0].name, [decided[-1][0].values], decided[-1][1])
+        out.stages["fast_score"] = (out.stages["freshness"][1], time.monotonic_ns())
         content_of = self._content
         sla, tolerance = policy.sla_ms, self.freshness.config.skew_tolerance_ms
         decision_type, flow = policy.decision_type, self.flow
@@ -415,7 +423,12 @@ class Decider:
                 path, fresh, escalated, action = "fast", True, conservative, content
             version = self.scorers[variant].version if score is not None else "rules"
             did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
-            trace = parse_traceparent(ev.trace_parent) if ev.trace_parent else None
+            trace = None
+            if ev.trace_parent:
+                trace = parse_traceparent(ev.trace_parent)
+                parent = parent_span_of(ev.trace_parent)
+                if parent is not None:
+                    out.parents[did] = parent
             decisions.append((
                 did, trace or trace_id_for(did), ev.source_id, decision_type, path, action,
                 score, None if score is None else max(score, 1.0 - score), version, variant,

@@ -230,6 +230,9 @@ class EventDecoder:
             if "source_id" not in obj and "decision_id" in obj:
                 return _outcome(obj, origin)
             event = _sensor(obj, origin)
+            if trace_parent is None and event.extra:  # a file line may carry the context
+                field = event.extra.get("traceparent")
+                trace_parent = field if type(field) is str else None
             event.trace_parent = trace_parent
             return event
         except _Invalid as bad:

@@ -13,8 +13,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["NAMESPACE", "decision_id", "parse_traceparent", "row_id", "span_id_for",
-           "trace_id_for"]
+__all__ = [
+    "NAMESPACE",
+    "decision_id",
+    "parent_span_of",
+    "parse_traceparent",
+    "row_id",
+    "span_id_for",
+    "trace_id_for",
+]
 
 NAMESPACE = uuid.UUID("6f1c1d4e-8d0a-5b7e-9a53-2d1f7c0e4b11")
 
@@ -86,3 +93,16 @@ def parse_traceparent(header: str | bytes | None) -> str | None:
     except ValueError:
         return None
     return trace
+
+
+def parent_span_of(header: str | bytes | None) -> str | None:
+    """The parent span ID of a valid W3C ``traceparent`` header, else ``None``.
+
+    >>> parent_span_of("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    'b7ad6b7169203331'
+    """
+    if parse_traceparent(header) is None:
+        return None
+    assert header is not None
+    text = header.decode("ascii", "replace") if isinstance(header, bytes) else header
+    return text.strip().split("-")[2].lower()

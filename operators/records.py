@@ -65,6 +65,7 @@ class Rows:
     table: str
     columns: tuple[str, ...]
     rows: list[tuple] = field(default_factory=list)
+    trace: list = field(default_factory=list)  # rows to trace once stored (opaque here)
 
     @property
     def count(self) -> int:

@@ -36,6 +36,9 @@ log = logging.getLogger("lucidstream.sink")
 
 OnWrite = Callable[[str, int, float], None]
 OnHealth = Callable[[bool], None]  # told after each insert whether it succeeded
+# told, after a batch is stored, the trace items its Rows carried and when (monotonic
+# ns) their table's insert started and ended
+OnStored = Callable[[list, int, int], None]
 
 
 def merge_rows(items: list[Rows]) -> list[Rows]:
@@ -59,17 +62,26 @@ def merge_rows(items: list[Rows]) -> list[Rows]:
 
 class _Partition(StatelessSinkPartition[Rows]):
     def __init__(self, store: Store, retries: int, on_write: OnWrite | None,
-                 on_health: OnHealth | None = None) -> None:
+                 on_health: OnHealth | None = None, on_stored: OnStored | None = None
+                 ) -> None:
         self._store = store
         self._retries = retries
         self._on_write = on_write
         self._on_health = on_health
+        self._on_stored = on_stored
 
     def write_batch(self, items: list[Rows]) -> None:
+        traced: dict[str, list] = {item.table: [] for item in items if item.trace}
+        for item in items:
+            if item.trace:
+                traced[item.table].extend(item.trace)
         for rows in merge_rows(items):
             started = time.perf_counter()
+            start_ns = time.monotonic_ns()
             self._insert(rows)
             elapsed = time.perf_counter() - started
+            if self._on_stored is not None and rows.table in traced:
+                self._on_stored(traced[rows.table], start_ns, time.monotonic_ns())
             if self._on_write is not None:
                 self._on_write(rows.table, rows.count, elapsed)
             log.debug("step=sink table=%s rows=%d elapsed_ms=%.1f", rows.table, rows.count,
@@ -106,14 +118,17 @@ class ClickHouseSink(DynamicSink[Rows]):
     """
 
     def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
-                 on_health: OnHealth | None = None) -> None:
+                 on_health: OnHealth | None = None, on_stored: OnStored | None = None
+                 ) -> None:
         self.dsn = dsn
         self.retries = retries
         self.on_write = on_write
         self.on_health = on_health
+        self.on_stored = on_stored
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(open_store(self.dsn), self.retries, self.on_write, self.on_health)
+        return _Partition(open_store(self.dsn), self.retries, self.on_write, self.on_health,
+                          self.on_stored)
 
 
 class _OwnerPartition(StatefulSinkPartition[Rows, None]):
@@ -139,11 +154,13 @@ class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
     """
 
     def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
-                 on_health: OnHealth | None = None) -> None:
+                 on_health: OnHealth | None = None, on_stored: OnStored | None = None
+                 ) -> None:
         self.dsn = dsn
         self.retries = retries
         self.on_write = on_write
         self.on_health = on_health
+        self.on_stored = on_stored
 
     def list_parts(self) -> list[str]:
         return ["store"]
@@ -153,4 +170,4 @@ class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
         return _OwnerPartition(_Partition(open_store(self.dsn), self.retries, self.on_write,
-                                          self.on_health))
+                                          self.on_health, self.on_stored))
