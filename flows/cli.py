@@ -64,7 +64,7 @@ def _flow_module(name: str) -> ModuleType:
 
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
          processes: int = 1, process_id: int | None = None,
-         addresses: list[str] | None = None) -> None:
+         addresses: list[str] | None = None, dashboard_port: int | None = None) -> None:
     module = _flow_module(flow_name)
     config.flow = flow_name
     if process_id is not None:  # one process of a cluster the parent started
@@ -86,7 +86,13 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
             report = finish_run(store, flow_name, config.input, started, snap)
         _summary(report, config, cluster=processes)
         return
+    server = None
     try:
+        if dashboard_port is not None:
+            from flows.dashboard import DashboardServer
+
+            server = DashboardServer(store, port=dashboard_port).start()
+            print(f"dashboard on {server.url}", file=sys.stderr, flush=True)
         telemetry = Telemetry()
         flow = module.get_flow(config, telemetry)
         report = execute(flow, telemetry, store, flow_name, config.input, workers,
@@ -94,6 +100,8 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         assert report is not None
         _summary(report, config)
     finally:
+        if server is not None:
+            server.stop()
         store.close()
 
 
@@ -170,6 +178,9 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
 @click.option("--addresses", hidden=True)
+@click.option("--dashboard", "dashboard_port", type=click.IntRange(0, 65535), default=None,
+              is_flag=False, flag_value=8050,
+              help="also serve the dashboard from this process [port 8050]")
 @click.option("--control", help="control directory for manual mode overrides "
               "[default <store path>-control]")
 @store_option
@@ -182,8 +193,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool,
         decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
         recovery_dir: str | None, epoch: float, processes: int, process_id: int | None,
-        addresses: str | None, control: str | None, store: str | None, flow_name: str,
-        workers: int, shards: int, quiet: bool) -> None:
+        addresses: str | None, dashboard_port: int | None, control: str | None,
+        store: str | None, flow_name: str, workers: int, shards: int, quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
     source = input_ or source
     if source not in ("sim", "kafka") and not Path(source).is_file():
@@ -196,8 +207,12 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        dead_letters_topic=dead_letters_topic, batch_size=batch,
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
                        replay=False if source == "kafka" else None)
+    if dashboard_port is not None and processes > 1:
+        raise ConfigError("--dashboard serves from the process that owns the store; with "
+                          "--processes, run lucidstream dashboard against a ClickHouse server "
+                          "DSN instead")
     _run(config, flow_name, workers, quiet, processes, process_id,
-         addresses.split(";") if addresses else None)
+         addresses.split(";") if addresses else None, dashboard_port)
 
 
 @app.command()
@@ -567,6 +582,27 @@ def escalations_reject(escalation_id: str, who: str | None, store: str | None,
     _answer(escalation_id, "rejected", who, store, control)
 
 
+@app.command()
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--refresh", default=5, show_default=True, type=click.IntRange(min=1),
+              help="seconds between page refreshes")
+def dashboard(store: str | None, host: str, port: int, refresh: int) -> None:
+    """Serve the dashboard panels as an HTML page (Ctrl-C stops it)."""
+    from flows.dashboard import DashboardServer
+
+    with open_store(store) as handle:
+        server = DashboardServer(handle, host, port, refresh)
+        print(f"dashboard of {handle.dsn} on {server.url} (Ctrl-C stops it)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+
+
 @app.command("trace")
 @click.argument("decision_id")
 @store_option
@@ -616,7 +652,18 @@ def trace_cmd(decision_id: str, store: str | None) -> None:
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "csv", "json"]))
 def query(sql: str, store: str | None, fmt: str) -> None:
-    """Run a read-only query against the store and print the result."""
+    """Run a read-only query (or a dashboard panel by name) and print the result.
+
+    SQL may be the name of a panel in infra/dashboards (event_throughput,
+    freshness_lag, stale_rate, decision_latency, confidence_distribution,
+    fallback_rate, drift_alarms, mode_timeline, escalations, canary_pass_rate,
+    variant_comparison).
+    """
+    from flows.panels import panel
+
+    named = panel(sql)
+    if named is not None:
+        sql = named.sql
     with open_store(store) as handle:
         columns, rows = handle.query(sql, read_only=True)
     if fmt == "json":

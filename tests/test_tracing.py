@@ -93,3 +93,48 @@ def test_every_remarkable_decision_is_kept_and_the_budget_counts_what_it_drops(t
     assert dropped > 0 and kept + dropped == int(remarkable)
     assert query_scalar(dsn, "SELECT uniqExact(SpanAttributes['decision_id']) FROM "
                              "otel_traces WHERE SpanName = 'decision motion'") == str(kept)
+
+
+def test_spans_also_reach_an_otlp_collector_when_the_endpoint_is_set(tmp_path):
+    """A minimal OTLP/HTTP receiver on loopback stands in for a collector (the exporter,
+    its protobuf encoding and the HTTP exchange are the real ones)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/traces":
+                received.append(ExportTraceServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        events = _fleet(tmp_path, events=3_000)
+        dsn = f"chdb://{tmp_path}/store"
+        result = cli("replay", str(write(tmp_path / "in.jsonl", events)), "--store", dsn,
+                     "-q", env={"OTEL_EXPORTER_OTLP_ENDPOINT":
+                                f"http://127.0.0.1:{server.server_address[1]}",
+                                "LUCIDSTREAM_TRACE_RATIO": "0.05"})
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.shutdown()
+    spans = [span for request in received for resource in request.resource_spans
+             for scope in resource.scope_spans for span in scope.spans]
+    stored = int(query_scalar(dsn, "SELECT count() FROM otel_traces"))
+    assert stored > 0 and len(spans) == stored  # the same spans, both ways
+    names = {kv.key: kv.value.string_value
+             for kv in received[0].resource_spans[0].resource.attributes}
+    assert names["service.name"] == "lucidstream" and names["lucidstream.flow"] == "fleet"
