@@ -109,13 +109,8 @@ class _Partition(StatelessSinkPartition[Rows]):
         self._store.close()
 
 
-class ClickHouseSink(DynamicSink[Rows]):
-    """Writes :class:`Rows` to the store at ``dsn``; one store handle per worker.
-
-    >>> sink = ClickHouseSink("chdb:///tmp/lucidstream-doc")
-    >>> sink.dsn
-    'chdb:///tmp/lucidstream-doc'
-    """
+class _StoreSinkSettings:
+    """What both sinks are configured with: the store, retries and the callbacks."""
 
     def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
                  on_health: OnHealth | None = None, on_stored: OnStored | None = None
@@ -126,9 +121,21 @@ class ClickHouseSink(DynamicSink[Rows]):
         self.on_health = on_health
         self.on_stored = on_stored
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+    def _partition(self) -> _Partition:
         return _Partition(open_store(self.dsn), self.retries, self.on_write, self.on_health,
                           self.on_stored)
+
+
+class ClickHouseSink(_StoreSinkSettings, DynamicSink[Rows]):
+    """Writes :class:`Rows` to the store at ``dsn``; one store handle per worker.
+
+    >>> sink = ClickHouseSink("chdb:///tmp/lucidstream-doc")
+    >>> sink.dsn
+    'chdb:///tmp/lucidstream-doc'
+    """
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+        return self._partition()
 
 
 class _OwnerPartition(StatefulSinkPartition[Rows, None]):
@@ -145,22 +152,13 @@ class _OwnerPartition(StatefulSinkPartition[Rows, None]):
         self._inner.close()
 
 
-class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
+class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
     """Routes every row to the one worker that owns the embedded store.
 
     chdb admits one process per path. With one partition, Bytewax sends all
     rows, from every worker of every process, to that partition's worker, and
     only its process opens the store. Items are ``("store", rows)`` pairs.
     """
-
-    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
-                 on_health: OnHealth | None = None, on_stored: OnStored | None = None
-                 ) -> None:
-        self.dsn = dsn
-        self.retries = retries
-        self.on_write = on_write
-        self.on_health = on_health
-        self.on_stored = on_stored
 
     def list_parts(self) -> list[str]:
         return ["store"]
@@ -169,5 +167,4 @@ class EmbeddedStoreSink(FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
-        return _OwnerPartition(_Partition(open_store(self.dsn), self.retries, self.on_write,
-                                          self.on_health, self.on_stored))
+        return _OwnerPartition(self._partition())
