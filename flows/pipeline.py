@@ -34,7 +34,7 @@ from flows.config import RunConfig
 from flows.controls import ProcessControls
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
-from flows.tracing import Traced, tracer_for
+from flows.tracing import DecisionTracer, Traced, tracer_for
 from operators.canary import CANARY_COLUMNS, Canary, CanarySchedule
 from operators.clock import WallClock
 from operators.decider import BatchResult, Decider, DecisionPolicy
@@ -153,20 +153,26 @@ def _result_rows(result: BatchResult, scope: str, flow: str,
 
 class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
     def __init__(self, decider: Decider, telemetry: Telemetry, snapshots: bool,
-                 controls: ProcessControls, sampler: TraceSampler | None) -> None:
+                 controls: ProcessControls, sampler: TraceSampler | None,
+                 tracer: DecisionTracer | None) -> None:
         self._snapshots = snapshots
         self._controls = controls
         self._decider = decider
         self._telemetry = telemetry
         self._sampler = sampler
+        self._tracer = tracer
 
     def _traced(self, batch: ShardBatch, result: BatchResult) -> list[Traced]:
         """The decisions of ``result`` to trace, with their batch's stage times."""
-        if self._sampler is None or not result.decisions:
+        if self._sampler is None or self._tracer is None or not result.decisions:
             return []
         picked = self._sampler.pick(result.decisions)
         if not picked:
             return []
+        affordable = self._tracer.reserve(len(picked))
+        if affordable < len(picked):  # over the span budget: drop before any work
+            self._telemetry.add(traces_dropped=len(picked) - affordable)
+            picked = picked[:affordable]
         stages = {"ingest": (batch.ingest_ns, batch.decode_ns[0]),
                   "validate": batch.decode_ns, **result.stages}
         parents = result.parents
@@ -226,15 +232,15 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     telemetry.on_kafka_lag(board.kafka_lag)
     schedule = CanarySchedule(spec.canaries, spec.canary_every_ms)
     sampler = TraceSampler(spec.trace_ratio) if spec.trace_budget > 0 else None
-    on_stored = None
+    tracer, on_stored = None, None
     if sampler is not None:
         tracer = tracer_for(spec.store, spec.name, spec.trace_budget,
                             "global" if spec.process_id is None
                             else f"process-{spec.process_id}")
 
         def on_stored(traced: list, start_ns: int, end_ns: int) -> None:
-            kept, dropped = tracer.record(traced, start_ns, end_ns)
-            telemetry.add(traced=kept, traces_dropped=dropped)
+            assert tracer is not None
+            telemetry.add(traced=tracer.record(traced, start_ns, end_ns))
 
     def decode(batch: RawBatch) -> _DecodedBatch:
         decode_start = time.monotonic_ns()
@@ -279,7 +285,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                               freshness=spec.freshness, variants=spec.variants,
                               drift=spec.drift, slow=spec.slow, canaries=spec.canaries,
                               board=board)
-        return _DecideLogic(decider, telemetry, spec.snapshots, controls, sampler)
+        return _DecideLogic(decider, telemetry, spec.snapshots, controls, sampler, tracer)
 
     flow = Dataflow(spec.name)
     raw = op.input("ingest", flow, source)

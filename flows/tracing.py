@@ -122,25 +122,26 @@ class DecisionTracer:
         # monotonic ns -> epoch ns, measured once
         self._offset = time.time_ns() - time.monotonic_ns()
 
-    def record(self, traced: Sequence[Traced], sink_start_ns: int, sink_end_ns: int
-               ) -> tuple[int, int]:
-        """Span trees for ``traced`` decisions whose rows were stored between the two
-        monotonic times; trees the budget cannot pay for are dropped and counted.
-        Returns (traced, dropped)."""
-        kept = dropped = 0
+    SPANS_PER_TREE = 8
+
+    def reserve(self, count: int) -> int:
+        """How many of ``count`` picked decisions the span budget pays for now (the
+        first ones); the others are dropped and counted before any work is done."""
+        kept = self.budget.afford(count, self.SPANS_PER_TREE)
+        self.dropped += count - kept
+        return kept
+
+    def record(self, traced: Sequence[Traced], sink_start_ns: int, sink_end_ns: int) -> int:
+        """Span trees for ``traced`` decisions (already paid for by :meth:`reserve`)
+        whose rows were stored between the two monotonic times; returns how many."""
         for item in traced:
             stages = [s for s in STAGES if s in item.stages]
             if item.row[4] == "slow" and "decide" in item.stages:
                 stages = [s for s in stages if s != "fast_score"] + ["slow_score"]
-            if not self.budget.take(len(stages) + 2):
-                dropped += 1
-                continue
             with self._lock:
                 self._tree(item, stages, sink_start_ns, sink_end_ns)
-            kept += 1
-        self.traced += kept
-        self.dropped += dropped
-        return kept, dropped
+        self.traced += len(traced)
+        return len(traced)
 
     def _tree(self, item: Traced, stages: list[str], sink_start: int, sink_end: int) -> None:
         row, offset = item.row, self._offset

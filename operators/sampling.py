@@ -58,6 +58,8 @@ class SpanBudget:
     >>> budget = SpanBudget(per_second=10)
     >>> budget.take(8), budget.take(8), budget.dropped
     (True, False, 8)
+    >>> SpanBudget(per_second=20).afford(count=5, each=8)   # two trees of eight spans
+    2
     """
 
     def __init__(self, per_second: int = 2_000) -> None:
@@ -75,3 +77,13 @@ class SpanBudget:
             return True
         self.dropped += spans
         return False
+
+    def afford(self, count: int, each: int) -> int:
+        """How many of ``count`` items of ``each`` spans the budget pays for now; the
+        rest are dropped (and counted)."""
+        affordable = 0
+        while affordable < count and self.take(each):
+            affordable += 1
+        if affordable < count:
+            self.dropped += (count - affordable - 1) * each  # one refusal counted by take
+        return affordable
