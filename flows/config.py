@@ -25,7 +25,7 @@ LUCIDSTREAM_EMIT_KAFKA     1: also produce decisions and dead letters  0
 LUCIDSTREAM_RECOVERY_DIR   Bytewax recovery directory                  (off)
 LUCIDSTREAM_CONTROL        control directory (override, flags)         <store>-control
 LUCIDSTREAM_TRACE_RATIO    share of unremarkable decisions traced      0.01
-LUCIDSTREAM_TRACE_BUDGET   spans per second per process (0: no traces) 2000
+LUCIDSTREAM_TRACE_BUDGET   spans per second per process (0: no traces) 500
 =========================  ==========================================  ==================
 """
 
@@ -77,7 +77,7 @@ class RunConfig:
     control: str | None = None
     process_id: int | None = None  # set by the cluster launcher, not by users
     trace_ratio: float = field(default_factory=lambda: _env_number("TRACE_RATIO", 0.01))
-    trace_budget: int = field(default_factory=lambda: int(_env_number("TRACE_BUDGET", 2_000)))
+    trace_budget: int = field(default_factory=lambda: int(_env_number("TRACE_BUDGET", 500)))
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)

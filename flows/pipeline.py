@@ -91,7 +91,7 @@ class FlowSpec:
     rollout: RolloutConfig | None = None  # a candidate variant rolling out in steps
     process_id: int | None = None  # this process's index in a cluster
     trace_ratio: float = 0.01  # share of the unremarkable decisions traced
-    trace_budget: int = 2_000  # spans per second per process; 0 switches tracing off
+    trace_budget: int = 500  # spans per second per process; 0 switches tracing off
 
 
 @dataclass(slots=True)

@@ -92,7 +92,7 @@ class DecisionTracer:
     100
     """
 
-    def __init__(self, dsn: str, flow: str, budget_per_s: int = 2_000,
+    def __init__(self, dsn: str, flow: str, budget_per_s: int = 500,
                  worker: str = "") -> None:
         self.ids = _PresetTraceIds()
         resource = Resource.create({

@@ -39,9 +39,10 @@ class EscalationQueue:
     True
     """
 
-    def __init__(self, flow: str, max_open: int = 100_000) -> None:
+    def __init__(self, flow: str, max_open: int = 100_000, max_known: int = 20_000) -> None:
         self.flow = flow
         self.max_open = max_open
+        self.max_known = max_known  # escalations a running flow can still take answers for
         self._open: OrderedDict[str, tuple] = OrderedDict()
         # the latest row of every escalation this shard opened (bounded), by both IDs
         self._known: OrderedDict[str, tuple] = OrderedDict()
@@ -58,7 +59,7 @@ class EscalationQueue:
         if len(self._open) > self.max_open:
             self._open.popitem(last=False)  # the oldest is long breached already
         self._known[row[0]] = row
-        if len(self._known) > self.max_open:
+        if len(self._known) > self.max_known:
             self._known.popitem(last=False)
         return row
 
