@@ -439,8 +439,11 @@ class Decider:
                 out.escalations.append(self.escalations.open(
                     did, ev.source_id, decision_type, action, reason, mode, now,
                     policy.response_sla_ms))
+                version_now = state.version(ev.source_id)
             elif action != "none":  # executed: the source's state is this action now
-                state.commit(ev.source_id, state.version(ev.source_id), action, did, now)
+                version_now = state.apply(ev.source_id, action, did, now)
+            else:
+                version_now = state.version(ev.source_id)
             for regret in regrets.check(ev.source_id, ev.event_ms, now, content, ev.origin):
                 out.regrets.append(regret.row(flow))
                 self.quality.add_regret(regret.version, regret.variant, regret.changed, now)
@@ -453,7 +456,7 @@ class Decider:
                 labels.append(rule is not None)
             if mode == NORMAL and slow_on:
                 for result in slow.add(ev.source_id, ev.event_ms, values, action, version,
-                                       variant, state.version(ev.source_id)):
+                                       variant, version_now):
                     decisions.append(self._slow_row(result, now, mode, out))
         out.stale += stale_count
         out.escalated += escalated_count

@@ -100,5 +100,17 @@ class StateStore:
         state.action, state.decision_id, state.at = action, decision_id, at
         return None
 
+    def apply(self, source_id: str, action: str, decision_id: str, at: int) -> int:
+        """Commit a decision made against the newest state (it cannot conflict);
+        returns the state's version after it."""
+        state = self._state.get(source_id)
+        if state is None:
+            self._state[source_id] = SourceVersion(1, action, decision_id, at)
+            return 1
+        if state.action != action:
+            state.version += 1
+            state.action, state.decision_id, state.at = action, decision_id, at
+        return state.version
+
     def forget(self, source_id: str) -> None:
         self._state.pop(source_id, None)

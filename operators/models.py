@@ -13,6 +13,7 @@ a rule reads are missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -69,14 +70,29 @@ class OnlineScorer:
     def _matrix(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         if self.features is None:
             known, names = self._known, self._names
+            superset = known.issuperset
             for row in rows:
+                if superset(row):  # the common case, checked in C
+                    continue
                 for name in row:
                     if name not in known and len(names) < self.max_features:
                         known.add(name)
                         names.append(name)
         names = self._names
-        nan = np.nan
-        matrix = np.array([[row.get(n, nan) for n in names] for row in rows], dtype=float)
+        matrix = None
+        if names:
+            # Every row carrying every feature is the common case: one C call per row.
+            pick = itemgetter(*names)
+            try:
+                picked = [pick(row) for row in rows]
+            except KeyError:
+                pass
+            else:
+                matrix = np.array(picked if len(names) > 1 else [[v] for v in picked],
+                                  dtype=float)
+        if matrix is None:
+            nan = np.nan
+            matrix = np.array([[row.get(n, nan) for n in names] for row in rows], dtype=float)
         # Finite but absurd values (1e308) would overflow the running variance and
         # poison the weights; beyond +-1e12 nothing a sensor reports is still meaningful.
         np.clip(matrix, -CLIP, CLIP, out=matrix)
