@@ -501,6 +501,9 @@ def escalations_list(status: str, limit: int, store: str | None) -> None:
             "SELECT escalation_id, decision_id, source_id, action, status, created_at, due_at, "
             f"responder FROM escalations FINAL {where} ORDER BY created_at LIMIT {limit}",
             read_only=True)
+    if not rows:
+        print(f"no escalations{'' if status == 'all' else ' ' + status}")
+        return
     table = Table(*columns)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
@@ -666,6 +669,9 @@ def query(sql: str, store: str | None, fmt: str) -> None:
         sql = named.sql
     with open_store(store) as handle:
         columns, rows = handle.query(sql, read_only=True)
+    if not rows and fmt == "table":
+        print("(no rows)")
+        return
     if fmt == "json":
         for row in rows:
             print(json.dumps(dict(zip(columns, row, strict=True)), default=str))
