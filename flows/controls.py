@@ -37,7 +37,7 @@ class ProcessControls:
         self.flow = flow
         self.scope = scope
         exchange = HealthExchange(directory, scope) if cluster and directory else None
-        self.board = ModeBoard(modes, scope, exchange.swap if exchange else None, rollout)
+        self.board = ModeBoard(modes, exchange.swap if exchange else None, rollout)
         self._mode_file = ControlFile(directory) if directory else None
         self._flags_file = FlagsFile(directory) if directory else None
         self._answers_dir = AnswersDir(directory) if directory else None

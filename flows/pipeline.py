@@ -234,9 +234,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     sampler = TraceSampler(spec.trace_ratio) if spec.trace_budget > 0 else None
     tracer, on_stored = None, None
     if sampler is not None:
-        tracer = tracer_for(spec.store, spec.name, spec.trace_budget,
-                            "global" if spec.process_id is None
-                            else f"process-{spec.process_id}")
+        tracer = tracer_for(spec.store, spec.name, spec.trace_budget, controls.scope)
 
         def on_stored(traced: list, start_ns: int, end_ns: int) -> None:
             assert tracer is not None

@@ -116,9 +116,6 @@ class DecisionTracer:
             self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         self.tracer = self.provider.get_tracer("lucidstream.decisions", "1")
         self.budget = SpanBudget(budget_per_s)
-        self.traced = 0
-        self.dropped = 0  # decisions whose tree the budget refused
-        self._lock = threading.Lock()
         # monotonic ns -> epoch ns, measured once
         self._offset = time.time_ns() - time.monotonic_ns()
 
@@ -127,9 +124,7 @@ class DecisionTracer:
     def reserve(self, count: int) -> int:
         """How many of ``count`` picked decisions the span budget pays for now (the
         first ones); the others are dropped and counted before any work is done."""
-        kept = self.budget.afford(count, self.SPANS_PER_TREE)
-        self.dropped += count - kept
-        return kept
+        return self.budget.afford(count, self.SPANS_PER_TREE)
 
     def record(self, traced: Sequence[Traced], sink_start_ns: int, sink_end_ns: int) -> int:
         """Span trees for ``traced`` decisions (already paid for by :meth:`reserve`)
@@ -138,9 +133,7 @@ class DecisionTracer:
             stages = [s for s in STAGES if s in item.stages]
             if item.row[4] == "slow" and "decide" in item.stages:
                 stages = [s for s in stages if s != "fast_score"] + ["slow_score"]
-            with self._lock:
-                self._tree(item, stages, sink_start_ns, sink_end_ns)
-        self.traced += len(traced)
+            self._tree(item, stages, sink_start_ns, sink_end_ns)  # IDs preset per thread
         return len(traced)
 
     def _tree(self, item: Traced, stages: list[str], sink_start: int, sink_end: int) -> None:

@@ -73,6 +73,11 @@ class DecisionPolicy:
     slow_action: str | None = None  # what a risky slow window revises to (None: model_action)
     response_sla_ms: int = 60_000  # how long an escalated decision may wait for a person
 
+    @property
+    def stale_action(self) -> str:
+        """What a stale decision does: nothing under ``skip``, else the fallback."""
+        return "none" if self.on_stale == "skip" else self.fallback_action
+
     def __post_init__(self) -> None:
         if self.on_stale not in STALE_POLICIES:
             raise ValueError(f"on_stale={self.on_stale!r}: use one of {STALE_POLICIES}")
@@ -395,6 +400,7 @@ class Decider:
         out.stages["fast_score"] = (out.stages["freshness"][1], time.monotonic_ns())
         content_of = self._content
         sla, tolerance = policy.sla_ms, self.freshness.config.skew_tolerance_ms
+        stale_action = policy.stale_action
         decision_type, flow = policy.decision_type, self.flow
         latency = 0.0 if ingest_ns is None else (time.monotonic_ns() - ingest_ns) / 1e6
         distil = self._last_label_at is None or \
@@ -415,7 +421,7 @@ class Decider:
             if age > sla or age < -tolerance:
                 path, fresh = "fallback", False
                 escalated = conservative or policy.on_stale == "escalate"
-                action = "none" if policy.on_stale == "skip" else policy.fallback_action
+                action = stale_action
                 why = "clock skew" if age < 0 else f"stale: age {age} ms > sla {sla} ms"
                 reason = f"{why}; policy {policy.on_stale}"
                 stale_count += 1
@@ -487,12 +493,12 @@ class Decider:
             did = decision_id(ev.source_id, policy.decision_type, slot, ev.event_ms, ev.origin)
             age = now - ev.event_ms
             stale = age > policy.sla_ms or age < -self.freshness.config.skew_tolerance_ms
-            checks: list[tuple[str, str | None, str]]
+            checks: list[tuple[str, str | None]]  # (variant, model version; None: rules)
             if canary.checks == "rules":
-                checks = [(self.variants[0].name, None, "rules")]
+                checks = [(self.variants[0].name, None)]
             else:
-                checks = [(v, self.scorers[v].version, v) for v in self._in_service()]
-            for variant, version, key in checks:
+                checks = [(v, self.scorers[v].version) for v in self._in_service()]
+            for variant, version in checks:
                 score = None
                 if canary.checks == "rules":
                     actual, reason, _ = self._content(ev.values, None)
@@ -507,7 +513,7 @@ class Decider:
                         actual = "ranks_higher" if gap > canary.min_gap else "ranks_lower"
                         reason = f"model scores {scores[0]:.4f} vs harmless {scores[1]:.4f}"
                 if stale and canary.checks == "rules":
-                    actual = "none" if policy.on_stale == "skip" else policy.fallback_action
+                    actual = policy.stale_action
                     reason = f"stale canary: age {age} ms > sla {policy.sla_ms} ms"
                 if version is not None and \
                         self.scorers[variant].samples_seen < canary.warmup_samples:
@@ -517,7 +523,8 @@ class Decider:
                 out.canaries.append(canary_row(
                     self.flow, canary, slot, now, variant, version or "rules", actual, status,
                     score, mode, did, age, reason))
-                self._canary_outcome(canary, key, status, now, actual, out)
+                self._canary_outcome(canary, variant if version else "rules", status, now,
+                                     actual, out)
             out.decisions.append((
                 did, trace_id_for(did), ev.source_id, policy.decision_type, "canary", actual,
                 score, None if score is None else max(score, 1.0 - score),

@@ -72,10 +72,9 @@ class ModeBoard:
     'REACTIVE_ONLY'
     """
 
-    def __init__(self, config: ModeConfig | None = None, scope: str = "process",
-                 peers: Peers | None = None, rollout: RolloutConfig | None = None) -> None:
+    def __init__(self, config: ModeConfig | None = None, peers: Peers | None = None,
+                 rollout: RolloutConfig | None = None) -> None:
         self.machine = ModeMachine(config)
-        self.scope = scope
         self.flags = Flags()
         self.rollout = Rollout(rollout) if rollout is not None else None
         self._peers = peers
@@ -106,21 +105,14 @@ class ModeBoard:
                 return change.to_mode
         return timeline[0].from_mode
 
-    def _record(self, changes: list) -> None:
-        for change in changes:
-            if isinstance(change, ModeChange):
-                self._timeline.append(change)
+    def _record(self, changes: list[ModeChange]) -> None:
+        self._timeline += changes
         if len(self._timeline) > 256:
             del self._timeline[:128]
 
     @property
     def config(self) -> ModeConfig:
         return self.machine.config
-
-    def health(self) -> Health:
-        """The combined health of every shard, the input, the sink and any peers."""
-        with self._lock:
-            return self._combined()
 
     def post(self, shard: str, now: int, health: Health
              ) -> list[ModeChange | RolloutChange]:
@@ -133,11 +125,11 @@ class ModeBoard:
             change = self.machine.update(self._now, self._combined())
             if change is not None:
                 changes.append(change)
+                self._record([change])
             if self.rollout is not None:
                 step = self.rollout.step(self._now)
                 if step is not None:
                     changes.append(step)
-            self._record(changes)
             return changes
 
     def grade(self, variant: str, correct: int, total: int) -> None:

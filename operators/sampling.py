@@ -69,21 +69,16 @@ class SpanBudget:
         self.dropped = 0
 
     def take(self, spans: int) -> bool:
+        """Pay for ``spans`` now, or refuse (and count them dropped)."""
+        return self.afford(1, spans) == 1
+
+    def afford(self, count: int, each: int) -> int:
+        """How many of ``count`` items of ``each`` spans the budget pays for now (the
+        first ones); the spans of the rest are counted dropped."""
         now = time.monotonic()
         self._tokens = min(self.per_second, self._tokens + (now - self._at) * self.per_second)
         self._at = now
-        if self._tokens >= spans:
-            self._tokens -= spans
-            return True
-        self.dropped += spans
-        return False
-
-    def afford(self, count: int, each: int) -> int:
-        """How many of ``count`` items of ``each`` spans the budget pays for now; the
-        rest are dropped (and counted)."""
-        affordable = 0
-        while affordable < count and self.take(each):
-            affordable += 1
-        if affordable < count:
-            self.dropped += (count - affordable - 1) * each  # one refusal counted by take
+        affordable = min(count, int(self._tokens // each)) if each > 0 else count
+        self._tokens -= affordable * each
+        self.dropped += (count - affordable) * each
         return affordable

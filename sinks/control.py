@@ -20,6 +20,7 @@ shared mount).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -44,6 +45,25 @@ def control_dir_for(store_dsn: str, explicit: str | None = None) -> Path:
     if store_dsn.startswith("chdb://"):
         return Path(store_dsn[len("chdb://"):] + "-control")
     return Path("lucidstream-control")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename): readers never see half."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(f".tmp{os.getpid()}")
+        temp.write_text(json.dumps(data))
+        os.replace(temp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write control file {path}: {exc.strerror}; "
+                          "pass a writable --control directory") from None
+
+
+def _override(raw: dict | None) -> Override | None:
+    """The override a control file's ``override`` entry describes (None: none)."""
+    if not raw:
+        return None
+    return Override(raw["mode"], raw.get("reason", ""), raw.get("who", ""), raw.get("until_ms"))
 
 
 class _JsonFile:
@@ -72,14 +92,7 @@ class _JsonFile:
 
     def _write(self, data: dict) -> None:
         data["updated_at_ms"] = time.time_ns() // 1_000_000
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(f".tmp{os.getpid()}")
-            temp.write_text(json.dumps(data))
-            os.replace(temp, self.path)
-        except OSError as exc:
-            raise ConfigError(f"cannot write control file {self.path}: {exc.strerror}; "
-                              "pass a writable --control directory") from None
+        _write_json(self.path, data)
 
     def _changed(self, force: bool) -> dict[str, Any] | None:
         """The file's content when it changed since the last poll, else ``None``."""
@@ -122,11 +135,7 @@ class ControlFile(_JsonFile):
 
     def read(self) -> tuple[Override | None, dict]:
         data = self.load()
-        raw = data.get("override")
-        if not raw:
-            return None, data
-        return Override(raw["mode"], raw.get("reason", ""), raw.get("who", ""),
-                        raw.get("until_ms")), data
+        return _override(data.get("override")), data
 
     def set(self, override: Override) -> None:
         self._write({"override": {"mode": override.mode, "reason": override.reason,
@@ -141,10 +150,8 @@ class ControlFile(_JsonFile):
         if data is None:
             return False, None
         self.cleared_by = str(data.get("cleared_by", ""))
-        raw = data.get("override")
         try:
-            override = Override(raw["mode"], raw.get("reason", ""), raw.get("who", ""),
-                                raw.get("until_ms")) if raw else None
+            override = _override(data.get("override"))
         except (KeyError, TypeError, ValueError):
             return False, None
         return True, override
@@ -220,14 +227,10 @@ class HealthExchange:
             return self._peers
         self._next = now + self.poll_s
         wall = time.time()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            mine = self.directory / f"health-{self.scope}.json"
-            temp = mine.with_suffix(f".tmp{os.getpid()}")
-            temp.write_text(json.dumps({"at": wall, "health": asdict(own)}))
-            os.replace(temp, mine)
-        except OSError:
-            pass  # the peers see this process as stale; it keeps deciding on its own view
+        # unwritable: the peers see this process as stale; it decides on its own view
+        with contextlib.suppress(ConfigError):
+            _write_json(self.directory / f"health-{self.scope}.json",
+                        {"at": wall, "health": asdict(own)})
         peers = []
         for path in self.directory.glob("health-*.json"):
             if path.name == f"health-{self.scope}.json":
@@ -275,15 +278,7 @@ class AnswersDir:
         return self.path / f"{safe}.json"
 
     def put(self, answer: Answer) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            final = self._file(answer)
-            temp = final.with_suffix(f".tmp{os.getpid()}")
-            temp.write_text(json.dumps(asdict(answer)))
-            os.replace(temp, final)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the answer into {self.path}: {exc.strerror}; "
-                              "pass a writable --control directory") from None
+        _write_json(self._file(answer), asdict(answer))
 
     def waiting(self) -> list[str]:
         return sorted(p.stem for p in self.path.glob("*.json"))

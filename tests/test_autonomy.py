@@ -289,8 +289,7 @@ def test_flags_switch_capabilities_globally_and_per_source():
 def test_processes_share_health_through_the_control_directory(tmp_path):
     from sinks.control import HealthExchange
 
-    boards = [ModeBoard(scope=f"process-{i}",
-                        peers=HealthExchange(tmp_path, f"process-{i}", poll_s=0).swap)
+    boards = [ModeBoard(peers=HealthExchange(tmp_path, f"process-{i}", poll_s=0).swap)
               for i in range(2)]
     assert boards[0].post("shard-0", 1_000, Health(lag_ms=100)) == []
     [change] = boards[1].post("shard-3", 1_000, Health(lag_ms=8_000))
