@@ -10,7 +10,7 @@ the tree holds every stage with real times::
     ├── validate                 decode (the contract check) of its batch
     ├── freshness                clock, freshness and mode checks of its shard batch
     ├── fast_score               the model scoring its shard batch
-    ├── slow_score               (slow decisions) the window's risk
+    ├── slow_score               (slow decisions) the decide step in which its window closed
     ├── decide                   rules, SLA, mode gate, invariants
     └── sink                     the insert that stored it
 
