@@ -29,6 +29,7 @@ from bytewax.outputs import (
 from operators.errors import StoreUnavailable
 from operators.records import Rows
 from sinks.store import Store, open_store
+from sinks.writer import BackgroundWriter
 
 __all__ = ["ClickHouseSink", "EmbeddedStoreSink", "merge_rows"]
 
@@ -71,6 +72,12 @@ class _Partition(StatelessSinkPartition[Rows]):
         self._on_stored = on_stored
 
     def write_batch(self, items: list[Rows]) -> None:
+        self._write(items)
+
+    def flush(self) -> None:
+        """Every write handed over so far is stored (a synchronous partition always)."""
+
+    def _write(self, items: list[Rows]) -> None:
         traced: dict[str, list] = {item.table: [] for item in items if item.trace}
         for item in items:
             if item.trace:
@@ -109,6 +116,28 @@ class _Partition(StatelessSinkPartition[Rows]):
         self._store.close()
 
 
+class _BackgroundPartition(_Partition):
+    """Writes on a :class:`~sinks.writer.BackgroundWriter`; the dataflow's thread
+    goes on deciding while the embedded store inserts."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
+            self._write, name="lucidstream-store-writer")
+
+    def write_batch(self, items: list[Rows]) -> None:
+        self._writer.submit(items)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            super().close()
+
+
 class _StoreSinkSettings:
     """What both sinks are configured with: the store, retries and the callbacks."""
 
@@ -121,9 +150,10 @@ class _StoreSinkSettings:
         self.on_health = on_health
         self.on_stored = on_stored
 
-    def _partition(self) -> _Partition:
-        return _Partition(open_store(self.dsn), self.retries, self.on_write, self.on_health,
-                          self.on_stored)
+    def _partition(self, background: bool = False) -> _Partition:
+        kind = _BackgroundPartition if background else _Partition
+        return kind(open_store(self.dsn), self.retries, self.on_write, self.on_health,
+                    self.on_stored)
 
 
 class ClickHouseSink(_StoreSinkSettings, DynamicSink[Rows]):
@@ -146,6 +176,7 @@ class _OwnerPartition(StatefulSinkPartition[Rows, None]):
         self._inner.write_batch(values)
 
     def snapshot(self) -> None:
+        self._inner.flush()  # a snapshot never covers rows that are not stored yet
         return None
 
     def close(self) -> None:
@@ -158,7 +189,16 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
     chdb admits one process per path. With one partition, Bytewax sends all
     rows, from every worker of every process, to that partition's worker, and
     only its process opens the store. Items are ``("store", rows)`` pairs.
+
+    Inserts run on a background thread (chdb releases the GIL while it
+    inserts), flushed before every snapshot; ``background=False`` writes
+    on the worker's thread.
     """
+
+    def __init__(self, dsn: str, *args, background: bool = True,  # type: ignore[no-untyped-def]
+                 **kwargs) -> None:
+        super().__init__(dsn, *args, **kwargs)
+        self.background = background
 
     def list_parts(self) -> list[str]:
         return ["store"]
@@ -167,4 +207,4 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
-        return _OwnerPartition(self._partition())
+        return _OwnerPartition(self._partition(self.background))

@@ -1,0 +1,97 @@
+"""One background thread that runs a sink's writes in order.
+
+The embedded ClickHouse (chdb) releases the GIL while it parses, sorts and
+writes an insert, which is about half of an insert's cost. A writer thread
+lets that half run on another core while the dataflow's thread decides the
+next batch. The queue is short, so a store slower than the flow slows the
+flow (backpressure) instead of filling memory.
+
+Delivery stays what a synchronous sink gives: ``flush`` waits for every
+submitted write and re-raises the first error, and the sink flushes before
+each Bytewax snapshot, so a snapshot never covers rows that are not stored.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["BackgroundWriter"]
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class BackgroundWriter(Generic[T]):
+    """Calls ``write(item)`` for each submitted item on one thread, in order.
+
+    >>> written = []
+    >>> writer = BackgroundWriter(written.append, depth=2)
+    >>> for i in range(5):
+    ...     writer.submit(i)
+    >>> writer.flush()
+    >>> written
+    [0, 1, 2, 3, 4]
+    >>> writer.close()
+
+    An error in ``write`` is raised by the next ``submit`` or ``flush``; items
+    submitted after a failed one are not written.
+    """
+
+    def __init__(self, write: Callable[[T], None], depth: int = 2,
+                 name: str = "lucidstream-writer") -> None:
+        if depth < 1:
+            raise ValueError(f"depth={depth}: the writer needs room for one write")
+        self._write = write
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        # A dataflow that stops without closing its sink still stores what it handed over.
+        ref = weakref.ref(self)
+        atexit.register(lambda: (w := ref()) is not None and w.close(raise_error=False))
+
+    def submit(self, item: T) -> None:
+        """Queue ``item``; blocks while ``depth`` writes are already waiting."""
+        self._raise()
+        if self._closed:
+            raise RuntimeError("the writer is closed; create a new one to write again")
+        self._queue.put(item)
+
+    def flush(self) -> None:
+        """Wait until every submitted item is written; raise the first write error."""
+        self._queue.join()
+        self._raise()
+
+    def close(self, raise_error: bool = True) -> None:
+        """Flush and stop the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        if raise_error:
+            self._raise()
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                if self._error is None:  # after a failure nothing later is written
+                    self._write(item)  # type: ignore[arg-type]
+            except BaseException as exc:  # handed to the dataflow's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
