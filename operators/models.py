@@ -13,11 +13,12 @@ a rule reads are missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 
 import numpy as np
 import pandas as pd
 from river import linear_model, optim, preprocessing
+
+from operators.matrix import value_matrix
 
 __all__ = ["CLIP", "OnlineScorer"]
 
@@ -79,20 +80,7 @@ class OnlineScorer:
                         known.add(name)
                         names.append(name)
         names = self._names
-        matrix = None
-        if names:
-            # Every row carrying every feature is the common case: one C call per row.
-            pick = itemgetter(*names)
-            try:
-                picked = [pick(row) for row in rows]
-            except KeyError:
-                pass
-            else:
-                matrix = np.array(picked if len(names) > 1 else [[v] for v in picked],
-                                  dtype=float)
-        if matrix is None:
-            nan = np.nan
-            matrix = np.array([[row.get(n, nan) for n in names] for row in rows], dtype=float)
+        matrix = value_matrix(rows, names)
         # Finite but absurd values (1e308) would overflow the running variance and
         # poison the weights; beyond +-1e12 nothing a sensor reports is still meaningful.
         np.clip(matrix, -CLIP, CLIP, out=matrix)

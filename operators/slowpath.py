@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from operators.matrix import value_matrix, value_names
+
 __all__ = ["SlowPath", "SlowPathConfig", "SlowResult"]
 
 
@@ -91,21 +93,25 @@ class SlowPath:
         """Buffer one event; returns results of a window this event pushed closed."""
         size = self.config.window_ms
         start = event_ms - event_ms % size
-        if start < self._closed_until.get(source_id, -1):
-            self.late_events += 1
-            return []
-        out: list[SlowResult | None] = []
         window = self._open.get(source_id)
-        if window is not None and start > window.start:
-            out.append(self._finish(source_id, window))
-            window = None
-        if window is None:
-            window = self._open[source_id] = _Window(start)
+        out: list[SlowResult] = []
+        if window is None or window.start != start:  # else: the common case, same window
+            if start < self._closed_until.get(source_id, -1):
+                self.late_events += 1
+                return out
+            if window is not None and start > window.start:
+                result = self._finish(source_id, window)
+                if result is not None:
+                    out.append(result)
+                window = None
+            if window is None:
+                window = self._open[source_id] = _Window(start)
         window.values.append(values)
         window.actions.append(fast_action)
-        window.last_event_ms = max(window.last_event_ms, event_ms)
+        if event_ms > window.last_event_ms:
+            window.last_event_ms = event_ms
         window.version, window.variant, window.based_on = version, variant, based_on
-        return [r for r in out if r is not None]
+        return out
 
     def close(self, now: int) -> list[SlowResult]:
         """Close every window whose end plus lateness the clock has passed."""
@@ -127,8 +133,8 @@ class SlowPath:
         self._closed_until[source_id] = end
         if len(window.values) < cfg.min_events:
             return None
-        names = sorted({n for v in window.values for n in v})
-        matrix = np.array([[v.get(n, np.nan) for n in names] for v in window.values])
+        names = value_names(window.values)
+        matrix = value_matrix(window.values, names)
         np.clip(matrix, -1e12, 1e12, out=matrix)  # absurd magnitudes, as the model does
         with np.errstate(all="ignore"):
             means = np.nanmean(matrix, axis=0)
