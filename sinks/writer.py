@@ -53,8 +53,7 @@ class BackgroundWriter(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         # A dataflow that stops without closing its sink still stores what it handed over.
-        ref = weakref.ref(self)
-        atexit.register(lambda: (w := ref()) is not None and w.close(raise_error=False))
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     def submit(self, item: T) -> None:
         """Queue ``item``; blocks while ``depth`` writes are already waiting."""
@@ -95,3 +94,9 @@ class BackgroundWriter(Generic[T]):
                 self._error = exc
             finally:
                 self._queue.task_done()
+
+
+def _close_at_exit(ref: weakref.ref[BackgroundWriter]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer.close(raise_error=False)
