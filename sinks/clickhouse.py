@@ -74,8 +74,9 @@ class _Partition(StatelessSinkPartition[Rows]):
     def write_batch(self, items: list[Rows]) -> None:
         self._write(items)
 
-    def flush(self) -> None:
-        """Every write handed over so far is stored (a synchronous partition always)."""
+    def wait(self) -> None:
+        """Every write handed over so far is stored or failed (a synchronous partition
+        always); a failure is raised by the next write or the close."""
 
     def _write(self, items: list[Rows]) -> None:
         traced: dict[str, list] = {item.table: [] for item in items if item.trace}
@@ -128,8 +129,8 @@ class _BackgroundPartition(_Partition):
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)
 
-    def flush(self) -> None:
-        self._writer.flush()
+    def wait(self) -> None:
+        self._writer.wait()
 
     def close(self) -> None:
         try:
@@ -176,7 +177,9 @@ class _OwnerPartition(StatefulSinkPartition[Rows, None]):
         self._inner.write_batch(values)
 
     def snapshot(self) -> None:
-        self._inner.flush()  # a snapshot never covers rows that are not stored yet
+        # A snapshot never covers rows not stored yet. An error is raised by the next
+        # write or the close: Bytewax reports those with their cause, a snapshot's not.
+        self._inner.wait()
         return None
 
     def close(self) -> None:

@@ -64,8 +64,13 @@ class BackgroundWriter(Generic[T]):
 
     def flush(self) -> None:
         """Wait until every submitted item is written; raise the first write error."""
-        self._queue.join()
+        self.wait()
         self._raise()
+
+    def wait(self) -> None:
+        """Wait until every submitted item is written or failed; an error stays for the
+        next ``submit``, ``flush`` or ``close`` to raise."""
+        self._queue.join()
 
     def close(self, raise_error: bool = True) -> None:
         """Flush and stop the thread (idempotent)."""

@@ -1,0 +1,85 @@
+"""The background writer and the embedded-store sink that uses it."""
+
+from __future__ import annotations
+
+import threading
+
+import bytewax.operators as op
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
+
+from operators.errors import StoreError
+from operators.records import DEAD_LETTER_COLUMNS, Rows
+from sinks.clickhouse import EmbeddedStoreSink
+from sinks.writer import BackgroundWriter
+
+
+def test_writes_run_in_order_on_another_thread():
+    seen: list[tuple[int, str]] = []
+    writer = BackgroundWriter(lambda i: seen.append((i, threading.current_thread().name)))
+    for i in range(100):
+        writer.submit(i)
+    writer.flush()
+    assert [i for i, _ in seen] == list(range(100))
+    assert {name for _, name in seen} == {"lucidstream-writer"}
+    writer.close()
+
+
+def test_a_full_queue_holds_the_caller_back():
+    release = threading.Event()
+    writer = BackgroundWriter(lambda _: release.wait(), depth=1)
+    writer.submit(1)  # taken by the thread, which now waits
+    writer.submit(2)  # fills the queue
+    blocked = threading.Thread(target=writer.submit, args=(3,))
+    blocked.start()
+    blocked.join(timeout=0.3)
+    assert blocked.is_alive(), "a third write must wait for room"
+    release.set()
+    blocked.join(timeout=5)
+    writer.close()
+
+
+def test_a_failed_write_is_raised_to_the_caller_and_nothing_after_it_is_written():
+    written: list[int] = []
+
+    def write(i: int) -> None:
+        if i == 3:
+            raise StoreError("insert into t failed")
+        written.append(i)
+
+    writer = BackgroundWriter(write, depth=10)
+    for i in range(6):
+        writer.submit(i)
+    with pytest.raises(StoreError, match="insert into t failed"):
+        writer.flush()
+    assert written == [0, 1, 2]
+    writer.close()
+
+
+def _flow(dsn: str, batches: list[Rows]) -> Dataflow:
+    flow = Dataflow("writer_test")
+    keyed = op.map("key", op.input("in", flow, TestingSource(batches)), lambda r: ("store", r))
+    op.output("out", keyed, EmbeddedStoreSink(dsn))
+    return flow
+
+
+def test_the_embedded_sink_stores_every_row_before_the_flow_ends(store):
+    batches = [Rows("dead_letters", DEAD_LETTER_COLUMNS,
+                    [(f"id-{b}-{i}", 1_000, f"file:x:{i}", "bad", "{}", "t")
+                     for i in range(100)]) for b in range(30)]
+    run_main(_flow(store.dsn, batches))
+    assert store.scalar("SELECT count() FROM dead_letters") == 3_000
+
+
+def test_the_embedded_sink_stops_the_flow_when_an_insert_fails(store):
+    bad = [Rows("no_such_table", ("x",), [(1,)])]
+    with pytest.raises(Exception) as raised:
+        run_main(_flow(store.dsn, bad))
+    # Bytewax wraps it; the CLI reports the store's error found in the chain (runner.py)
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    store_errors = [e for e in chain if isinstance(e, StoreError)]
+    assert store_errors and "no_such_table" in str(store_errors[0])
