@@ -86,8 +86,8 @@ class RunConfig:
                               "(or set LUCIDSTREAM_KAFKA)")
         if self.emit_kafka and not self.kafka:
             raise ConfigError("--emit-kafka needs a broker: pass --kafka HOST:PORT")
-        if self.replay is None:
-            self.replay = self.input != "sim" or self.rate <= 0
+        if self.replay is None:  # files replay; Kafka is live; the simulator replays at rate 0
+            self.replay = self.rate <= 0 if self.input == "sim" else self.input != "kafka"
         for name in ("events", "duration_s"):
             value = getattr(self, name)
             if value is not None and value <= 0:

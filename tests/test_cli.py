@@ -47,3 +47,16 @@ def test_simulate_is_deterministic_for_a_seed(tmp_path):
         digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
         assert len(out.read_text().splitlines()) == 500
     assert digests[0] == digests[1] != digests[2]
+
+
+def test_the_clock_follows_the_source_unless_set():
+    from flows.config import RunConfig
+
+    def replay(**env: str) -> bool | None:
+        return RunConfig.from_env({f"LUCIDSTREAM_{k}": v for k, v in env.items()}).replay
+
+    assert replay(INPUT="kafka", KAFKA="127.0.0.1:9092") is False  # live: wall clock
+    assert replay(INPUT="sim") is False
+    assert replay(INPUT="sim", RATE="0") is True                     # as fast as it goes
+    assert replay(INPUT=__file__) is True                             # a file replays
+    assert replay(INPUT="kafka", KAFKA="127.0.0.1:9092", REPLAY="1") is True
