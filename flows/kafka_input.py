@@ -4,8 +4,9 @@ Why not Bytewax's ``KafkaSource``: it emits one item per message, and Bytewax
 costs microseconds per item per step; this source emits one
 :class:`~flows.sources.RawBatch` per poll, like the file source. It also
 reports consumer lag (high watermark minus position, per partition), notices
-a broker that stops answering within ``health_every_s`` (an alarm row, once
-per outage, and the progress line), and can stop at the end of every
+a broker that stops answering within about ``health_every_s`` (an alarm row,
+once per outage, and the progress line; checked off the dataflow's thread by
+:class:`~flows.kafka_health.KafkaHealth`), and can stop at the end of every
 partition (``stop_at_end``) for batch jobs and tests.
 
 Offsets live in Bytewax's recovery snapshots, not in the consumer group: a
@@ -17,15 +18,14 @@ recovery a run starts from ``start`` (``earliest`` by default).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
+from flows.kafka_health import KafkaHealth
 from flows.sources import STOP, RawBatch
 from flows.telemetry import Telemetry
-from operators.alarms import Alarm
 from operators.errors import InputError
 from sinks.kafka import check_broker, client_config
 
@@ -52,14 +52,15 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self._tp = TopicPartition(topic, partition, self._offset)
         self._consumer.assign([self._tp])
         self._eof = False
-        self._next_health = 0.0
-        self._down_since: float | None = None
+        self._health = source.health()
+        self._health.watch(self._name, self._consumer, topic, partition)
+        self._health.position(self._name, self._offset)
 
     def next_batch(self) -> list[RawBatch]:
         src = self._src
         if STOP.is_set():
             raise StopIteration
-        alarms = self._health()
+        alarms = self._health.drain(self._name)
         records: list[tuple[str, Any, str | None]] = []
         prefix = f"kafka:{self._name}/"
         for msg in self._consumer.consume(src.batch_size, timeout=src.poll_timeout_s):
@@ -81,52 +82,24 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             records.append((f"{prefix}{offset}", msg.value(), trace_parent))
             self._offset = offset + 1
         if src.stop_at_end and self._eof and not records and not alarms:
-            raise StopIteration
+            alarms = self._health.settle(self._name)
+            if not alarms:
+                raise StopIteration
         if src.max_events is not None:
             if src.taken >= src.max_events:
                 raise StopIteration
             records = records[: src.max_events - src.taken]
             src.taken += len(records)
+        self._health.position(self._name, self._offset)
         if records or alarms:
             return [RawBatch(records, alarms=alarms)]
         return []
-
-    def _health(self) -> list[Alarm]:
-        """Consumer lag and broker health, at most every ``health_every_s``."""
-        now = time.monotonic()
-        if now < self._next_health:
-            return []
-        self._next_health = now + self._src.health_every_s
-        alarms = []
-        wall_ms = int(time.time() * 1000)
-        try:
-            _, high = self._consumer.get_watermark_offsets(self._tp, timeout=0.5,
-                                                           cached=False)
-        except Exception as exc:
-            if self._down_since is None:
-                self._down_since = now
-                alarms.append(Alarm(wall_ms, wall_ms, self._name, "kafka_unreachable", "kafka",
-                                    1.0, self._src.health_every_s, {"error": str(exc)[:200]},
-                                    key=f"down={wall_ms}"))
-            self._report(None, now - self._down_since)
-            return alarms
-        if self._down_since is not None:
-            down = now - self._down_since
-            alarms.append(Alarm(wall_ms, wall_ms, self._name, "kafka_recovered", "kafka",
-                                down, 0, {"down_s": round(down, 1)}, key=f"up={wall_ms}"))
-            self._down_since = None
-        position = self._offset if self._offset >= 0 else high
-        self._report(max(0, high - position), None)
-        return alarms
-
-    def _report(self, lag: int | None, down_s: float | None) -> None:
-        if self._src.telemetry is not None:
-            self._src.telemetry.kafka(self._name, lag, down_s)
 
     def snapshot(self) -> int:
         return self._offset
 
     def close(self) -> None:
+        self._health.unwatch(self._name)
         self._consumer.close()
 
 
@@ -160,6 +133,14 @@ class KafkaSource(FixedPartitionedSource[RawBatch, int]):
                              f"{config['bootstrap.servers']}; create it, or produce to it "
                              "with: lucidstream simulate --kafka HOST:PORT")
         self.partitions = {t: existing[t] for t in topics if t in existing}
+        self._health: KafkaHealth | None = None
+
+    def health(self) -> KafkaHealth:
+        """The process's health watcher of this source's partitions (made on first use:
+        each process builds its own)."""
+        if self._health is None:
+            self._health = KafkaHealth(self.health_every_s, self.telemetry)
+        return self._health
 
     def list_parts(self) -> list[str]:
         return [f"{t}/{p}" for t, count in self.partitions.items() for p in range(count)]

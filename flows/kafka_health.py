@@ -1,0 +1,145 @@
+"""Consumer lag and broker health of the Kafka partitions one process reads.
+
+Lag needs each partition's high watermark, which is a round trip to the
+broker, and a broker that stops answering is noticed by that round trip
+timing out. Done on the dataflow's thread, those waits stalled every batch
+(half of a backlog run's time on a local broker), so one background thread
+per source checks every partition in turn and the partitions only read what
+it found: their lag for the progress line and the mode machine, and
+``kafka_unreachable`` / ``kafka_recovered`` alarms, once per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+
+from flows.telemetry import Telemetry
+from operators.alarms import Alarm
+
+__all__ = ["KafkaHealth"]
+
+log = logging.getLogger("lucidstream.kafka")
+
+
+@dataclass
+class _Watched:
+    consumer: Consumer  # the partition's own: its connection is the one that must work
+    tp: TopicPartition
+    position: int = -1  # next offset to read; negative until the first message
+    down_since: float | None = None
+    alarms: deque[Alarm] = field(default_factory=deque)
+
+
+class KafkaHealth:
+    """Checks every watched partition's high watermark each ``every_s`` seconds on
+    its own thread, through the partition's consumer (librdkafka handles are
+    thread-safe; a check never overlaps the consumer's close).
+
+    >>> health = KafkaHealth(every_s=1.0)
+    >>> health.drain("sensor-events/0")  # an unwatched partition has nothing to say
+    []
+    """
+
+    def __init__(self, every_s: float = 1.0, telemetry: Telemetry | None = None,
+                 timeout_s: float = 0.5) -> None:
+        self.every_s = every_s
+        self.timeout_s = timeout_s
+        self.telemetry = telemetry
+        self._watched: dict[str, _Watched] = {}
+        self._lock = threading.Lock()
+        self._checking = threading.Lock()  # one check at a time: the thread's or settle's
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, name: str, consumer: Consumer, topic: str, partition: int) -> None:
+        """Start checking ``topic``/``partition`` (reported as ``name``) through
+        ``consumer``; call :meth:`unwatch` before closing it."""
+        with self._lock:
+            self._watched[name] = _Watched(consumer, TopicPartition(topic, partition))
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="lucidstream-kafka-health")
+                self._thread.start()
+
+    def position(self, name: str, offset: int) -> None:
+        """The partition's reader is at ``offset`` (the next one to read)."""
+        watched = self._watched.get(name)
+        if watched is not None:
+            watched.position = offset
+
+    def drain(self, name: str) -> list[Alarm]:
+        """Alarms found for the partition since the last call."""
+        watched = self._watched.get(name)
+        if watched is None or not watched.alarms:
+            return []
+        alarms = []
+        while watched.alarms:
+            alarms.append(watched.alarms.popleft())
+        return alarms
+
+    def settle(self, name: str) -> list[Alarm]:
+        """Before a partition stops: an outage still open is checked once more, now, so a
+        run that ends right after the broker came back records the recovery."""
+        watched = self._watched.get(name)
+        if watched is not None and watched.down_since is not None:
+            self._check(name, watched)
+        return self.drain(name)
+
+    def unwatch(self, name: str) -> None:
+        """Stop checking the partition; the thread ends with the last one."""
+        with self._checking, self._lock:  # after this, no check touches its consumer
+            self._watched.pop(name, None)
+            if self._watched or self._thread is None:
+                return
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        thread.join(timeout=self.timeout_s * 4)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            with self._lock:
+                watched = list(self._watched.items())
+            for name, partition in watched:
+                if self._stop.is_set():
+                    break
+                self._check(name, partition)
+            self._stop.wait(max(0.0, self.every_s - (time.monotonic() - started)))
+
+    def _check(self, name: str, w: _Watched) -> None:
+        with self._checking:
+            if self._watched.get(name) is w:  # not unwatched (its consumer closed) meanwhile
+                self._check_locked(name, w)
+
+    def _check_locked(self, name: str, w: _Watched) -> None:
+        now, wall_ms = time.monotonic(), int(time.time() * 1000)
+        try:
+            _, high = w.consumer.get_watermark_offsets(w.tp, timeout=self.timeout_s,
+                                                     cached=False)
+        except Exception as exc:  # the broker did not answer in time, or refused
+            if w.down_since is None:
+                w.down_since = now
+                log.warning("step=ingest partition=%s broker not answering: %s", name, exc)
+                w.alarms.append(Alarm(wall_ms, wall_ms, name, "kafka_unreachable", "kafka",
+                                      1.0, self.every_s, {"error": str(exc)[:200]},
+                                      key=f"down={wall_ms}"))
+            self._report(name, None, now - w.down_since)
+            return
+        if w.down_since is not None:
+            down = now - w.down_since
+            w.alarms.append(Alarm(wall_ms, wall_ms, name, "kafka_recovered", "kafka", down, 0,
+                                  {"down_s": round(down, 1)}, key=f"up={wall_ms}"))
+            w.down_since = None
+        position = w.position if w.position >= 0 else high
+        self._report(name, max(0, high - position), None)
+
+    def _report(self, name: str, lag: int | None, down_s: float | None) -> None:
+        if self.telemetry is not None:
+            self.telemetry.kafka(name, lag, down_s)
