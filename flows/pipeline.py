@@ -296,7 +296,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
         op.output("store", keyed, EmbeddedStoreSink(spec.store, on_write=telemetry.on_write,
                                                      on_health=board.sink_result,
-                                                     on_stored=on_stored))
+                                                     on_stored=on_stored,
+                                                     durable_snapshots=spec.snapshots))
     else:
         op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write,
                                                 on_health=board.sink_result,

@@ -170,8 +170,9 @@ class ClickHouseSink(_StoreSinkSettings, DynamicSink[Rows]):
 
 
 class _OwnerPartition(StatefulSinkPartition[Rows, None]):
-    def __init__(self, inner: _Partition) -> None:
+    def __init__(self, inner: _Partition, durable_snapshots: bool) -> None:
         self._inner = inner
+        self._durable = durable_snapshots
 
     def write_batch(self, values: list[Rows]) -> None:
         self._inner.write_batch(values)
@@ -179,7 +180,8 @@ class _OwnerPartition(StatefulSinkPartition[Rows, None]):
     def snapshot(self) -> None:
         # A snapshot never covers rows not stored yet. An error is raised by the next
         # write or the close: Bytewax reports those with their cause, a snapshot's not.
-        self._inner.wait()
+        if self._durable:
+            self._inner.wait()
         return None
 
     def close(self) -> None:
@@ -194,14 +196,16 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
     only its process opens the store. Items are ``("store", rows)`` pairs.
 
     Inserts run on a background thread (chdb releases the GIL while it
-    inserts), flushed before every snapshot; ``background=False`` writes
-    on the worker's thread.
+    inserts), flushed before every snapshot when ``durable_snapshots`` (set it
+    when the flow runs with recovery; without, only the end of the run waits);
+    ``background=False`` writes on the worker's thread.
     """
 
     def __init__(self, dsn: str, *args, background: bool = True,  # type: ignore[no-untyped-def]
-                 **kwargs) -> None:
+                 durable_snapshots: bool = True, **kwargs) -> None:
         super().__init__(dsn, *args, **kwargs)
         self.background = background
+        self.durable_snapshots = durable_snapshots
 
     def list_parts(self) -> list[str]:
         return ["store"]
@@ -210,4 +214,4 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
-        return _OwnerPartition(self._partition(self.background))
+        return _OwnerPartition(self._partition(self.background), self.durable_snapshots)
