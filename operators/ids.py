@@ -26,13 +26,15 @@ __all__ = [
 NAMESPACE = uuid.UUID("6f1c1d4e-8d0a-5b7e-9a53-2d1f7c0e4b11")
 
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+_sha1 = hashlib.sha1
+
+
 def _uuid5(name: str) -> str:
-    # uuid.uuid5 without building a UUID object twice: same bytes, ~2x faster.
-    digest = bytearray(hashlib.sha1(NAMESPACE.bytes + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    # uuid.uuid5's bytes without its UUID object: the version nibble is 5 and the
+    # variant bits are 10 (the top two bits of digit 16), set in the hex text.
+    h = _sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
 
 
 def decision_id(

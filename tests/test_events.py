@@ -116,3 +116,19 @@ def test_rfc3339_milliseconds_are_exact():
     for ms in range(0, 100_000, 7):
         text = (start + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
         assert parse_time_ms(text) == 1_767_225_600_000 + ms
+
+
+def test_decision_ids_are_rfc_4122_uuid5_of_their_identity():
+    import uuid
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from operators.ids import NAMESPACE, decision_id
+
+    @given(st.text(min_size=1), st.integers(min_value=0, max_value=2**63))
+    def check(source: str, seq: int) -> None:
+        expected = uuid.uuid5(NAMESPACE, f"{source}\x1fmotion\x1fseq\x1f{seq}")
+        assert decision_id(source, "motion", seq, 0, "") == str(expected)
+
+    check()
