@@ -113,7 +113,7 @@ class DriftMonitor:
         self._reset()
 
     def _reset(self) -> None:
-        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._streams: dict[str, dict[str, _Stream]] = {}  # source -> value name -> stream
         self._fleet: dict[str, Any] = {}
         self._fleet_n: dict[str, int] = {}
         self._last_alarm: dict[tuple[str, str], int] = {}
@@ -121,57 +121,63 @@ class DriftMonitor:
 
     @property
     def streams(self) -> int:
-        return len(self._streams)
+        return sum(len(named) for named in self._streams.values())
 
     def observe(self, source_id: str, values: Mapping[str, float], event_ms: int,
                 now: int) -> None:
-        """Watch every value of one event."""
+        """Watch every value of one event.
+
+        The per-sample work is inlined here (it runs for every value of every
+        event); a block boundary, a frozen run and the end of warm-up call out.
+        """
         cfg = self.config
         if cfg.values is None:
             return
+        streams = self._streams.get(source_id)
+        if streams is None:
+            streams = self._streams[source_id] = {}
+        ignore, warmup, block, variance = cfg.ignore, cfg.warmup, cfg.block, cfg.variance
         for name, x in values.items():
-            if name in cfg.ignore:
+            if name in ignore:
                 continue
-            key = (source_id, name)
-            stream = self._streams.get(key)
-            if stream is None:
-                stream = self._streams[key] = _Stream()
+            s = streams.get(name)
+            if s is None:
+                s = streams[name] = _Stream()
             x = float(x)
             if not -1e12 <= x <= 1e12:  # as the model does: absurd magnitudes are clipped
                 x = 1e12 if x > 0 else -1e12
-            self._update(stream, source_id, name, x, event_ms, now)
-
-    def _update(self, s: _Stream, source_id: str, name: str, x: float, event_ms: int,
-                now: int) -> None:
-        cfg = self.config
-        s.n += 1
-        if s.last is not None:
-            if x == s.last:
+            n = s.n = s.n + 1
+            last = s.last
+            if last is not None and x == last:
                 s.run += 1
                 if s.run == cfg.freeze_run and s.varied:
                     self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
-                                s.run, cfg.freeze_run, {"value": x, "sample": s.n})
+                                s.run, cfg.freeze_run, {"value": x, "sample": n})
             else:
+                if last is not None:
+                    s.varied = True
                 s.run = 1
-                s.varied = True
-        else:
-            s.run = 1
-        s.last = x
-        if s.n <= cfg.warmup:
-            assert s.values is not None
-            s.values.append(x)
-            if s.n == cfg.warmup:
-                self._learn_scale(s)
-            return
-        z = (x - s.mean) / s.sd
-        if s.rho:  # prewhiten: detect on AR(1) innovations, which are close to iid
-            z, s.prev_z = (z - s.rho * s.prev_z) / math.sqrt(1 - s.rho * s.rho), z
-        # Detectors see block means of ``block`` samples: a tenth of the updates, and
-        # each mean is less noisy, so a shift takes fewer (but larger) steps to find.
-        s.acc_z += z
-        s.acc_dev += min(abs(z - s.prev_mean), 8.0) if cfg.variance else 0.0
-        if (s.n - cfg.warmup) % cfg.block:
-            return
+            s.last = x
+            if n <= warmup:
+                assert s.values is not None
+                s.values.append(x)
+                if n == warmup:
+                    self._learn_scale(s)
+                continue
+            z = (x - s.mean) / s.sd
+            if s.rho:  # prewhiten: detect on AR(1) innovations, which are close to iid
+                z, s.prev_z = (z - s.rho * s.prev_z) / math.sqrt(1 - s.rho * s.rho), z
+            # Detectors see block means of ``block`` samples: a tenth of the updates, and
+            # each mean is less noisy, so a shift takes fewer (but larger) steps to find.
+            s.acc_z += z
+            if variance:
+                s.acc_dev += min(abs(z - s.prev_mean), 8.0)
+            if not (n - warmup) % block:
+                self._block(s, source_id, name, event_ms, now)
+
+    def _block(self, s: _Stream, source_id: str, name: str, event_ms: int, now: int) -> None:
+        """A block of samples is complete: its mean (and deviation) go to the detectors."""
+        cfg = self.config
         block_z, s.acc_z = s.acc_z / cfg.block, 0.0
         block_dev, s.acc_dev = s.acc_dev / cfg.block, 0.0
         every = cfg.kswin_every if cfg.values == "kswin" else 1
@@ -221,35 +227,40 @@ class DriftMonitor:
         kind = self.config.scores
         if kind is None:
             return
-        for score in scores:
-            for signal, value in (("score", score), ("confidence", max(score, 1 - score))):
-                self._fleet_update(signal, kind, value, event_ms, now)
+        scores = list(scores)
+        self._fleet_updates("score", kind, scores, event_ms, now)
+        self._fleet_updates("confidence", kind, [s if s > 0.5 else 1.0 - s for s in scores],
+                            event_ms, now)
 
     def observe_errors(self, errors: Iterable[bool], event_ms: int, now: int) -> None:
         """Watch the binary prediction-error stream (1 = the model was wrong)."""
         kind = self.config.errors
         if kind is None:
             return
-        for error in errors:
-            self._fleet_update("error", kind, float(error), event_ms, now)
+        self._fleet_updates("error", kind, [float(e) for e in errors], event_ms, now)
 
-    def _fleet_update(self, signal: str, kind: str, value: float, event_ms: int,
-                      now: int) -> None:
+    def _fleet_updates(self, signal: str, kind: str, values: list[float], event_ms: int,
+                       now: int) -> None:
         det = self._fleet.get(signal)
         if det is None:
             det = self._fleet[signal] = _detector(kind, self.config)
-        n = self._fleet_n[signal] = self._fleet_n.get(signal, 0) + 1
-        if kind == "kswin" and n % self.config.kswin_every:
-            return
-        det.update(value)
-        if det.drift_detected:
-            estimate = getattr(det, "estimation", value)
-            self._alarm(now, event_ms, "", signal, kind, float(estimate), 0.0, {"sample": n})
+        n = self._fleet_n.get(signal, 0)
+        every = self.config.kswin_every if kind == "kswin" else 1
+        update = det.update
+        for value in values:
+            n += 1
+            if every > 1 and n % every:
+                continue
+            update(value)
+            if det.drift_detected:
+                estimate = getattr(det, "estimation", value)
+                self._alarm(now, event_ms, "", signal, kind, float(estimate), 0.0,
+                            {"sample": n})
+        self._fleet_n[signal] = n
 
     def forget(self, source_id: str) -> None:
         """Drop a retired source's streams (bounds memory)."""
-        for key in [k for k in self._streams if k[0] == source_id]:
-            del self._streams[key]
+        self._streams.pop(source_id, None)
 
     def drain_alarms(self) -> list[Alarm]:
         alarms, self._alarms = self._alarms, []
