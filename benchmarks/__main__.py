@@ -6,6 +6,8 @@ simulator data, in the same session, and prints one table (also written to
 minutes apart on this shared machine, not in one process: read them with that
 in mind. Times for ``floor``, ``naive`` and ``full`` exclude process start-up;
 ``kafka``, ``cluster`` and ``live`` run the CLI and include it (about 4 s).
+``live_half`` repeats ``live`` at half the rate for 30 s of events: the latency
+of a flow that keeps up, beside the latency at the target rate.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def main() -> None:
         if "scaling" not in skip:
             results["full_small"] = run_case("full", f"chdb://{tmp}/small", file=small)
             results["full_small"]["events"] = n // 10
-        if not {"kafka", "cluster", "live"} <= skip:
+        if not {"kafka", "cluster", "live", "live_half"} <= skip:
             process, bootstrap = start_broker()
             try:
                 subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka",
@@ -100,14 +102,22 @@ def main() -> None:
                     results["live"] = run_case("live", f"chdb://{tmp}/live", kafka=bootstrap,
                                                topic="live", rate=args.live_rate, events=n)
                     results["live"]["events"] = n
+                    results["live"]["rate"] = args.live_rate
+                if "live_half" not in skip:
+                    # the same at half the rate: latency when the flow keeps up
+                    rate, count = args.live_rate / 2, min(n, int(args.live_rate / 2 * 30))
+                    results["live_half"] = run_case("live", f"chdb://{tmp}/live_half",
+                                                    kafka=bootstrap, topic="live_half",
+                                                    rate=rate, events=count)
+                    results["live_half"].update(events=count, rate=rate)
             finally:
                 process.terminate()
     if "state" not in skip:
         results["silent_state"] = silent_sources_state()
-    report(results, args.live_rate)
+    report(results)
 
 
-def report(results: dict[str, dict], live_rate: float) -> None:
+def report(results: dict[str, dict]) -> None:
     print(f"\nlucidstream benchmarks, {time.strftime('%Y-%m-%d')}; machine: "
           f"{json.dumps(machine())}")
     print(f"{'case':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
@@ -130,11 +140,12 @@ def report(results: dict[str, dict], live_rate: float) -> None:
         per_small = results["full_small"]["seconds"] / results["full_small"]["events"] * 1e6
         ratios["us/event 1M vs 100k"] = f"{per_big:.1f} vs {per_small:.1f}"
     print("ratios:", json.dumps(ratios))
-    if "live" in results:
-        live = results["live"]
-        print(f"live at {live_rate:,.0f} events/s: event-to-decision latency p50 "
-              f"{live['p50_ms']:.0f} ms, p99 {live['p99_ms']:.0f} ms, max {live['max_ms']:.0f} ms "
-              f"over {live['decisions']:,} decisions")
+    for case in ("live", "live_half"):
+        if case in results:
+            live = results[case]
+            print(f"{case} at {live['rate']:,.0f} events/s: event-to-decision latency p50 "
+                  f"{live['p50_ms']:.0f} ms, p99 {live['p99_ms']:.0f} ms, max "
+                  f"{live['max_ms']:.0f} ms over {live['decisions']:,} decisions")
     if "silent_state" in results:
         print("10,000 silent sources:", json.dumps(results["silent_state"]))
     results["ratios"] = ratios  # type: ignore[assignment]
