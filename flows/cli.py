@@ -490,7 +490,8 @@ def escalations() -> None:
 
 @escalations.command("list")
 @click.option("--status", default="pending", show_default=True,
-              type=click.Choice(["pending", "breached", "approved", "rejected", "all"]))
+              type=click.Choice(["pending", "breached", "unwatched", "approved", "rejected",
+                                 "all"]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @store_option
 def escalations_list(status: str, limit: int, store: str | None) -> None:

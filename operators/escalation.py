@@ -3,9 +3,14 @@
 Every escalated decision (CONSERVATIVE mode, or a stale decision under the
 ``escalate`` policy) opens an escalation with a response SLA per decision
 type. The queue watches the pipeline clock and records a breach once when an
-escalation is still open at its due time. Rows are versioned (open 0, breached 1,
-answered 2) in a ReplacingMergeTree, so the latest state of each wins and a
-replay writes the same rows.
+escalation is still open at its due time. Rows are versioned (open 0, breached
+or unwatched 1, answered 2) in a ReplacingMergeTree, so the latest state of each
+wins and a replay writes the same rows.
+
+A shard watches at most ``max_open`` escalations. Past that (a backlog decided
+in CONSERVATIVE opens one per event), the oldest is recorded as ``unwatched``:
+its SLA is no longer watched by the flow, and the table says so instead of
+leaving it pending for ever.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ class EscalationQueue:
     True
     """
 
-    def __init__(self, flow: str, max_open: int = 100_000, max_known: int = 20_000) -> None:
+    def __init__(self, flow: str, max_open: int = 20_000, max_known: int = 20_000) -> None:
         self.flow = flow
         self.max_open = max_open
+        self._unwatched: list[tuple] = []
         self.max_known = max_known  # escalations a running flow can still take answers for
         self._open: OrderedDict[str, tuple] = OrderedDict()
         # the latest row of every escalation this shard opened (bounded), by both IDs
@@ -57,7 +63,11 @@ class EscalationQueue:
                action, reason, mode, now, now + sla_ms, "pending", "", None, OPEN, self.flow)
         self._open[decision_id] = row
         if len(self._open) > self.max_open:
-            self._open.popitem(last=False)  # the oldest is long breached already
+            _, oldest = self._open.popitem(last=False)
+            unwatched = (*oldest[:9], "unwatched", "", None, BREACHED, self.flow)
+            if oldest[0] in self._known:
+                self._known[oldest[0]] = unwatched
+            self._unwatched.append(unwatched)
         self._known[row[0]] = row
         if len(self._known) > self.max_known:
             self._known.popitem(last=False)
@@ -85,8 +95,9 @@ class EscalationQueue:
         return answered
 
     def breaches(self, now: int) -> list[tuple]:
-        """Escalations still open at their due time: each is reported once."""
-        rows = []
+        """Escalations still open at their due time, and those no longer watched
+        (over ``max_open``): each is reported once."""
+        rows, self._unwatched = self._unwatched, []
         while self._open:
             decision_id, row = next(iter(self._open.items()))
             if row[8] > now:

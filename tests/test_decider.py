@@ -203,3 +203,20 @@ def test_override_beats_the_lag_until_it_expires_then_the_data_decides():
     change = m.expire(now=300, wall_ms=5_000)
     assert (change.to_mode, change.trigger) == ("CONSERVATIVE", "override")
     assert "expired" in change.reason and m.mode == "CONSERVATIVE"
+
+
+def test_escalations_past_the_bound_are_recorded_unwatched_not_dropped():
+    from operators.escalation import EscalationQueue
+
+    queue = EscalationQueue("f", max_open=3)
+    for i in range(5):
+        queue.open(f"d{i}", "r1", "motion", "stop", "mode CONSERVATIVE", "CONSERVATIVE",
+                   now=1_000 + i, sla_ms=60_000)
+    assert queue.open_count == 3
+    first = queue.breaches(now=2_000)  # none due yet: only the two that fell off
+    assert [(r[1], r[9], r[12]) for r in first] == [("d0", "unwatched", 1),
+                                                    ("d1", "unwatched", 1)]
+    assert queue.breaches(now=2_000) == []                      # reported once
+    assert [r[1] for r in queue.breaches(now=61_004)] == ["d2", "d3", "d4"]
+    late = queue.answer("d0", "approved", "ops", at=70_000)     # still answerable
+    assert late is not None and late[9:13] == ("approved", "ops", 70_000, 2)

@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS escalations
     mode           LowCardinality(String),
     created_at     DateTime64(3, 'UTC'),     -- pipeline clock
     due_at         DateTime64(3, 'UTC'),     -- created_at + the type's response SLA
-    status         LowCardinality(String),   -- pending | breached | approved | rejected
+    status         LowCardinality(String),   -- pending | breached | unwatched | approved | rejected
     responder      String,
     responded_at   Nullable(DateTime64(3, 'UTC')),
     version        UInt8,

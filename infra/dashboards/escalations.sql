@@ -6,6 +6,7 @@ SELECT
     toStartOfMinute(created_at) AS time,
     countIf(status = 'pending') AS pending,
     countIf(status = 'breached') AS breached,
+    countIf(status = 'unwatched') AS unwatched,
     countIf(status = 'approved') AS approved,
     countIf(status = 'rejected') AS rejected
 FROM escalations FINAL
