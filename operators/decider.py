@@ -163,6 +163,7 @@ class Decider:
         self.state = StateStore()
         self.canaries = {c.source_id: c for c in canaries}
         self.learn_per_batch = learn_per_batch
+        self._distil: dict[str, tuple[list, list[bool]]] = {}  # rows waiting to be learned
         self._last_label_at: int | None = None
         self._slow_action = policy.slow_action or policy.model_action or "inspect"
         self._model_failing_since: int | None = None
@@ -477,9 +478,16 @@ class Decider:
             return
         for variant, (rows, labels) in learn.items():
             # Distillation needs a sample, not every event: a fixed stride keeps the
-            # model's cost per batch bounded and the choice deterministic.
+            # model's cost per batch bounded and the choice deterministic. A learning
+            # step costs ~2 ms before its first row (river goes through dataframes), so
+            # small batches (a live stream polled every few ms) are learned in chunks.
             step = max(1, len(rows) // self.learn_per_batch)
-            self._learn(variant, rows[::step], labels[::step])
+            chunk_rows, chunk_labels = self._distil.setdefault(variant, ([], []))
+            chunk_rows += rows[::step]
+            chunk_labels += labels[::step]
+            if len(chunk_rows) >= self.learn_per_batch:
+                del self._distil[variant]
+                self._learn(variant, chunk_rows, chunk_labels)
 
     def _canaries(self, canaries: list[tuple[SensorEvent, int, str]], out: BatchResult) -> None:
         """Decide each canary (first copy of its slot only), check it, record it."""
