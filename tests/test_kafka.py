@@ -171,3 +171,26 @@ def test_events_limit_stops_a_kafka_run_after_n_events(broker, tmp_path):
     assert result.returncode == 0, result.stderr
     assert query_scalar(dsn, "SELECT count() FROM decisions FINAL "
                              "WHERE path IN ('fast', 'fallback')") == "1000"
+
+
+def test_health_reports_a_silent_broker_once_after_two_missed_checks():
+    from flows.kafka_health import KafkaHealth
+
+    # nothing listens on this port: every check times out, a real outage
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{free_port()}",
+                         "group.id": "health-test"})
+    health = KafkaHealth(every_s=0.2, timeout_s=0.2)
+    health.watch("t/0", consumer, "t", 0)
+    try:
+        started, alarms = time.monotonic(), []
+        while not alarms and time.monotonic() - started < 5:
+            time.sleep(0.05)
+            alarms = health.drain("t/0")
+        assert [a.signal for a in alarms] == ["kafka_unreachable"]
+        # two checks that each waited out their 0.2 s timeout: one miss is not an outage
+        assert time.monotonic() - started >= 0.35
+        time.sleep(1.0)
+        assert health.drain("t/0") == []           # once per outage
+    finally:
+        health.unwatch("t/0")
+        consumer.close()
