@@ -33,9 +33,8 @@ class _Watched:
     consumer: Consumer  # the partition's own: its connection is the one that must work
     tp: TopicPartition
     position: int = -1  # next offset to read; negative until the first message
-    failed_since: float | None = None  # the first of the checks failing in a row
-    failures: int = 0
-    down_since: float | None = None
+    failed_since: float = 0.0  # monotonic time of the first of the checks failing in a row
+    failures: int = 0  # checks failed in a row; an outage from KafkaHealth.failures on
     alarms: deque[Alarm] = field(default_factory=deque)
     checking: threading.Lock = field(default_factory=threading.Lock)  # vs. its close
 
@@ -96,7 +95,7 @@ class KafkaHealth:
         """Before a partition stops: an outage still open is checked once more, now, so a
         run that ends right after the broker came back records the recovery."""
         watched = self._watched.get(name)
-        if watched is not None and watched.down_since is not None:
+        if watched is not None and watched.failures >= self.failures:
             self._check(name, watched)
         return self.drain(name)
 
@@ -135,24 +134,22 @@ class KafkaHealth:
             _, high = w.consumer.get_watermark_offsets(w.tp, timeout=self.timeout_s,
                                                      cached=False)
         except Exception as exc:  # the broker did not answer in time, or refused
-            if w.failed_since is None:
+            if not w.failures:
                 w.failed_since = now
             w.failures += 1
-            if w.down_since is None and w.failures >= self.failures:
-                w.down_since = w.failed_since
+            if w.failures == self.failures:  # the miss that makes it an outage: once
                 log.warning("step=ingest partition=%s broker not answering: %s", name, exc)
                 w.alarms.append(Alarm(wall_ms, wall_ms, name, "kafka_unreachable", "kafka",
                                       1.0, self.every_s, {"error": str(exc)[:200]},
                                       key=f"down={wall_ms}"))
-            if w.down_since is not None:
-                self._report(name, None, now - w.down_since)
+            if w.failures >= self.failures:
+                self._report(name, None, now - w.failed_since)
             return
-        w.failed_since, w.failures = None, 0
-        if w.down_since is not None:
-            down = now - w.down_since
+        if w.failures >= self.failures:
+            down = now - w.failed_since
             w.alarms.append(Alarm(wall_ms, wall_ms, name, "kafka_recovered", "kafka", down, 0,
                                   {"down_s": round(down, 1)}, key=f"up={wall_ms}"))
-            w.down_since = None
+        w.failures = 0
         position = w.position if w.position >= 0 else high
         self._report(name, max(0, high - position), None)
 
