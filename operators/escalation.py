@@ -64,10 +64,7 @@ class EscalationQueue:
         self._open[decision_id] = row
         if len(self._open) > self.max_open:
             _, oldest = self._open.popitem(last=False)
-            unwatched = (*oldest[:9], "unwatched", "", None, BREACHED, self.flow)
-            if oldest[0] in self._known:
-                self._known[oldest[0]] = unwatched
-            self._unwatched.append(unwatched)
+            self._unwatched.append(self._closed(oldest, "unwatched"))
         self._known[row[0]] = row
         if len(self._known) > self.max_known:
             self._known.popitem(last=False)
@@ -103,8 +100,12 @@ class EscalationQueue:
             if row[8] > now:
                 break
             del self._open[decision_id]
-            breached = (*row[:9], "breached", "", None, BREACHED, self.flow)
-            if row[0] in self._known:
-                self._known[row[0]] = breached
-            rows.append(breached)
+            rows.append(self._closed(row, "breached"))
         return rows
+
+    def _closed(self, row: tuple, status: str) -> tuple:
+        """``row`` no longer watched, as ``status`` (version 1: an answer replaces it)."""
+        closed = (*row[:9], status, "", None, BREACHED, self.flow)
+        if row[0] in self._known:
+            self._known[row[0]] = closed
+        return closed
