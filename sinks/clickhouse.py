@@ -151,8 +151,7 @@ class _StoreSinkSettings:
         self.on_health = on_health
         self.on_stored = on_stored
 
-    def _partition(self, background: bool = False) -> _Partition:
-        kind = _BackgroundPartition if background else _Partition
+    def _partition(self, kind: type[_Partition] = _Partition) -> _Partition:
         return kind(open_store(self.dsn), self.retries, self.on_write, self.on_health,
                     self.on_stored)
 
@@ -197,14 +196,12 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
 
     Inserts run on a background thread (chdb releases the GIL while it
     inserts), flushed before every snapshot when ``durable_snapshots`` (set it
-    when the flow runs with recovery; without, only the end of the run waits);
-    ``background=False`` writes on the worker's thread.
+    when the flow runs with recovery; without, only the end of the run waits).
     """
 
-    def __init__(self, dsn: str, *args, background: bool = True,  # type: ignore[no-untyped-def]
-                 durable_snapshots: bool = True, **kwargs) -> None:
+    def __init__(self, dsn: str, *args, durable_snapshots: bool = True,  # type: ignore[no-untyped-def]
+                 **kwargs) -> None:
         super().__init__(dsn, *args, **kwargs)
-        self.background = background
         self.durable_snapshots = durable_snapshots
 
     def list_parts(self) -> list[str]:
@@ -214,4 +211,4 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
-        return _OwnerPartition(self._partition(self.background), self.durable_snapshots)
+        return _OwnerPartition(self._partition(_BackgroundPartition), self.durable_snapshots)
