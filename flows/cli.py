@@ -65,12 +65,11 @@ def _flow_module(name: str) -> ModuleType:
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
          processes: int = 1, process_id: int | None = None,
          addresses: list[str] | None = None, dashboard_port: int | None = None) -> None:
-    module = _flow_module(flow_name)
     config.flow = flow_name
     if process_id is not None:  # one process of a cluster the parent started
         config.process_id = process_id
         telemetry = Telemetry()
-        flow = module.get_flow(config, telemetry)
+        flow = _flow_module(flow_name).get_flow(config, telemetry)
         execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
                 config.recovery_dir, config.epoch_s, process_id, addresses)
         return
@@ -93,8 +92,8 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
 
             server = DashboardServer(store, port=dashboard_port).start()
             print(f"dashboard on {server.url}", file=sys.stderr, flush=True)
-        telemetry = Telemetry()
-        flow = module.get_flow(config, telemetry)
+        telemetry = Telemetry()  # the cluster's parent only waits: it needs no flow
+        flow = _flow_module(flow_name).get_flow(config, telemetry)
         report = execute(flow, telemetry, store, flow_name, config.input, workers,
                          not quiet, config.recovery_dir, config.epoch_s)
         assert report is not None

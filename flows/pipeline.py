@@ -9,7 +9,9 @@ its input. The dataflow reads top to bottom::
 
 Items are batches throughout, so Bytewax's per-item cost is paid per batch.
 Sources are split into ``shards`` by a stable hash of ``source_id``; each
-shard is one Bytewax key, so ``-w N`` spreads shards over workers while every
+shard is one Bytewax key (named by :func:`~flows.routing.shard_key` so that
+shard ``i`` lands on worker ``i % N``), so ``-w N`` and ``--processes N`` spread
+shards evenly over workers while every
 source's state stays in one place. Every batch reaches every shard (empty
 when it has none of its sources), carrying the batch's newest arrival time,
 so a shard whose sources have all gone quiet still sees time pass and
@@ -32,6 +34,7 @@ from bytewax.outputs import Sink
 
 from flows.config import RunConfig
 from flows.controls import ProcessControls
+from flows.routing import shard_key
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
 from flows.tracing import DecisionTracer, Traced, tracer_for
@@ -265,13 +268,15 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         return _DecodedBatch(events, decoded.outcomes, side, tick, batch.ingest_ns,
                              (decode_start, time.monotonic_ns()))
 
+    keys = [shard_key(i) for i in range(spec.shards)]  # spread evenly over workers
+
     def split(batch: _DecodedBatch) -> list[tuple[str, ShardBatch]]:
         n = spec.shards
         parts: list[list[SensorEvent]] = [[] for _ in range(n)]
         for event in batch.events:
             parts[shard_of(event.source_id, n)].append(event)
-        return [(f"shard-{i}", ShardBatch(f"shard-{i}", part, batch.tick_ms, batch.ingest_ns,
-                                          batch.outcomes, batch.decode_ns))
+        return [(keys[i], ShardBatch(f"shard-{i}", part, batch.tick_ms, batch.ingest_ns,
+                                     batch.outcomes, batch.decode_ns))
                 for i, part in enumerate(parts)]
 
     def build_decider(resume: bytes | None) -> _DecideLogic:
