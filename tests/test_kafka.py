@@ -173,6 +173,29 @@ def test_events_limit_stops_a_kafka_run_after_n_events(broker, tmp_path):
                              "WHERE path IN ('fast', 'fallback')") == "1000"
 
 
+def test_a_message_larger_than_a_fetch_is_a_dead_letter_not_a_stall(broker, tmp_path):
+    """Fetches are capped at 1 MiB to bound memory; a 3 MB message still arrives."""
+    from sinks.kafka import ensure_topic
+
+    topic = topic_name("big")
+    ensure_topic({"bootstrap.servers": broker.bootstrap}, topic, 1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 4_000_000})
+    now, big = int(time.time() * 1000), b'{"source_id": "s1", "pad": "' + b"x" * 3_000_000 + b'"}'
+    for i in range(100):
+        producer.produce(topic, orjson.dumps({"source_id": "s1", "event_time": now, "seq": i,
+                                              "values": {"battery": 50.0}}))
+        if i == 49:
+            producer.produce(topic, big)
+    assert producer.flush(10) == 0
+    dsn = f"chdb://{tmp_path}/store"
+    result = cli(*run_args(broker.bootstrap, topic, dsn))
+    assert result.returncode == 0, result.stderr
+    assert query_scalar(dsn, "SELECT count() FROM decisions FINAL "
+                             "WHERE path IN ('fast', 'fallback')") == "100"
+    assert query_scalar(dsn, "SELECT reason FROM dead_letters") == \
+        f"oversized: {len(big)} bytes > limit 1048576"
+
+
 def test_health_reports_a_silent_broker_once_after_two_missed_checks():
     from flows.kafka_health import KafkaHealth
 
