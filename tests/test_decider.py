@@ -174,24 +174,6 @@ def test_slow_path_windows_emit_slow_decisions_that_confirm_or_revise():
     assert len({r["decision_id"] for r in slow}) == len(slow)
 
 
-def test_numpy_scoring_matches_rivers_own_pipeline():
-    import random
-
-    import numpy as np
-
-    from operators.models import OnlineScorer
-
-    rng = random.Random(0)
-    rows = [{"a": rng.gauss(0, 1), "b": rng.random() * 5, "flat": 3.0} for _ in range(500)]
-    rows += [{"a": rng.gauss(0, 1)} for _ in range(20)]  # missing values are imputed
-    scorer = OnlineScorer()
-    for _ in range(5):
-        scorer.learn(rows, [r["a"] > 0.5 for r in rows])
-    river_path = scorer._model.predict_proba_many(
-        scorer._scaler.transform_many(scorer._frame(rows)))[True].to_numpy()
-    assert np.allclose(scorer.score(rows), river_path, atol=1e-12)
-
-
 def test_override_beats_the_lag_until_it_expires_then_the_data_decides():
     from operators.modes import Health, ModeMachine, Override
 
