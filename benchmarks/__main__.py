@@ -7,13 +7,16 @@ minutes apart on this shared machine, not in one process: read them with that
 in mind. Times for ``floor``, ``naive`` and ``full`` exclude process start-up;
 ``kafka``, ``cluster`` and ``live`` run the CLI and include it (about 4 s).
 ``live_half`` repeats ``live`` at half the rate for 30 s of events: the latency
-of a flow that keeps up, beside the latency at the target rate.
+of a flow that keeps up, beside the latency at the target rate. ``CPU s`` is
+the CPU time of a case's processes (start-up included, the broker excluded);
+``cores`` divides it by their wall time: how much of the machine a case used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -29,10 +32,17 @@ def run_case(case: str, store: str, **options: object) -> dict:
     args = [sys.executable, "-m", "benchmarks.cases", case, "--store", store]
     for key, value in options.items():
         args += [f"--{key}", str(value)]
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"case {case} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # CPU of the case's process and every process it waited for (a cluster's workers,
+    # the live case's producer; not the broker), over the case process's whole life
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result.update(cpu_s=round(cpu, 1), cores=round(cpu / wall, 2))
+    return result
 
 
 def silent_sources_state(sources: int = 10_000) -> dict:
@@ -120,13 +130,14 @@ def main() -> None:
 def report(results: dict[str, dict]) -> None:
     print(f"\nlucidstream benchmarks, {time.strftime('%Y-%m-%d')}; machine: "
           f"{json.dumps(machine())}")
-    print(f"{'case':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12}")
+    print(f"{'case':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12} "
+          f"{'CPU s':>7} {'cores':>6}")
     for case, r in results.items():
         if "seconds" in r:
             rate = r["events"] / r["seconds"]
             r["events_per_s"] = round(rate)
             print(f"{case:10} {r['events']:10,} {r['seconds']:8.1f} {rate:10,.0f} "
-                  f"{r['peak_rss_mb']:12,.0f}")
+                  f"{r['peak_rss_mb']:12,.0f} {r['cpu_s']:7.1f} {r['cores']:6.2f}")
     ratios = {}
     def ratio(a: str, b: str) -> float | None:
         if a in results and b in results:
