@@ -26,6 +26,7 @@ LUCIDSTREAM_RECOVERY_DIR   Bytewax recovery directory                  (off)
 LUCIDSTREAM_CONTROL        control directory (override, flags)         <store>-control
 LUCIDSTREAM_TRACE_RATIO    share of unremarkable decisions traced      0.01
 LUCIDSTREAM_TRACE_BUDGET   spans per second per process (0: no traces) 500
+LUCIDSTREAM_GC             garbage collector: tuned, default or A,B,C  tuned (see gctune)
 =========================  ==========================================  ==================
 """
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from flows.gctune import parse_gc
 from operators.errors import ConfigError
 from sinks.kafka import parse_opts
 from sinks.store import normalize_dsn
@@ -78,6 +80,7 @@ class RunConfig:
     process_id: int | None = None  # set by the cluster launcher, not by users
     trace_ratio: float = field(default_factory=lambda: _env_number("TRACE_RATIO", 0.01))
     trace_budget: int = field(default_factory=lambda: int(_env_number("TRACE_BUDGET", 500)))
+    gc: str = field(default_factory=lambda: os.environ.get("LUCIDSTREAM_GC", "tuned"))
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)
@@ -102,6 +105,7 @@ class RunConfig:
         if not 0 <= self.trace_ratio <= 1 or self.trace_budget < 0:
             raise ConfigError(f"trace ratio {self.trace_ratio} / budget {self.trace_budget}: "
                               "use a ratio in [0, 1] and a budget of spans per second >= 0")
+        parse_gc(self.gc)  # a malformed setting fails here, before anything starts
 
     @property
     def kafka_settings(self) -> dict[str, str]:

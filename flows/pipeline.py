@@ -34,6 +34,7 @@ from bytewax.outputs import Sink
 
 from flows.config import RunConfig
 from flows.controls import ProcessControls
+from flows.gctune import parse_gc, tune_gc
 from flows.routing import shard_key
 from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
@@ -355,5 +356,7 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     spec.control = str(control_dir_for(str(config.store), config.control))
     spec.process_id = config.process_id
     spec.trace_ratio, spec.trace_budget = config.trace_ratio, config.trace_budget
-    return build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
+    flow = build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))
+    tune_gc(parse_gc(config.gc))  # what is alive now lives as long as the flow
+    return flow

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from tests.conftest import cli
 
 
@@ -60,3 +62,33 @@ def test_the_clock_follows_the_source_unless_set():
     assert replay(INPUT="sim", RATE="0") is True                     # as fast as it goes
     assert replay(INPUT=__file__) is True                             # a file replays
     assert replay(INPUT="kafka", KAFKA="127.0.0.1:9092", REPLAY="1") is True
+
+
+def test_the_flow_sets_the_garbage_collector_unless_told_not_to(tmp_path, monkeypatch):
+    import gc
+
+    from flows import fleet
+    from flows.config import RunConfig
+    from flows.gctune import TUNED
+    from operators.errors import ConfigError
+
+    saved = gc.get_threshold()
+    data = tmp_path / "e.jsonl"
+    data.write_text('{"source_id": "s", "event_time": 0, "values": {"v": 1}}\n')
+    try:
+        gc.set_threshold(700, 10, 10)
+        monkeypatch.setenv("LUCIDSTREAM_GC", "default")
+        fleet.get_flow(RunConfig(store=f"chdb://{tmp_path}/a", input=str(data)))
+        assert gc.get_threshold() == (700, 10, 10)
+        monkeypatch.delenv("LUCIDSTREAM_GC")
+        fleet.get_flow(RunConfig(store=f"chdb://{tmp_path}/b", input=str(data)))
+        assert gc.get_threshold() == TUNED and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
+    monkeypatch.setenv("LUCIDSTREAM_GC", "lots")
+    with pytest.raises(ConfigError, match="LUCIDSTREAM_GC='lots': use tuned, default"):
+        RunConfig(input=str(data))
+    result = cli("run", "--source", str(data), "--store", f"chdb://{tmp_path}/c",
+                 env={"LUCIDSTREAM_GC": "0,0,0"})
+    assert result.returncode != 0 and "thresholds must be at least 1" in result.stderr
