@@ -132,3 +132,18 @@ def test_decision_ids_are_rfc_4122_uuid5_of_their_identity():
         assert decision_id(source, "motion", seq, 0, "") == str(expected)
 
     check()
+
+
+def test_an_event_survives_pickling_whole():
+    """Events cross to a shard in another process pickled: every field must arrive."""
+    import pickle
+
+    event = EventDecoder().decode(
+        "kafka:t/0/7", b'{"source_id": "s1", "event_time": 5, "seq": 3, "kind": "k", '
+                       b'"arrival_time": 9, "values": {"v": 1.5}, "note": "x"}',
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    assert isinstance(event, SensorEvent)
+    copy = pickle.loads(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+    assert copy == event and copy is not event
+    assert (copy.arrival_ms, copy.extra, copy.trace_parent) == (9, {"note": "x"},
+                                                                 event.trace_parent)
