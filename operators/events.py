@@ -153,7 +153,9 @@ def _sensor(obj: dict, origin: str) -> SensorEvent:
         raise _Invalid("bad_source_id: source_id must be a string of 1 to 128 characters")
     if "event_time" not in obj:
         raise _Invalid("missing_field: event_time")
-    event_ms = parse_time_ms(obj["event_time"])
+    event_ms = obj["event_time"]
+    if type(event_ms) is not int or not 0 <= event_ms < MAX_EPOCH_MS:  # else: epoch ms
+        event_ms = parse_time_ms(event_ms)
     if "values" not in obj:
         raise _Invalid("missing_field: values")
     values = _check_values(obj["values"])
@@ -161,10 +163,12 @@ def _sensor(obj: dict, origin: str) -> SensorEvent:
     if seq is not None and (type(seq) is not int or seq < 0):
         raise _Invalid(f"bad_seq: seq must be an integer >= 0, got {seq!r:.40}")
     kind = obj.get("kind", "telemetry")
-    if type(kind) is not str or not 0 < len(kind) <= MAX_KIND:
+    if kind != "telemetry" and (type(kind) is not str or not 0 < len(kind) <= MAX_KIND):
         raise _Invalid("bad_kind: kind must be a string of 1 to 64 characters")
-    arrival = obj.get("arrival_time")
-    arrival_ms = None if arrival is None else parse_time_ms(arrival, "arrival_time")
+    arrival_ms = obj.get("arrival_time")
+    if arrival_ms is not None and (type(arrival_ms) is not int
+                                   or not 0 <= arrival_ms < MAX_EPOCH_MS):
+        arrival_ms = parse_time_ms(arrival_ms, "arrival_time")
     extra = None
     if len(obj) > 3 and not _SENSOR_KEYS.issuperset(obj):
         extra = {k: v for k, v in obj.items() if k not in _SENSOR_KEYS}
