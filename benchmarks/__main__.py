@@ -2,9 +2,10 @@
 
 Runs every case of :mod:`benchmarks.cases` in its own process on the same
 simulator data, in the same session, and prints one table (also written to
-``benchmarks/results.json``) with the machine noted. Ratios compare cases run
-minutes apart on this shared machine, not in one process: read them with that
-in mind. Times for ``floor``, ``naive`` and ``full`` exclude process start-up;
+``benchmarks/results.json``) with the machine noted. The file cases (floor,
+naive, full) run in turns, ``--rounds`` times: each keeps its fastest round,
+and the ratios are also given per round, since this shared machine's speed
+drifts over minutes. Times for ``floor``, ``naive`` and ``full`` exclude process start-up;
 ``kafka``, ``cluster`` and ``live`` run the CLI and include it (about 4 s).
 ``live_half`` repeats ``live`` at half the rate for 30 s of events: the latency
 of a flow that keeps up, beside the latency at the target rate. ``CPU s`` is
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--live-rate", type=float, default=20_000)
     parser.add_argument("--skip", default="", help="comma-separated cases to skip")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="turns of the floor, naive and full cases (fastest kept)")
     args = parser.parse_args()
     n, skip = args.events, set(filter(None, args.skip.split(",")))
     results: dict[str, dict] = {}
@@ -87,11 +90,19 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--out", str(path),
                             "--events", str(count), "--rate", "5000", "--sources", "50"],
                            cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
-        for case in ("floor", "naive", "full"):
-            if case not in skip:
-                results[case] = run_case(case, f"chdb://{tmp}/{case}", file=data)
-                results[case]["events"] = n
-                print(case, results[case], flush=True)
+        # The file cases run in turns, `rounds` times: this shared machine's speed drifts
+        # by tens of percent over minutes, so each case keeps its fastest round (the one
+        # least disturbed) and each ratio is also taken within every round.
+        rounds: dict[str, list[dict]] = {}
+        for turn in range(args.rounds):
+            for case in ("floor", "naive", "full"):
+                if case not in skip:
+                    result = run_case(case, f"chdb://{tmp}/{case}-{turn}", file=data)
+                    rounds.setdefault(case, []).append(result)
+                    print(case, turn + 1, result, flush=True)
+        for case, runs in rounds.items():
+            results[case] = dict(min(runs, key=lambda r: r["seconds"]), events=n,
+                                 rounds=[r["seconds"] for r in runs])
         if "scaling" not in skip:
             results["full_small"] = run_case("full", f"chdb://{tmp}/small", file=small)
             results["full_small"]["events"] = n // 10
@@ -145,6 +156,11 @@ def report(results: dict[str, dict]) -> None:
         return None
     ratios["full/floor"] = ratio("full", "floor")
     ratios["full/naive"] = ratio("full", "naive")
+    for a, b in (("full", "floor"), ("full", "naive")):
+        if "rounds" in results.get(a, {}) and "rounds" in results.get(b, {}):
+            ratios[f"{a}/{b} per round"] = [round(y / x, 2) for x, y in
+                                            zip(results[a]["rounds"], results[b]["rounds"],
+                                                strict=True)]
     ratios["cluster/kafka"] = ratio("cluster", "kafka")
     if "full" in results and "full_small" in results:
         per_big = results["full"]["seconds"] / results["full"]["events"] * 1e6
