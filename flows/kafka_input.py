@@ -18,6 +18,7 @@ recovery a run starts from ``start`` (``earliest`` by default).
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -62,6 +63,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self._tp = TopicPartition(topic, partition, self._offset)
         self._consumer.assign([self._tp])
         self._eof = False
+        self._awake: datetime | None = None
         self._health = source.health()
         self._health.watch(self._name, self._consumer, topic, partition)
         self._health.position(self._name, self._offset)
@@ -73,7 +75,14 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         alarms = self._health.drain(self._name)
         records: list[tuple[str, Any, str | None]] = []
         prefix = f"kafka:{self._name}/"
-        for msg in self._consumer.consume(src.batch_size, timeout=src.poll_timeout_s):
+        # Take what librdkafka has queued, without waiting: a blocking poll held the
+        # worker up to its timeout per partition in turn, even while the others had
+        # data. A partition that gave less than a full batch is asked again after
+        # poll_interval_s (next_awake), so a live stream still comes in batches.
+        messages = self._consumer.consume(src.batch_size, timeout=0)
+        self._awake = None if len(messages) >= src.batch_size else \
+            datetime.now(timezone.utc) + timedelta(seconds=src.poll_interval_s)
+        for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
@@ -105,6 +114,9 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             return [RawBatch(records, alarms=alarms)]
         return []
 
+    def next_awake(self) -> datetime | None:
+        return self._awake
+
     def snapshot(self) -> int:
         return self._offset
 
@@ -119,7 +131,7 @@ class KafkaSource(FixedPartitionedSource[RawBatch, int]):
     def __init__(
         self, config: dict[str, Any], topics: list[str], *, group_id: str = "lucidstream",
         batch_size: int = 2_000, stop_at_end: bool = False, start: str = "earliest",
-        telemetry: Telemetry | None = None, poll_timeout_s: float = 0.005,
+        telemetry: Telemetry | None = None, poll_interval_s: float = 0.01,
         health_every_s: float = 1.0, optional_topics: tuple[str, ...] = (),
         max_events: int | None = None,
     ) -> None:
@@ -131,7 +143,7 @@ class KafkaSource(FixedPartitionedSource[RawBatch, int]):
         self.stop_at_end = stop_at_end
         self.start = start
         self.telemetry = telemetry
-        self.poll_timeout_s = poll_timeout_s
+        self.poll_interval_s = poll_interval_s
         self.health_every_s = health_every_s
         # Stop after this many messages in this process (all its partitions together).
         self.max_events = max_events
