@@ -123,8 +123,12 @@ class _BackgroundPartition(_Partition):
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
+        # A live stream arrives in many small batches: those that come within 50 ms
+        # go into one insert (a 10,000 events/s run spent 3x the CPU on inserts
+        # without it). Four batches bound what waits.
         self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
-            self._write, name="lucidstream-store-writer")
+            self._write, depth=4, name="lucidstream-store-writer", linger=0.05,
+            merge=lambda batches: [rows for batch in batches for rows in batch])
 
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -39,14 +40,19 @@ class BackgroundWriter(Generic[T]):
     >>> writer.close()
 
     An error in ``write`` is raised by the next ``submit`` or ``flush``; items
-    submitted after a failed one are not written.
+    submitted after a failed one are not written. With ``merge``, the items that
+    arrive within ``linger`` seconds of the first (or queued up while a write
+    ran) are merged into one write: fewer, larger inserts.
     """
 
     def __init__(self, write: Callable[[T], None], depth: int = 2,
-                 name: str = "lucidstream-writer") -> None:
+                 name: str = "lucidstream-writer",
+                 merge: Callable[[list[T]], T] | None = None, linger: float = 0.0) -> None:
         if depth < 1:
             raise ValueError(f"depth={depth}: the writer needs room for one write")
         self._write = write
+        self._merge = merge
+        self._linger = linger
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._closed = False
@@ -89,16 +95,27 @@ class BackgroundWriter(Generic[T]):
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            items = [self._queue.get()]
+            if self._merge is not None:  # what comes within `linger` goes in one write
+                until = time.monotonic() + self._linger
+                while items[-1] is not _STOP:
+                    try:
+                        items.append(self._queue.get(timeout=max(0.0, until - time.monotonic())))
+                    except queue.Empty:
+                        break
+            stop = items[-1] is _STOP
+            batch = items[:-1] if stop else items
             try:
-                if item is _STOP:
-                    return
-                if self._error is None:  # after a failure nothing later is written
-                    self._write(item)  # type: ignore[arg-type]
+                if batch and self._error is None:  # after a failure nothing is written
+                    self._write(batch[0] if len(batch) == 1 or self._merge is None
+                                else self._merge(batch))  # type: ignore[arg-type]
             except BaseException as exc:  # handed to the dataflow's thread
                 self._error = exc
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+            if stop:
+                return
 
 
 def _close_at_exit(ref: weakref.ref[BackgroundWriter]) -> None:

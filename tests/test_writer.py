@@ -57,6 +57,20 @@ def test_a_failed_write_is_raised_to_the_caller_and_nothing_after_it_is_written(
     writer.close()
 
 
+def test_items_within_the_linger_go_in_one_merged_write_in_order():
+    writes: list[list[int]] = []
+    writer = BackgroundWriter(writes.append, depth=50, linger=0.2,
+                              merge=lambda lists: [i for chunk in lists for i in chunk])
+    for i in range(20):
+        writer.submit([i])
+    writer.flush()  # waits for the merged write, then raises nothing
+    assert [i for chunk in writes for i in chunk] == list(range(20))
+    assert len(writes) <= 2, f"20 quick submits made {len(writes)} writes"
+    writer.submit([99])
+    writer.close()  # the last one is written before the thread stops
+    assert writes[-1] == [99]
+
+
 def _flow(dsn: str, batches: list[Rows]) -> Dataflow:
     flow = Dataflow("writer_test")
     keyed = op.map("key", op.input("in", flow, TestingSource(batches)), lambda r: ("store", r))
