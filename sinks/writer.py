@@ -40,9 +40,10 @@ class BackgroundWriter(Generic[T]):
     >>> writer.close()
 
     An error in ``write`` is raised by the next ``submit`` or ``flush``; items
-    submitted after a failed one are not written. With ``merge``, the items that
-    arrive within ``linger`` seconds of the first (or queued up while a write
-    ran) are merged into one write: fewer, larger inserts.
+    submitted after a failed one are not written. With ``merge``, the items
+    queued while a write ran are merged into one write, and a writer that had
+    to wait for its first item also takes what arrives within ``linger``
+    seconds: fewer, larger inserts.
     """
 
     def __init__(self, write: Callable[[T], None], depth: int = 2,
@@ -53,6 +54,7 @@ class BackgroundWriter(Generic[T]):
         self._write = write
         self._merge = merge
         self._linger = linger
+        self._depth = depth
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._closed = False
@@ -95,12 +97,19 @@ class BackgroundWriter(Generic[T]):
 
     def _run(self) -> None:
         while True:
+            waited_from = time.monotonic()
             items = [self._queue.get()]
-            if self._merge is not None:  # what comes within `linger` goes in one write
-                until = time.monotonic() + self._linger
-                while items[-1] is not _STOP:
+            if self._merge is not None:
+                # An idle writer (a live stream) waits `linger` for more; a busy one (a
+                # backlog) only takes what is queued, so the queue still holds the
+                # flow back and memory stays at `depth` batches.
+                idle = time.monotonic() - waited_from > 0.001
+                until = time.monotonic() + (self._linger if idle else 0.0)
+                while items[-1] is not _STOP and (idle or len(items) <= self._depth):
+                    left = until - time.monotonic()
                     try:
-                        items.append(self._queue.get(timeout=max(0.0, until - time.monotonic())))
+                        items.append(self._queue.get(timeout=left) if left > 0
+                                     else self._queue.get_nowait())
                     except queue.Empty:
                         break
             stop = items[-1] is _STOP
