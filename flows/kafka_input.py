@@ -47,9 +47,11 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
             # pins its whole fetch response (up to fetch.max.bytes, 50 MB by default)
             # while it waits in the queue. 16 MB of queue in 1 MiB responses: four
             # partitions' consumers hold 91 MB instead of 257 (measured), and a 1M-event
-            # backlog ran as fast (peak RSS 989 MB against 1,215). A larger message still
-            # arrives whole: librdkafka returns the first message of a fetch at any size.
-            "queued.max.messages.kbytes": 16_384,
+            # backlog ran as fast (peak RSS 989 MB against 1,215). 8 MB: 944-954 MB
+            # against 1,037-1,058 with 16, as fast (A/B, two runs each). A larger
+            # message still arrives whole: librdkafka returns the first message of a
+            # fetch at any size.
+            "queued.max.messages.kbytes": 8_192,
             "fetch.max.bytes": max(1 << 20, int(source.config.get("message.max.bytes",
                                                                    1_000_000))),
             # Its default lets a fetch wait up to 500 ms for data: on a local broker that
