@@ -79,7 +79,7 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         started = int(time.time() * 1000)
         if config.recovery_dir:
             recovery_config(config.recovery_dir)  # initialise once, before the processes
-        run_cluster(processes)
+        run_cluster(processes)  # the parent only waits: it never imports the flow
         with open_store(config.store) as store:
             snap = Telemetry().snapshot()
             report = finish_run(store, flow_name, config.input, started, snap)
@@ -92,7 +92,7 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
 
             server = DashboardServer(store, port=dashboard_port).start()
             print(f"dashboard on {server.url}", file=sys.stderr, flush=True)
-        telemetry = Telemetry()  # the cluster's parent only waits: it needs no flow
+        telemetry = Telemetry()
         flow = _flow_module(flow_name).get_flow(config, telemetry)
         report = execute(flow, telemetry, store, flow_name, config.input, workers,
                          not quiet, config.recovery_dir, config.epoch_s)

@@ -54,7 +54,6 @@ class BackgroundWriter(Generic[T]):
         self._write = write
         self._merge = merge
         self._linger = linger
-        self._depth = depth
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._closed = False
@@ -105,7 +104,7 @@ class BackgroundWriter(Generic[T]):
                 # flow back and memory stays at `depth` batches.
                 idle = time.monotonic() - waited_from > 0.001
                 until = time.monotonic() + (self._linger if idle else 0.0)
-                while items[-1] is not _STOP and (idle or len(items) <= self._depth):
+                while items[-1] is not _STOP and (idle or len(items) <= self._queue.maxsize):
                     left = until - time.monotonic()
                     try:
                         items.append(self._queue.get(timeout=left) if left > 0
