@@ -10,13 +10,17 @@ drifts over minutes. Times for ``floor``, ``naive`` and ``full`` exclude process
 ``live_half`` repeats ``live`` at half the rate for 30 s of events: the latency
 of a flow that keeps up, beside the latency at the target rate. ``CPU s`` is
 the CPU time of a case's processes (start-up included, the broker excluded);
-``cores`` divides it by their wall time: how much of the machine a case used.
+``cores`` divides it by their wall time: how much of the machine a case used;
+``broker s`` is the local Kafka broker's CPU meanwhile (it shares the 2 cores).
+The live cases also give their p99 per 10 s of event time: a flow that keeps up
+holds it; one that falls behind shows it growing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -29,7 +33,21 @@ from benchmarks.stages import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_case(case: str, store: str, **options: object) -> dict:
+def process_cpu_s(process: subprocess.Popen | None) -> float | None:
+    """CPU seconds a running process has used so far (Linux ``/proc``), else None."""
+    if process is None:
+        return None
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def run_case(case: str, store: str, broker: subprocess.Popen | None = None,
+             **options: object) -> dict:
+    """Run one case in its own process; with ``broker``, also the broker's CPU meanwhile."""
+    broker_before = process_cpu_s(broker)
     args = [sys.executable, "-m", "benchmarks.cases", case, "--store", store]
     for key, value in options.items():
         args += [f"--{key}", str(value)]
@@ -43,6 +61,9 @@ def run_case(case: str, store: str, **options: object) -> dict:
     # the live case's producer; not the broker), over the case process's whole life
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result.update(cpu_s=round(cpu, 1), cores=round(cpu / wall, 2))
+    broker_after = process_cpu_s(broker)
+    if broker_before is not None and broker_after is not None:
+        result["broker_cpu_s"] = round(broker_after - broker_before, 1)
     return result
 
 
@@ -80,6 +101,8 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated cases to skip")
     parser.add_argument("--rounds", type=int, default=2,
                         help="turns of the floor, naive and full cases (fastest kept)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"),
+                        help="where the JSON results go")
     args = parser.parse_args()
     n, skip = args.events, set(filter(None, args.skip.split(",")))
     results: dict[str, dict] = {}
@@ -115,19 +138,20 @@ def main() -> None:
                                stderr=subprocess.DEVNULL)
                 for case in ("kafka", "cluster"):
                     if case not in skip:
-                        results[case] = run_case(case, f"chdb://{tmp}/{case}",
+                        results[case] = run_case(case, f"chdb://{tmp}/{case}", process,
                                                  kafka=bootstrap, topic="bench")
                         results[case]["events"] = n
                         print(case, results[case], flush=True)
                 if "live" not in skip:
-                    results["live"] = run_case("live", f"chdb://{tmp}/live", kafka=bootstrap,
-                                               topic="live", rate=args.live_rate, events=n)
+                    results["live"] = run_case("live", f"chdb://{tmp}/live", process,
+                                               kafka=bootstrap, topic="live", rate=args.live_rate,
+                                               events=n)
                     results["live"]["events"] = n
                     results["live"]["rate"] = args.live_rate
                 if "live_half" not in skip:
                     # the same at half the rate: latency when the flow keeps up
                     rate, count = args.live_rate / 2, min(n, int(args.live_rate / 2 * 30))
-                    results["live_half"] = run_case("live", f"chdb://{tmp}/live_half",
+                    results["live_half"] = run_case("live", f"chdb://{tmp}/live_half", process,
                                                     kafka=bootstrap, topic="live_half",
                                                     rate=rate, events=count)
                     results["live_half"].update(events=count, rate=rate)
@@ -135,20 +159,21 @@ def main() -> None:
                 process.terminate()
     if "state" not in skip:
         results["silent_state"] = silent_sources_state()
-    report(results)
+    report(results, args.out)
 
 
-def report(results: dict[str, dict]) -> None:
+def report(results: dict[str, dict], out: Path) -> None:
     print(f"\nlucidstream benchmarks, {time.strftime('%Y-%m-%d')}; machine: "
           f"{json.dumps(machine())}")
     print(f"{'case':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'peak RSS MB':>12} "
-          f"{'CPU s':>7} {'cores':>6}")
+          f"{'CPU s':>7} {'cores':>6} {'broker s':>9}")
     for case, r in results.items():
         if "seconds" in r:
             rate = r["events"] / r["seconds"]
             r["events_per_s"] = round(rate)
+            broker = f"{r['broker_cpu_s']:9.1f}" if "broker_cpu_s" in r else f"{'':9}"
             print(f"{case:10} {r['events']:10,} {r['seconds']:8.1f} {rate:10,.0f} "
-                  f"{r['peak_rss_mb']:12,.0f} {r['cpu_s']:7.1f} {r['cores']:6.2f}")
+                  f"{r['peak_rss_mb']:12,.0f} {r['cpu_s']:7.1f} {r['cores']:6.2f} {broker}")
     ratios = {}
     def ratio(a: str, b: str) -> float | None:
         if a in results and b in results:
@@ -172,12 +197,13 @@ def report(results: dict[str, dict]) -> None:
             live = results[case]
             print(f"{case} at {live['rate']:,.0f} events/s: event-to-decision latency p50 "
                   f"{live['p50_ms']:.0f} ms, p99 {live['p99_ms']:.0f} ms, max "
-                  f"{live['max_ms']:.0f} ms over {live['decisions']:,} decisions")
+                  f"{live['max_ms']:.0f} ms over {live['decisions']:,} decisions; p99 per "
+                  f"10 s: {live['p99_ms_per_10s']}")
     if "silent_state" in results:
         print("10,000 silent sources:", json.dumps(results["silent_state"]))
     results["ratios"] = ratios  # type: ignore[assignment]
     results["machine"] = machine()
-    Path(__file__).with_name("results.json").write_text(json.dumps(results, indent=2))
+    out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
