@@ -9,7 +9,7 @@ Cases:
   naive    the per-event Bytewax flow a tutorial would write: json.loads, a river
            model and an ADWIN detector per event, a row per decision
   full     the reference fleet flow from a file, everything on
-  kafka    the reference flow from a local Kafka-protocol broker (a 1M backlog, replayed)
+  kafka    the reference flow from a local Kafka-protocol broker
   cluster  the same from Kafka as 2 processes (lucidstream run --processes 2)
   live     simulator -> Kafka at a fixed rate with event_time = send time, flow
            running; event-to-decision latency from the stored decisions
@@ -141,11 +141,7 @@ def full(path: str, store: str, processes: int = 1, kafka: str | None = None,
          topic: str | None = None) -> dict:
     args = [sys.executable, "-m", "flows.cli", "run", "--store", store, "--quiet"]
     if kafka:
-        # the replay clock: the same work as the file case (a live run would find the
-        # whole backlog stale and escalate it: the catch-up after an outage, a heavier
-        # and different job, 0.75x as fast here)
-        args += ["--source", "kafka", "--kafka", kafka, "--topic", str(topic), "--stop-at-end",
-                 "--replay"]
+        args += ["--source", "kafka", "--kafka", kafka, "--topic", str(topic), "--stop-at-end"]
     else:
         args += ["--source", path]
     if processes > 1:

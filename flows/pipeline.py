@@ -24,7 +24,7 @@ import pickle
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -230,10 +230,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     telemetry = telemetry or Telemetry()
     decoder = EventDecoder(spec.max_bytes)
     wall = WallClock()
-    modes = spec.modes
-    if spec.replay:  # replaying a topic's history: its backlog is the point, not a fault
-        modes = replace(modes, kafka_reactive_lag=None, kafka_conservative_lag=None)
-    controls = ProcessControls(spec.name, spec.control, modes, spec.rollout, spec.process_id)
+    controls = ProcessControls(spec.name, spec.control, spec.modes, spec.rollout,
+                               spec.process_id)
     board = controls.board
     telemetry.on_kafka_lag(board.kafka_lag)
     schedule = CanarySchedule(spec.canaries, spec.canary_every_ms)

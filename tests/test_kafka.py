@@ -217,24 +217,3 @@ def test_health_reports_a_silent_broker_once_after_two_missed_checks():
     finally:
         health.unwatch("t/0")
         consumer.close()
-
-
-def test_replay_decides_a_backlog_on_its_own_clock(broker, tmp_path):
-    topic = topic_name("replay")
-    produce(broker.bootstrap, topic, 4_000)
-    time.sleep(2.5)  # on the wall clock, the whole backlog is now past its 2 s SLA
-    counts = {}
-    for mode in ("live", "replay"):
-        dsn = f"chdb://{tmp_path}/{mode}"
-        extra = ("--replay",) if mode == "replay" else ()
-        result = cli(*run_args(broker.bootstrap, topic, dsn, *extra))
-        assert result.returncode == 0, result.stderr
-        counts[mode] = query_scalar(
-            dsn, "SELECT count(), countIf(NOT fresh), countIf(mode != 'NORMAL'), "
-                 "countIf(score IS NOT NULL) FROM decisions FINAL "
-                 "WHERE path IN ('fast', 'fallback')")
-    total, stale, degraded, scored = map(int, counts["replay"].split(","))
-    assert (total, stale, degraded) == (4_000, 0, 0)  # its own times: fresh and NORMAL
-    assert scored > 3_000  # the model path ran (it warms up on the first batch)
-    total, stale, _, _ = map(int, counts["live"].split(","))
-    assert (total, stale) == (4_000, 4_000)  # the wall clock: all of it stale
