@@ -9,8 +9,9 @@ Delivery: at-least-once underneath. A write that fails is retried with
 backoff; if the store stays down the dataflow stops with a
 :class:`~operators.errors.StoreUnavailable` and, with Bytewax recovery, resumes
 from its last snapshot and writes again. The *effect* is exactly-once because
-every row carries a deterministic ID in a ReplacingMergeTree and identical
-blocks carry the same deduplication token.
+every row carries a deterministic ID in a ReplacingMergeTree (read with FINAL);
+a retried block carries the same deduplication token, so a retry that did land
+is not stored twice even before ClickHouse merges.
 """
 
 from __future__ import annotations
