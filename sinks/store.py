@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from operators.errors import ConfigError, StoreBusy, StoreError, StoreUnavailable
 from operators.records import Rows
 
@@ -127,9 +129,12 @@ class Store:
         same content carries the same token and is written once."""
         if not rows.rows:
             return
-        # Column-oriented: the driver builds Native columns anyway, and transposing with
-        # zip in C is cheaper than its row walk (about 5 against 7 us per decision row).
-        columns = list(zip(*rows.rows, strict=True))
+        # Column-oriented: the driver builds Native columns anyway, and transposing in C
+        # is cheaper than its row walk. numpy object columns, not zip's tuples: the
+        # collector does not track them, while zip(*rows) made a tracked tuple per
+        # column plus an iterator per row, all traversed by every young collection that
+        # ran meanwhile (40,000-row merged inserts: 50-90 ms per collection).
+        columns = _columns(rows.rows)
         with self._errors(f"insert into {rows.table}"):
             key = (rows.table, tuple(rows.columns))
             context = self._contexts.get(key)
@@ -285,6 +290,17 @@ def _is_connection_error(exc: Exception) -> bool:
     from clickhouse_connect.driver.exceptions import OperationalError
 
     return isinstance(exc, (OperationalError, ConnectionError, TimeoutError))
+
+
+def _columns(rows: Sequence[tuple]) -> Sequence[Sequence]:
+    """``rows`` transposed to columns; numpy object columns when every value is a
+    scalar (no arrays or tuples inside a row), else zip's tuples."""
+    if not any(isinstance(v, (list, tuple, np.ndarray)) for v in rows[0]):
+        try:
+            return list(np.array(rows, dtype=object).T)
+        except ValueError:  # a later row holds a sequence: numpy cannot keep it whole
+            pass
+    return list(zip(*rows, strict=True))
 
 
 def _token(rows: Rows) -> str:
