@@ -132,14 +132,19 @@ def main() -> None:
         if not {"kafka", "cluster", "live", "live_half"} <= skip:
             process, bootstrap = start_broker()
             try:
-                subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka",
-                                bootstrap, "--topic", "bench", "--partitions", "4",
-                                "--events", str(n)], cwd=ROOT, check=True,
-                               stderr=subprocess.DEVNULL)
                 for case in ("kafka", "cluster"):
                     if case not in skip:
+                        # Each case reads its own backlog, produced just before it: on the
+                        # live clock a backlog's age decides how stale its decisions are
+                        # and the mode (rules only, or everything escalated), so a case
+                        # run a minute later on the same topic would do other work.
+                        topic = f"bench-{case}"
+                        subprocess.run([sys.executable, "-m", "flows.cli", "simulate",
+                                        "--kafka", bootstrap, "--topic", topic,
+                                        "--partitions", "4", "--events", str(n)], cwd=ROOT,
+                                       check=True, stderr=subprocess.DEVNULL)
                         results[case] = run_case(case, f"chdb://{tmp}/{case}", process,
-                                                 kafka=bootstrap, topic="bench")
+                                                 kafka=bootstrap, topic=topic)
                         results[case]["events"] = n
                         print(case, results[case], flush=True)
                 if "live" not in skip:
