@@ -294,11 +294,17 @@ def _is_connection_error(exc: Exception) -> bool:
 
 def _columns(rows: Sequence[tuple]) -> Sequence[Sequence]:
     """``rows`` transposed to columns; numpy object columns when every value is a
-    scalar (no arrays or tuples inside a row), else zip's tuples."""
+    scalar (no arrays or tuples inside a row), else zip's tuples.
+
+    >>> [list(c) for c in _columns([("a", 1, None), ("b", 2, 0.5)])]
+    [['a', 'b'], [1, 2], [None, 0.5]]
+    >>> [list(c) for c in _columns([("a", None), ("b", [1, 2])])]  # a list kept whole
+    [['a', 'b'], [None, [1, 2]]]
+    """
     if not any(isinstance(v, (list, tuple, np.ndarray)) for v in rows[0]):
         try:
             return list(np.array(rows, dtype=object).T)
-        except ValueError:  # a later row holds a sequence: numpy cannot keep it whole
+        except ValueError:  # rows numpy cannot shape (zip says which, below)
             pass
     return list(zip(*rows, strict=True))
 
