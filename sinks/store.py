@@ -304,7 +304,7 @@ def _columns(rows: Sequence[tuple]) -> Sequence[Sequence]:
     if not any(isinstance(v, (list, tuple, np.ndarray)) for v in rows[0]):
         try:
             return list(np.array(rows, dtype=object).T)
-        except ValueError:  # rows numpy cannot shape (zip says which, below)
+        except ValueError:  # ragged rows: zip's strict check below raises for them
             pass
     return list(zip(*rows, strict=True))
 
