@@ -215,7 +215,7 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
 
     def on_eof(self) -> tuple[Iterable[Rows], bool]:
         result = self._decider.flush()
-        self._telemetry.add(decisions=len(result.decisions))
+        self._telemetry.add(decisions=len(result.decisions), alarms=len(result.alarms))
         return _result_rows(result, self._controls.scope, self._decider.flow), \
             StatefulBatchLogic.RETAIN
 

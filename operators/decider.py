@@ -252,13 +252,17 @@ class Decider:
         return out
 
     def flush(self) -> BatchResult:
-        """End of input: close open slow windows and the open quality window."""
+        """End of input: close open slow windows, report held sequence gaps, close the
+        open quality window."""
         out = BatchResult(mode=self.board.mode, now_ms=self.clock.now_ms())
         closed = self.slow.close(2**62)
         if out.mode not in RULES_ONLY:
             for result in closed:
                 out.decisions.append(self._slow_row(result, out.now_ms, out.mode, out))
+        self.freshness.flush_gaps()
+        out.alarms = self.freshness.drain_alarms()
         self.quality.add_decisions(out.decisions, 0, out.now_ms)
+        self.quality.add_alarms(len(out.alarms), out.now_ms)
         out.quality = self.quality.close(out.now_ms, force=True)
         return out
 

@@ -4,7 +4,9 @@ Per event the decider reads ``age_ms = now - event_time``. Per source the
 tracker keeps the newest event time, the last sequence number, when the source
 last spoke (pipeline clock) and its usual cadence. From these it reports:
 
-* ``seq_gap``: a sequence number jumped (``value`` = how many are missing);
+* ``seq_gap``: sequence numbers went missing (``value`` = how many). A jump is
+  held for ``reorder_ms`` of pipeline clock first: numbers that arrive late in
+  that time fill the gap, so reordered delivery is not reported as loss;
 * ``clock_skew``: an event claims a time ahead of now by more than the tolerance;
 * ``silence``: a source is overdue by ``silence_factor`` times its cadence
   (at least ``min_silence_ms``), and ``silence_end`` when it speaks again;
@@ -40,12 +42,17 @@ class FreshnessConfig:
     retire_after_ms: int = 300_000
     check_every_ms: int = 250
     reset_window: int = 1_000  # a seq this far below the last one means the source restarted
+    # A jump in seq is reported once its missing numbers have not arrived for this long;
+    # a jump of more than max_held numbers (not reordering) is reported at once.
+    reorder_ms: int = 1_000
+    max_held: int = 1_000
 
 
 class SourceState:
     """What the tracker remembers about one source (about 150 bytes)."""
 
-    __slots__ = ("arrival_ms", "event_ms", "idle", "interval_ms", "seq", "silent", "skewed")
+    __slots__ = ("arrival_ms", "event_ms", "gaps", "idle", "interval_ms", "seq", "silent",
+                 "skewed")
 
     def __init__(self, event_ms: int, arrival_ms: int) -> None:
         self.event_ms = event_ms
@@ -55,6 +62,17 @@ class SourceState:
         self.silent = False
         self.skewed = False
         self.idle = False
+        self.gaps: list[_Gap] | None = None  # jumps waiting for late numbers
+
+
+class _Gap:
+    """Sequence numbers missing after a jump, until ``due`` (pipeline clock)."""
+
+    __slots__ = ("after_seq", "due", "event_ms", "missing", "seq")
+
+    def __init__(self, after_seq: int, seq: int, event_ms: int, due: int) -> None:
+        self.after_seq, self.seq, self.event_ms, self.due = after_seq, seq, event_ms, due
+        self.missing = set(range(after_seq + 1, seq))
 
 
 class FreshnessTracker:
@@ -63,10 +81,12 @@ class FreshnessTracker:
     >>> t = FreshnessTracker()
     >>> t.observe("s1", event_ms=1_000, now=1_050, seq=1)
     >>> t.observe("s1", event_ms=1_100, now=1_150, seq=4)   # 2 and 3 missing
+    >>> t.observe("s1", event_ms=1_050, now=1_160, seq=3)   # 3 was only late
+    >>> t.lag_ms(now=1_160), t.drain_alarms()
+    (60, [])
+    >>> t.check(now=2_200)                                   # 2 never came
     >>> [(a.signal, a.value) for a in t.drain_alarms()]
-    [('seq_gap', 2.0)]
-    >>> t.lag_ms(now=1_150)
-    50
+    [('seq_gap', 1.0)]
     >>> t.check(now=10_000)                                  # overdue: silent
     >>> t.lag_ms(now=10_000), [a.signal for a in t.drain_alarms()]
     (8900, ['silence'])
@@ -143,16 +163,52 @@ class FreshnessTracker:
         if last is None or seq == last + 1:
             state.seq = seq
         elif seq > last + 1:
-            self.gaps += 1
-            self._alarm(now, event_ms, source_id, "seq_gap", "sequence", seq - last - 1, 1,
-                        details={"after_seq": last, "seq": seq}, key=f"seq={seq}")
+            cfg = self.config
+            if cfg.reorder_ms > 0 and seq - last - 1 <= cfg.max_held:
+                if state.gaps is None:
+                    state.gaps = []
+                state.gaps.append(_Gap(last, seq, event_ms, now + cfg.reorder_ms))
+            else:
+                self._gap_alarm(source_id, last, seq, seq - last - 1, event_ms, now)
             state.seq = seq
         elif last - seq > self.config.reset_window:
             self._alarm(now, event_ms, source_id, "seq_reset", "sequence", seq, last,
                         details={"last_seq": last, "seq": seq}, key=f"reset={last}>{seq}")
             state.seq = seq
         else:
-            self.reordered += 1  # a late or duplicate seq: counted, not an alarm
+            self.reordered += 1  # a late or duplicate seq: counted, and fills its gap
+            gaps = state.gaps
+            if gaps:
+                for gap in gaps:
+                    if gap.after_seq < seq < gap.seq:
+                        gap.missing.discard(seq)
+                        if not gap.missing:
+                            gaps.remove(gap)
+                        break
+
+    def _gap_alarm(self, source_id: str, after_seq: int, seq: int, missing: int,
+                   event_ms: int, now: int) -> None:
+        self.gaps += 1
+        self._alarm(now, event_ms, source_id, "seq_gap", "sequence", missing, 1,
+                    details={"after_seq": after_seq, "seq": seq}, key=f"seq={seq}")
+
+    def _due_gaps(self, source_id: str, state: SourceState, now: int | None) -> None:
+        """Report the held gaps of ``state`` that are due at ``now`` (all when None)."""
+        assert state.gaps is not None
+        waiting = []
+        for gap in state.gaps:
+            if now is None or gap.due <= now:
+                self._gap_alarm(source_id, gap.after_seq, gap.seq, len(gap.missing),
+                                gap.event_ms, gap.due if now is None else now)
+            else:
+                waiting.append(gap)
+        state.gaps = waiting or None
+
+    def flush_gaps(self) -> None:
+        """End of input: what is still missing stays missing; report every held gap."""
+        for source_id, state in self._sources.items():
+            if state.gaps:
+                self._due_gaps(source_id, state, None)
 
     def silence_after_ms(self, state: SourceState) -> float:
         """How long ``state``'s source may stay quiet before it counts as silent."""
@@ -167,6 +223,8 @@ class FreshnessTracker:
         lag = 0
         retired = []
         for source_id, state in self._sources.items():
+            if state.gaps:
+                self._due_gaps(source_id, state, now)
             if state.idle:
                 continue
             quiet = now - state.arrival_ms

@@ -18,9 +18,52 @@ def test_gap_is_one_alarm_with_missing_count_and_reorder_is_not_an_alarm():
     t = FreshnessTracker()
     for seq in (1, 2, 6, 4, 7):
         t.observe("s", 1_000 + seq, 1_000 + seq, seq=seq)
+    assert t.drain_alarms() == []  # held: 3, 4 and 5 may still come
+    t.check(1_500)
+    assert t.drain_alarms() == []
+    t.check(2_006)  # 1 s after the jump, 3 and 5 never came (4 did)
     alarms = t.drain_alarms()
-    assert [(a.signal, a.value, a.source_id) for a in alarms] == [("seq_gap", 3.0, "s")]
+    assert [(a.signal, a.value, a.source_id) for a in alarms] == [("seq_gap", 2.0, "s")]
+    assert alarms[0].detected_at == 2_006 and alarms[0].details == {"after_seq": 2, "seq": 6}
     assert t.reordered == 1 and t.gaps == 1
+
+
+def test_reordered_delivery_is_not_loss_and_each_real_gap_is_reported_once():
+    # Arrival order of a source at 100 Hz whose messages take 3-40 ms: late, not lost.
+    t = FreshnessTracker()
+    order = [0, 1, 3, 2, 4, 7, 5, 6, 8, 9, 12, 10, 11, *range(13, 40)]
+    for i, seq in enumerate(order):
+        t.observe("s", 1_000 + 10 * seq, 1_000 + 10 * i + 5, seq=seq)
+        t.check(1_000 + 10 * i + 5)
+    t.check(1_500)
+    assert t.drain_alarms() == [] and t.reordered == 5  # 2, 5, 6, 10 and 11 came late
+    # 41 and 42 are lost; 44 comes late: one alarm for the two missing, at its due time.
+    for i, seq in enumerate([40, 43, 45, 44, 46]):
+        t.observe("s", 1_000 + 10 * seq, 1_500 + 10 * i, seq=seq)
+    t.check(2_400)  # due at 2,510: 1 s after 43 arrived
+    assert t.drain_alarms() == []
+    t.check(2_700)
+    alarms = t.drain_alarms()
+    assert [(a.signal, a.value, a.detected_at) for a in alarms] == [("seq_gap", 2.0, 2_700)]
+    t.check(3_000)
+    assert t.drain_alarms() == []
+
+
+def test_a_jump_beyond_the_held_limit_is_reported_at_once_and_end_of_input_reports_held():
+    t = FreshnessTracker(FreshnessConfig(max_held=100))
+    t.observe("s", 1, 1, seq=1)
+    t.observe("s", 2, 2, seq=500)     # 498 missing: not reordering
+    assert [(a.signal, a.value) for a in t.drain_alarms()] == [("seq_gap", 498.0)]
+    t.observe("s", 3, 3, seq=503)     # 501 and 502 held ...
+    t.flush_gaps()                    # ... and reported when the input ends
+    assert [(a.signal, a.value) for a in t.drain_alarms()] == [("seq_gap", 2.0)]
+
+
+def test_without_a_reorder_window_a_gap_is_reported_at_once():
+    t = FreshnessTracker(FreshnessConfig(reorder_ms=0))
+    for seq in (1, 4):
+        t.observe("s", seq, seq, seq=seq)
+    assert [(a.signal, a.value) for a in t.drain_alarms()] == [("seq_gap", 2.0)]
 
 
 def test_sequence_reset_is_reported_not_treated_as_reordering():
@@ -102,5 +145,6 @@ def test_alarm_ids_are_deterministic():
         t = FreshnessTracker()
         for seq in (1, 5, 9):
             t.observe("s", seq, seq, seq=seq)
-        return [a.alarm_id for a in t.drain_alarms()]
+        t.check(2_000)  # the two gaps fall due
+        return [a.alarm_id for a in t.drain_alarms() if a.signal == "seq_gap"]
     assert run() == run() and len(set(run())) == 2
