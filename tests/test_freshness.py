@@ -148,3 +148,16 @@ def test_alarm_ids_are_deterministic():
         t.check(2_000)  # the two gaps fall due
         return [a.alarm_id for a in t.drain_alarms() if a.signal == "seq_gap"]
     assert run() == run() and len(set(run())) == 2
+
+
+def test_a_held_gap_survives_a_recovery_snapshot():
+    import pickle
+
+    t = FreshnessTracker()
+    t.observe("s", 1, 1, seq=1)
+    t.observe("s", 2, 2, seq=5)                   # 2, 3 and 4 held
+    restored = pickle.loads(pickle.dumps(t))      # as Bytewax recovery stores a shard
+    restored.observe("s", 3, 3, seq=3)            # late, after the restart
+    restored.check(2_000)
+    gaps = [a for a in restored.drain_alarms() if a.signal == "seq_gap"]
+    assert [(a.value, a.details) for a in gaps] == [(2.0, {"after_seq": 1, "seq": 5})]
