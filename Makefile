@@ -34,6 +34,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --events 1000000
+	$(BIN)/python -m benchmarks.detection
 
 clean:
 	rm -rf $(VENV) lucidstream-data .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,12 @@ class Alarm:
     threshold: float
     details: dict[str, Any] = field(default_factory=dict)
     key: str = ""
+    # the shape of a change (level, spread, fleet, peer alarms); empty otherwise
+    onset_ms: int | None = None   # event time where the change began, as estimated
+    magnitude: float = 0.0        # its size, in the baseline's standard deviations
+    direction: str = ""           # up | down
+    baseline: float = 0.0         # the level it was compared with
+    baseline_sd: float = 0.0      # and that level's standard deviation
 
     @property
     def alarm_id(self) -> str:

@@ -148,8 +148,8 @@ class Decider:
         self.replay = replay
         self.flow = flow
         self.clock: WallClock | ReplayClock = make_clock(replay)
-        self.freshness = FreshnessTracker(freshness)
         self.board = board or ModeBoard(modes, rollout=rollout)
+        self.freshness = FreshnessTracker(freshness, self.board.config.lag_share)
         self.variants = list(variants)
         self.router = VariantRouter(variants)
         self._routed_share: float | None = None
@@ -167,7 +167,8 @@ class Decider:
         self._last_label_at: int | None = None
         self._slow_action = policy.slow_action or policy.model_action or "inspect"
         self._model_failing_since: int | None = None
-        self._drift_alarms: deque[tuple[int, str]] = deque()  # (at, source) of value drift
+        # (at, source, signal) of value drift: a source's own, or the fleet's ("fleet:...")
+        self._drift_alarms: deque[tuple[int, str, str]] = deque()
         self._canary_slots: dict[str, int] = {}
         self._canary_failing: dict[tuple[str, str], str] = {}  # (canary, variant) -> checks
 
@@ -239,8 +240,9 @@ class Decider:
                     part.forget(alarm.source_id)
         drift_alarms = self.drift.drain_alarms()
         if drift_alarms:
-            self._drift_alarms.extend((a.detected_at, a.source_id) for a in drift_alarms
-                                      if a.source_id)  # fleet-wide model signals excepted
+            self._drift_alarms.extend(  # the model's own signals (no source) excepted
+                (a.detected_at, a.source_id, a.signal) for a in drift_alarms
+                if a.source_id or a.signal.startswith("fleet:"))
             out.alarms += drift_alarms
         out.events = len(events) - len(canaries)  # canaries are probes, not input
         self.quality.add_decisions(out.decisions, out.events, now)
@@ -273,9 +275,11 @@ class Decider:
             drifted.popleft()
         failing = self._canary_failing.values()
         return Health(
-            lag_ms=tracker.lag_ms(now), silent_sources=tracker.silent_sources,
+            lag_ms=tracker.lag_ms(now), lags=tracker.lag_sketch,
+            silent_sources=tracker.silent_sources,
             active_sources=tracker.active_sources,
-            drifting_sources=len({source for _, source in drifted}),
+            drifting_sources=len({source for _, source, _ in drifted if source}),
+            fleet_drift=len({signal for _, source, signal in drifted if not source}),
             failing_model_canaries=sum(1 for c in failing if c == "model"),
             failing_rules_canaries=sum(1 for c in failing if c == "rules"),
             model_failing_ms=0 if self._model_failing_since is None
@@ -491,6 +495,13 @@ class Decider:
             chunk_labels += labels[::step]
             if len(chunk_rows) >= self.learn_per_batch:
                 del self._distil[variant]
+                # the rules' own examples, from two rows of the chunk: the model knows
+                # each rule over its value's whole range, whatever the stream visited
+                spread = getattr(self.scorers[variant], "spread", lambda name: None)
+                for row in (chunk_rows[0], chunk_rows[len(chunk_rows) // 2]):
+                    probe_rows, probe_labels = policy.rules.probes(row, spread)
+                    chunk_rows += probe_rows
+                    chunk_labels += probe_labels
                 self._learn(variant, chunk_rows, chunk_labels)
 
     def _canaries(self, canaries: list[tuple[SensorEvent, int, str]], out: BatchResult) -> None:
@@ -524,6 +535,8 @@ class Decider:
                         gap = scores[0] - scores[1]
                         actual = "ranks_higher" if gap > canary.min_gap else "ranks_lower"
                         reason = f"model scores {scores[0]:.4f} vs harmless {scores[1]:.4f}"
+                        if abs(gap) < 1e-12:  # wrong wherever it is asked: not judged by range
+                            actual, reason = "constant", reason + ": the same score for both"
                 if stale and canary.checks == "rules":
                     actual = policy.stale_action
                     reason = f"stale canary: age {age} ms > sla {policy.sla_ms} ms"

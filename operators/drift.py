@@ -1,27 +1,35 @@
-"""Online drift detection with river: every value, the model's output, its errors.
+"""Online drift detection: every value, the fleet as a reference, the model's output.
 
 Every numeric field of ``values`` is watched per source, whatever its name, so
-a stream of ``{"v": ...}`` events is covered with no tuning. Each stream first
-learns its scale over ``warmup`` samples, then feeds its standardised value to
-a mean detector (``value:<name>``) and its absolute deviation from the current
-mean to a second detector (``variance:<name>``). A value repeated
-``freeze_run`` times after having varied is a frozen sensor
-(``frozen:<name>``). Per shard, the model's score and confidence go to their
-own detectors (``score``, ``confidence``; ``source_id`` empty = fleet-wide),
-and prediction errors, once outcomes arrive, to a binary detector (``error``).
+a stream of ``{"v": ...}`` events is covered with no tuning. Each stream has a
+:class:`~operators.changes.ChangeDetector`: a CUSUM on its level and on its
+spread, scaled by the stream's long-run variance (so a slow, autocorrelated
+sensor keeps its power and its false-alarm budget), watched from its
+``warmup``-th sample. Signals:
 
-Detectors are river's, chosen by name: ``adwin`` (default: 0.2 us per update
-and no false alarm on 200,000 stationary samples here), ``page_hinkley``,
-``kswin`` (costly: fed every ``kswin_every``-th sample) for real-valued
-streams; ``hddm_a`` (default), ``hddm_w``, ``ddm``, ``eddm`` for errors.
-Alarms are debounced per source and signal (``debounce_ms`` of pipeline
-clock) and their IDs count samples, so a replay writes the same alarms.
+* ``value:<name>``: this source's level changed against its own baseline;
+* ``peer:<name>``: the same, when the source has peers (at least
+  ``min_peers`` sources report ``name``): the fleet's common movement (the
+  median of every source's standardised deviation) is taken out first, so the
+  source moved against its peers;
+* ``fleet:<name>`` (``source_id`` empty): the common movement itself changed
+  (a hot afternoon): one alarm for the fleet, not one per source;
+* ``variance:<name>``: the spread of this source's value changed;
+* ``frozen:<name>``: the value repeated ``freeze_run`` times after it had varied.
+
+Each level or spread alarm carries what changed, by how much (``magnitude``,
+in the baseline's standard deviations), which way, since when (``onset_ms``,
+the estimated event time where the change began) and against what baseline.
+
+The model's score and confidence (per shard, ``source_id`` empty) go to a
+river detector (``adwin`` by default), and prediction errors, once outcomes
+arrive, to a river binary detector (``hddm_a``). Alarms are debounced per
+source and signal (``debounce_ms`` of pipeline clock) and their IDs count
+samples, so a replay writes the same alarms.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,35 +38,53 @@ from river import drift
 from river.drift import binary
 
 from operators.alarms import Alarm
+from operators.changes import Change, ChangeDetector
 
 __all__ = ["DriftConfig", "DriftMonitor"]
 
+VALUES = ("cusum",)
+STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
 REAL = ("adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
 
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Which detector watches what; every default holds for unseen streams."""
+    """Which detector watches what; every default holds for unseen streams.
 
-    values: str | None = "adwin"
-    variance: bool = True
+    ``false_alarms_per_million`` is the budget of each value stream (level and
+    spread together, per million samples); ``min_peers`` sources reporting a
+    value make a fleet that serves as their reference (``None``: never).
+    """
+
+    values: str | None = "cusum"
     scores: str | None = "adwin"
     errors: str | None = "hddm_a"
-    warmup: int = 100
-    block: int = 8
+    warmup: int = 30
+    false_alarms_per_million: float = 1.0
+    min_peers: int | None = 5
     freeze_run: int = 50
     debounce_ms: int = 30_000
     adwin_delta: float = 1e-4
-    adwin_clock: int = 4  # ADWIN looks for a cut every 4 updates (32 samples of blocks)
+    adwin_clock: int = 4
     kswin_every: int = 10
     ignore: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name, kind, allowed in (("values", self.values, REAL), ("scores", self.scores, REAL),
+        for name, kind, allowed in (("values", self.values, VALUES),
+                                    ("scores", self.scores, REAL),
                                     ("errors", self.errors, BINARY)):
             if kind is not None and kind not in allowed:
                 raise ValueError(f"drift {name}={kind!r}: use one of {allowed} or None")
+        if self.warmup < 10:
+            raise ValueError(f"drift warmup={self.warmup}: use at least 10 samples")
+        if self.min_peers is not None and self.min_peers < 3:
+            raise ValueError(f"drift min_peers={self.min_peers}: a median of fewer than 3 "
+                             "sources is no reference; use 3 or more, or None")
+
+    def detector(self) -> ChangeDetector:
+        return ChangeDetector(warmup=self.warmup,
+                              false_alarms_per_million=self.false_alarms_per_million)
 
 
 def _detector(kind: str, config: DriftConfig) -> Any:
@@ -73,30 +99,43 @@ def _detector(kind: str, config: DriftConfig) -> Any:
 
 
 class _Stream:
-    """One watched real-valued stream: warm-up scale, detectors, frozen run."""
+    """One watched value of one source: its detector, its frozen run, and the level and
+    spread that standardise it for the fleet (learned over its first samples, then
+    fixed, so the fleet's common level never feeds back into what defines it)."""
 
-    __slots__ = ("acc_dev", "acc_z", "last", "mean", "mean_det", "n", "prev_mean", "prev_z",
-                 "rho", "run", "sd", "values", "var_det", "varied")
+    __slots__ = ("det", "last", "m2", "mean", "n", "run", "varied")
 
-    def __init__(self) -> None:
-        self.values: list[float] | None = []
-        self.acc_z = 0.0
-        self.acc_dev = 0.0
-        self.prev_mean = 0.0
-        self.rho = 0.0
-        self.prev_z = 0.0
-        self.n = 0
-        self.mean = 0.0
-        self.sd = 1.0
+    def __init__(self, det: ChangeDetector) -> None:
+        self.det = det
         self.last: float | None = None
         self.run = 0
         self.varied = False
-        self.mean_det: Any = None
-        self.var_det: Any = None
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+
+class _Fleet:
+    """The common movement of one value over a shard's sources, and its detector.
+
+    Each source's deviation from its own level, in its own standard deviations
+    (both learned over its first ``STANDARDISE`` samples), is its standardised
+    level; the median of the latest one of every source is the fleet's common
+    level, recomputed once per round of samples (as many as there are sources).
+    """
+
+    __slots__ = ("common", "det", "latest", "samples", "since")
+
+    def __init__(self, det: ChangeDetector) -> None:
+        self.det = det
+        self.latest: dict[str, float] = {}
+        self.common = 0.0
+        self.samples = 0
+        self.since = 0
 
 
 class DriftMonitor:
-    """Feeds values, scores and errors to river detectors; returns alarms.
+    """Feeds values, scores and errors to their detectors; returns alarms.
 
     >>> import random
     >>> rng = random.Random(0)
@@ -104,8 +143,9 @@ class DriftMonitor:
     >>> for i in range(2_000):
     ...     level = 0.0 if i < 1_000 else 3.0          # a sudden shift at sample 1,000
     ...     monitor.observe("s1", {"v": rng.gauss(level, 1)}, event_ms=i, now=i * 100)
-    >>> [(a.signal, a.source_id, a.details["sample"] >= 1_000) for a in monitor.drain_alarms()][:1]
-    [('value:v', 's1', True)]
+    >>> a = monitor.drain_alarms()[0]
+    >>> a.signal, a.source_id, a.direction, 990 <= a.onset_ms <= 1_010, round(a.magnitude)
+    ('value:v', 's1', 'up', True, 3)
     """
 
     def __init__(self, config: DriftConfig | None = None) -> None:
@@ -114,6 +154,7 @@ class DriftMonitor:
 
     def _reset(self) -> None:
         self._streams: dict[str, dict[str, _Stream]] = {}  # source -> value name -> stream
+        self._fleets: dict[str, _Fleet] = {}                # value name -> common movement
         self._fleet: dict[str, Any] = {}
         self._fleet_n: dict[str, int] = {}
         self._last_alarm: dict[tuple[str, str], int] = {}
@@ -125,102 +166,83 @@ class DriftMonitor:
 
     def observe(self, source_id: str, values: Mapping[str, float], event_ms: int,
                 now: int) -> None:
-        """Watch every value of one event.
-
-        The per-sample work is inlined here (it runs for every value of every
-        event); a block boundary, a frozen run and the end of warm-up call out.
-        """
+        """Watch every value of one event."""
         cfg = self.config
         if cfg.values is None:
             return
         streams = self._streams.get(source_id)
         if streams is None:
             streams = self._streams[source_id] = {}
-        ignore, warmup, block, variance = cfg.ignore, cfg.warmup, cfg.block, cfg.variance
+        ignore, min_peers = cfg.ignore, cfg.min_peers
         for name, x in values.items():
             if name in ignore:
                 continue
             s = streams.get(name)
             if s is None:
-                s = streams[name] = _Stream()
+                s = streams[name] = _Stream(cfg.detector())
             x = float(x)
             if not -1e12 <= x <= 1e12:  # as the model does: absurd magnitudes are clipped
                 x = 1e12 if x > 0 else -1e12
-            n = s.n = s.n + 1
             last = s.last
             if last is not None and x == last:
                 s.run += 1
                 if s.run == cfg.freeze_run and s.varied:
                     self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
-                                s.run, cfg.freeze_run, {"value": x, "sample": n})
+                                s.run, cfg.freeze_run,
+                                {"value": x, "sample": s.det.n + 1})
             else:
                 if last is not None:
                     s.varied = True
                 s.run = 1
             s.last = x
-            if n <= warmup:
-                assert s.values is not None
-                s.values.append(x)
-                if n == warmup:
-                    self._learn_scale(s)
-                continue
-            z = (x - s.mean) / s.sd
-            if s.rho:  # prewhiten: detect on AR(1) innovations, which are close to iid
-                z, s.prev_z = (z - s.rho * s.prev_z) / math.sqrt(1 - s.rho * s.rho), z
-            # Detectors see block means of ``block`` samples: a tenth of the updates, and
-            # each mean is less noisy, so a shift takes fewer (but larger) steps to find.
-            s.acc_z += z
-            if variance:
-                s.acc_dev += min(abs(z - s.prev_mean), 8.0)
-            if not (n - warmup) % block:
-                self._block(s, source_id, name, event_ms, now)
+            signal = "value"
+            if min_peers is not None:
+                fleet = self._fleets.get(name)
+                if fleet is None:
+                    fleet = self._fleets[name] = _Fleet(cfg.detector())
+                if s.n < STANDARDISE:  # Welford's running mean and variance
+                    s.n += 1
+                    delta = x - s.mean
+                    s.mean += delta / s.n
+                    s.m2 += delta * (x - s.mean)
+                if s.n >= cfg.warmup and s.m2 > 0:
+                    sd = (s.m2 / (s.n - 1)) ** 0.5
+                    fleet.latest[source_id] = (x - s.mean) / sd
+                    if len(fleet.latest) >= min_peers:
+                        x -= sd * fleet.common  # what the fleet did, this source did not
+                        signal = "peer"
+                    fleet.samples += 1
+                    if fleet.samples - fleet.since >= len(fleet.latest):
+                        self._fleet_round(name, fleet, event_ms, now)
+            change = s.det.update(x, event_ms)
+            if change is not None:
+                if change.kind == "level":  # its own new level is its normal from now on
+                    s.mean += change.magnitude * change.baseline_sd
+                self._change(change, source_id, name, signal, event_ms, now)
 
-    def _block(self, s: _Stream, source_id: str, name: str, event_ms: int, now: int) -> None:
-        """A block of samples is complete: its mean (and deviation) go to the detectors."""
-        cfg = self.config
-        block_z, s.acc_z = s.acc_z / cfg.block, 0.0
-        block_dev, s.acc_dev = s.acc_dev / cfg.block, 0.0
-        every = cfg.kswin_every if cfg.values == "kswin" else 1
-        if (s.n // cfg.block) % every:
+    def _fleet_round(self, name: str, fleet: _Fleet, event_ms: int, now: int) -> None:
+        """A round of samples is in: the common level moves, and is itself watched."""
+        fleet.since = fleet.samples
+        latest = sorted(fleet.latest.values())
+        if len(latest) < (self.config.min_peers or 0):
             return
-        det = s.mean_det
-        det.update(block_z)
-        if det.drift_detected:
-            self._alarm(now, event_ms, source_id, f"value:{name}", cfg.values or "", block_z,
-                        0.0, {"sample": s.n, "baseline_mean": s.mean, "baseline_sd": s.sd,
-                              "autocorrelation": round(s.rho, 3), "z": round(block_z, 3)})
-        s.prev_mean = det.estimation if cfg.values == "adwin" else 0.0
-        if s.var_det is not None:
-            # Absolute, clipped deviation: squared deviations of skewed data are so
-            # heavy-tailed that a detector on them alarms on stationary streams.
-            s.var_det.update(block_dev)
-            if s.var_det.drift_detected:
-                self._alarm(now, event_ms, source_id, f"variance:{name}", cfg.values or "",
-                            block_dev, 1.0, {"sample": s.n, "baseline_sd": s.sd})
+        mid = len(latest) // 2
+        fleet.common = latest[mid] if len(latest) % 2 else (latest[mid - 1] + latest[mid]) / 2
+        change = fleet.det.update(fleet.common, event_ms)
+        if change is not None:
+            self._change(change, "", name, "fleet", event_ms, now)
 
-    def _learn_scale(self, s: _Stream) -> None:
-        """Mean, spread and lag-1 autocorrelation from the warm-up samples.
-
-        Sensor readings are autocorrelated; a detector that assumes independent
-        samples alarms on every slow wander. With a lag-1 autocorrelation above
-        ``0.3`` the detectors see the prewhitened innovations instead (a
-        residual chart): a shift of the level shows up, smaller, in them.
-        """
-        cfg = self.config
-        values = s.values or []
-        n = len(values)
-        s.mean = sum(values) / n
-        centred = [v - s.mean for v in values]
-        var = sum(c * c for c in centred) / max(1, n - 1)
-        sd = math.sqrt(var)
-        s.sd = sd if sd > 1e-12 else max(abs(s.mean) * 1e-3, 1e-9)
-        if var > 1e-24:
-            rho = sum(a * b for a, b in itertools.pairwise(centred)) / (var * (n - 1))
-            s.rho = min(rho, 0.98) if rho > 0.3 else 0.0
-        s.prev_z = centred[-1] / s.sd
-        s.values = None
-        s.mean_det = _detector(cfg.values, cfg)  # type: ignore[arg-type]
-        s.var_det = _detector(cfg.values, cfg) if cfg.variance else None  # type: ignore[arg-type]
+    def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
+                now: int) -> None:
+        if c.kind == "spread":
+            signal = "variance"
+        self._alarm(now, event_ms, source_id, f"{signal}:{name}", "cusum", c.statistic,
+                    c.threshold,
+                    {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
+                     "autocorrelation": round(c.autocorrelation, 3)},
+                    onset_ms=c.onset_ms, magnitude=round(c.magnitude, 3),
+                    direction=c.direction, baseline=c.baseline_mean,
+                    baseline_sd=c.baseline_sd)
 
     def observe_model(self, scores: Iterable[float], event_ms: int, now: int) -> None:
         """Watch the model's scores and confidences (fleet-wide for this shard)."""
@@ -259,19 +281,22 @@ class DriftMonitor:
         self._fleet_n[signal] = n
 
     def forget(self, source_id: str) -> None:
-        """Drop a retired source's streams (bounds memory)."""
+        """Drop a retired source's streams and its place in the fleet (bounds memory)."""
         self._streams.pop(source_id, None)
+        for fleet in self._fleets.values():
+            fleet.latest.pop(source_id, None)
 
     def drain_alarms(self) -> list[Alarm]:
         alarms, self._alarms = self._alarms, []
         return alarms
 
     def _alarm(self, now: int, event_ms: int, source_id: str, signal: str, detector: str,
-               value: float, threshold: float, details: dict) -> None:
+               value: float, threshold: float, details: dict, **shape: Any) -> None:
         key = (source_id, signal)
         last = self._last_alarm.get(key)
         if last is not None and now - last < self.config.debounce_ms:
             return
         self._last_alarm[key] = now
         self._alarms.append(Alarm(now, event_ms, source_id, signal, detector, float(value),
-                                  float(threshold), details, key=f"sample={details['sample']}"))
+                                  float(threshold), details, key=f"sample={details['sample']}",
+                                  **shape))

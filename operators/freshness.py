@@ -8,17 +8,26 @@ last spoke (pipeline clock) and its usual cadence. From these it reports:
   held for ``reorder_ms`` of pipeline clock first: numbers that arrive late in
   that time fill the gap, so reordered delivery is not reported as loss;
 * ``clock_skew``: an event claims a time ahead of now by more than the tolerance;
-* ``silence``: a source is overdue by ``silence_factor`` times its cadence
-  (at least ``min_silence_ms``), and ``silence_end`` when it speaks again;
-* ``retired``: a source silent for ``retire_after_ms`` is dropped with an alarm.
+* ``silence``: a source is overdue by ``silence_factor`` times its own cadence,
+  bounded to ``[min_silence_ms, max_silence_ms]`` (a source heard once, whose
+  cadence is unknown, after ``max_silence_ms``), and ``silence_end`` when it
+  speaks again;
+* ``retired``: a source silent for three times its silence limit (at least
+  ``retire_after_ms``) is dropped with an alarm. Its cadence is remembered (for
+  ``remember_retired`` sources), so one that comes back is judged by it.
 
-Each is one alarm per occurrence, not one per event.
+So a source reporting every 30 minutes is neither silent nor retired between
+its reports, and keeps its detectors. Each is one alarm per occurrence, not
+one per event.
 
-Watermark lag is the pipeline's delay: the largest, over active sources, of
-``arrival - event_time`` of their latest event, or ``now - event_time`` once a
-source is overdue. So a backlog shows at once, and a silent source (a stalled
-partition, a cut-off group of sources) holds the watermark back while it is
-silent, as Flink's minimum over partitions does. A source that is quiet on
+Watermark lag is the pipeline's delay. Each active source's lag is
+``arrival - event_time`` of its latest event, or ``now - event_time`` once it
+is overdue; the fleet's lag is a high quantile of those (see
+:mod:`operators.lags`: by default the lag a tenth of the sources exceed). So a
+backlog shows at once, a silent group (a stalled partition, a cut-off tenth of
+the fleet) holds the watermark back while it is silent, as Flink's minimum
+over partitions does, and one dark unit raises its own ``silence`` alarm
+without moving the fleet's lag. A source that is quiet on
 purpose sends ``kind="heartbeat"`` events (they keep it current and are not
 decided) or ``kind="idle"`` (excluded until it speaks again).
 """
@@ -28,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from operators.alarms import Alarm
+from operators.lags import Sketch, kth_largest, quantile_rank, sketch
 
 __all__ = ["FreshnessConfig", "FreshnessTracker", "SourceState"]
 
@@ -39,7 +49,9 @@ class FreshnessConfig:
     skew_tolerance_ms: int = 2_000
     silence_factor: float = 10.0
     min_silence_ms: int = 3_000
+    max_silence_ms: int = 3_600_000
     retire_after_ms: int = 300_000
+    remember_retired: int = 100_000  # retired sources whose cadence is kept
     check_every_ms: int = 250
     reset_window: int = 1_000  # a seq this far below the last one means the source restarted
     # A jump in seq is reported once its missing numbers have not arrived for this long;
@@ -92,12 +104,15 @@ class FreshnessTracker:
     (8900, ['silence'])
     """
 
-    def __init__(self, config: FreshnessConfig | None = None) -> None:
+    def __init__(self, config: FreshnessConfig | None = None, lag_share: float = 0.1) -> None:
         self.config = config or FreshnessConfig()
+        self.lag_share = lag_share
         self._reset()
 
     def _reset(self) -> None:
         self._sources: dict[str, SourceState] = {}
+        self._retired: dict[str, tuple[int, float]] = {}  # source -> (last arrival, cadence)
+        self._sketch: Sketch = ()
         self._alarms: list[Alarm] = []
         self._last_check = 0
         self._lag = 0
@@ -130,6 +145,10 @@ class FreshnessTracker:
         skewed = event_ms > now + cfg.skew_tolerance_ms
         if state is None:
             state = self._sources[source_id] = SourceState(min(event_ms, now), now)
+            known = self._retired.pop(source_id, None)
+            if known is not None:  # back after retirement: its cadence is still known
+                gap = now - known[0]
+                state.interval_ms = gap if known[1] == 0 else 0.9 * known[1] + 0.1 * gap
         else:
             gap = now - state.arrival_ms
             state.interval_ms = gap if state.interval_ms == 0 else (
@@ -150,9 +169,6 @@ class FreshnessTracker:
             state.skewed = False
             if event_ms > state.event_ms:
                 state.event_ms = event_ms
-            delay = now - event_ms
-            if delay > self._lag:
-                self._lag = delay
         if seq is not None:
             self._observe_seq(state, source_id, seq, event_ms, now)
 
@@ -211,8 +227,19 @@ class FreshnessTracker:
                 self._due_gaps(source_id, state, None)
 
     def silence_after_ms(self, state: SourceState) -> float:
-        """How long ``state``'s source may stay quiet before it counts as silent."""
-        return max(self.config.min_silence_ms, self.config.silence_factor * state.interval_ms)
+        """How long ``state``'s source may stay quiet before it counts as silent: its
+        cadence times ``silence_factor``, within the configured bounds (the upper one
+        while its cadence is unknown)."""
+        cfg = self.config
+        if state.interval_ms <= 0:
+            return cfg.max_silence_ms
+        return min(max(cfg.min_silence_ms, cfg.silence_factor * state.interval_ms),
+                   cfg.max_silence_ms)
+
+    @property
+    def lag_sketch(self) -> Sketch:
+        """Every active source's lag at the last check, as a mergeable sketch."""
+        return self._sketch
 
     def check(self, now: int, force: bool = False) -> None:
         """Find silent and retired sources and recompute the lag (rate-limited)."""
@@ -220,7 +247,7 @@ class FreshnessTracker:
         if not force and now - self._last_check < cfg.check_every_ms:
             return
         self._last_check = now
-        lag = 0
+        lags = []
         retired = []
         for source_id, state in self._sources.items():
             if state.gaps:
@@ -236,20 +263,23 @@ class FreshnessTracker:
                 if quiet > max(cfg.retire_after_ms, 3 * self.silence_after_ms(state)):
                     retired.append(source_id)
                     continue
-                source_lag = now - state.event_ms
+                lags.append(now - state.event_ms)
             else:
-                source_lag = state.arrival_ms - state.event_ms
-            if source_lag > lag:
-                lag = source_lag
+                lags.append(state.arrival_ms - state.event_ms)
+        remembered = self._retired
         for source_id in retired:
             state = self._sources.pop(source_id)
+            remembered[source_id] = (state.arrival_ms, state.interval_ms)
+            if len(remembered) > cfg.remember_retired:
+                del remembered[next(iter(remembered))]
             self._alarm(now, state.event_ms, source_id, "retired", "cadence",
                         now - state.arrival_ms, cfg.retire_after_ms,
                         key=f"retired={state.event_ms}")
-        self._lag = lag
+        self._lag = kth_largest(lags, quantile_rank(len(lags), self.lag_share))
+        self._sketch = sketch(lags)
 
     def lag_ms(self, now: int) -> int:
-        """Watermark lag: the pipeline's delay behind its slowest active source."""
+        """Watermark lag: the fleet's delay, a high quantile over active sources."""
         self.check(now)
         return self._lag
 

@@ -2,10 +2,11 @@
 
 A flow's shards each see part of the sources, so each sees part of the truth:
 one shard's sources may be silent while another's are fine. The board takes
-every shard's latest :class:`~operators.modes.Health`, combines them (the worst
-lag, the sum of silent and drifting sources, the longest model or sink
-failure) together with what the input (Kafka consumer lag) and the store sink
-report, and feeds the combination to one :class:`~operators.modes.ModeMachine`.
+every shard's latest :class:`~operators.modes.Health`, combines them (the
+fleet's lag over every shard's sources, the sum of silent and drifting
+sources, the longest model or sink failure) together with what the input
+(Kafka consumer lag) and the store sink report, and feeds the combination to
+one :class:`~operators.modes.ModeMachine`.
 Every shard reads its mode from the board before deciding, so all shards of a
 process apply the same mode. The board keeps the timeline of transitions on
 the pipeline clock and a shard asks for the mode *at its own clock*
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from operators.flags import Flags
+from operators.lags import merge, sketch_lag
 from operators.modes import Health, ModeChange, ModeConfig, ModeMachine, Override
 from operators.rollout import Rollout, RolloutChange, RolloutConfig
 
@@ -37,26 +39,37 @@ __all__ = ["ModeBoard", "combine"]
 Peers = Callable[[Health], Sequence[Health]]
 
 
-def combine(parts: Sequence[Health]) -> Health:
+def combine(parts: Sequence[Health], lag_share: float = 0.1) -> Health:
     """Many views of health as one: the worst of each signal, counts summed.
 
+    The lag is the fleet's quantile over the sources of every part that sent a
+    sketch of them (the worst part's lag where none did).
+
     >>> combine([Health(lag_ms=100, silent_sources=1, active_sources=10),
-    ...          Health(lag_ms=7_000, silent_sources=0, active_sources=10)])
-    Health(lag_ms=7000, kafka_lag=0, silent_sources=1, active_sources=20, drifting_sources=0, \
-failing_model_canaries=0, failing_rules_canaries=0, model_failing_ms=0, sink_failing_ms=0)
+    ...          Health(lag_ms=7_000, silent_sources=0, active_sources=10)]).lag_ms
+    7000
+    >>> from operators.lags import sketch
+    >>> one_dark = Health(lag_ms=60_000, active_sources=12, lags=sketch([60_000] + [40] * 11))
+    >>> combine([one_dark, Health(lag_ms=40, active_sources=12, lags=sketch([40] * 12))]).lag_ms
+    41
     """
     if not parts:
         return Health()
+    sketches = [h.lags for h in parts if h.lags]
+    merged = merge(sketches) if sketches else ()
     return Health(
-        lag_ms=max(h.lag_ms for h in parts),
+        lag_ms=sketch_lag(merged, lag_share) if sketches
+        else max(h.lag_ms for h in parts),
         kafka_lag=sum(h.kafka_lag for h in parts),
         silent_sources=sum(h.silent_sources for h in parts),
         active_sources=sum(h.active_sources for h in parts),
         drifting_sources=sum(h.drifting_sources for h in parts),
+        fleet_drift=max(h.fleet_drift for h in parts),
         failing_model_canaries=sum(h.failing_model_canaries for h in parts),
         failing_rules_canaries=sum(h.failing_rules_canaries for h in parts),
         model_failing_ms=max(h.model_failing_ms for h in parts),
         sink_failing_ms=max(h.sink_failing_ms for h in parts),
+        lags=merged,
     )
 
 
@@ -184,12 +197,14 @@ class ModeBoard:
             return changes
 
     def _combined(self) -> Health:
-        own = combine(list(self._shards.values()))
+        share = self.machine.config.lag_share
+        own = combine(list(self._shards.values()), share)
         failing = 0
         if self._sink_failing_since is not None:
             failing = int((time.monotonic() - self._sink_failing_since) * 1000)
         if self._kafka_lag or failing:
-            own = combine([own, Health(kafka_lag=self._kafka_lag, sink_failing_ms=failing)])
+            own = combine([own, Health(kafka_lag=self._kafka_lag, sink_failing_ms=failing)],
+                          share)
         if self._peers is None:
             return own
-        return combine([own, *self._peers(own)])
+        return combine([own, *self._peers(own)], share)

@@ -12,6 +12,7 @@ a rule reads are missing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from functools import partial
 
@@ -71,6 +72,11 @@ class OnlineScorer:
     @property
     def samples_seen(self) -> int:
         return self._seen
+
+    def spread(self, name: str) -> float | None:
+        """The standard deviation of ``name`` in what the model has learned from."""
+        var = self._scaler.vars.get(name, 0.0)
+        return math.sqrt(var) if var > 0 else None
 
     def _matrix(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         if self.features is None:

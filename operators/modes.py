@@ -13,7 +13,8 @@ signal                        REACTIVE_ONLY above     CONSERVATIVE above
 watermark lag                 5 s                     30 s
 Kafka consumer lag            100,000 messages        1,000,000 messages
 silent share of sources       50 %                    -
-sources drifting (last min)   20 % (at least 3)        -
+sources drifting (last min)   50 % (at least 3)        -
+a fleet-wide drift (last min) any ``fleet:`` alarm     -
 failing canaries              a model canary          a rules canary
 sink failing for              -                       5 s
 ============================  =====================  ===============
@@ -60,20 +61,31 @@ class ModeConfig:
     kafka_reactive_lag: int | None = 100_000
     kafka_conservative_lag: int | None = 1_000_000
     silent_reactive_share: float | None = 0.5
-    drift_reactive_share: float | None = 0.2  # of active sources, with a drift alarm
+    drift_reactive_share: float | None = 0.5  # of active sources, with a drift alarm
     drift_min_sources: int = 3                # ... within drift_window_ms
+    fleet_drift_reactive: bool = True         # the fleet's values moved together
     drift_window_ms: int = 60_000
     model_heartbeat_ms: int | None = 2_000
     sink_conservative_ms: int | None = 5_000
     recover_hold_ms: int = 10_000
+    # The fleet's lag is the one this share of active sources exceed: one dark
+    # source of 24 does not move it, three do (operators.lags).
+    lag_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lag_share <= 1:
+            raise ValueError(f"lag_share={self.lag_share}: use a share of the sources in "
+                             "(0, 1]; 1 makes the worst source the fleet's lag")
 
 
 @dataclass(frozen=True)
 class Health:
     """What the pipeline knows about itself at one moment; the mode follows from it.
 
-    ``model_failing_ms`` counts from the model path's first failure with no
-    success since (its lost heartbeat); ``sink_failing_ms`` likewise for writes.
+    ``lag_ms`` is the fleet's lag (a high quantile over active sources, see
+    :mod:`operators.lags`). ``model_failing_ms`` counts from the model path's
+    first failure with no success since (its lost heartbeat); ``sink_failing_ms``
+    likewise for writes.
     """
 
     lag_ms: int = 0
@@ -81,13 +93,15 @@ class Health:
     silent_sources: int = 0
     active_sources: int = 0
     drifting_sources: int = 0
+    fleet_drift: int = 0  # values with a fleet-wide drift alarm within the drift window
     failing_model_canaries: int = 0
     failing_rules_canaries: int = 0
     model_failing_ms: int = 0
     sink_failing_ms: int = 0
+    lags: tuple = ()  # a sketch of every active source's lag (operators.lags)
 
     def values(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v}
+        return {k: v for k, v in asdict(self).items() if v and k != "lags"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +193,9 @@ class ModeMachine:
                 c.drift_min_sources, c.drift_reactive_share * h.active_sources):
             asks.append((REACTIVE_ONLY, f"{h.drifting_sources} of {h.active_sources} sources "
                                         f"drifted within {c.drift_window_ms} ms"))
+        if c.fleet_drift_reactive and h.fleet_drift:
+            asks.append((REACTIVE_ONLY, f"the fleet's values moved together ({h.fleet_drift} "
+                                        f"fleet alarm) within {c.drift_window_ms} ms"))
         if h.failing_rules_canaries:
             asks.append((CONSERVATIVE, f"{h.failing_rules_canaries} rules canary failing"))
         if h.failing_model_canaries:

@@ -44,7 +44,8 @@ DECISION_COLUMNS = (
 )
 ALARM_COLUMNS = (
     "alarm_id", "detected_at", "event_time", "source_id", "signal", "detector", "value",
-    "threshold", "details", "flow",
+    "threshold", "details", "flow", "onset_time", "magnitude", "direction", "baseline",
+    "baseline_sd",
 )
 DEAD_LETTER_COLUMNS = ("dead_letter_id", "received_at", "origin", "reason", "raw", "flow")
 OUTCOME_COLUMNS = ("decision_id", "outcome", "label", "event_time", "received_at", "origin")
@@ -79,7 +80,9 @@ def _json(details: dict) -> str:
 def alarm_rows(alarms: list[Alarm], flow: str) -> Rows:
     return Rows("drift_events", ALARM_COLUMNS, [
         (a.alarm_id, a.detected_at, a.event_ms, a.source_id, a.signal, a.detector, a.value,
-         a.threshold, _json(a.details), flow) for a in alarms])
+         a.threshold, _json(a.details), flow,
+         a.event_ms if a.onset_ms is None else a.onset_ms, a.magnitude, a.direction,
+         a.baseline, a.baseline_sd) for a in alarms])
 
 
 def dead_letter_rows(dead: list[DeadLetter], received_at: int, flow: str) -> Rows:

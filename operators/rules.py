@@ -62,6 +62,27 @@ class RuleSet:
     def fields(self) -> list[str]:
         return sorted({r.field for r in self.rules})
 
+    def probes(self, row: Mapping[str, float], spread: Callable[[str], float | None]
+               ) -> tuple[list[dict[str, float]], list[bool]]:
+        """The rules as examples: for each rule, ``row`` with the rule's value set one
+        ``spread(field)`` to either side of its threshold, labelled by whether any rule
+        fires. A model distilled from the rules learns them over the whole range of each
+        value, not only the part the stream happened to visit.
+
+        >>> rules = RuleSet([Rule("low", "battery", "<", 15, "dock")])
+        >>> rules.probes({"battery": 80.0, "speed": 1.0}, lambda field: 10.0)
+        ([{'battery': 5.0, 'speed': 1.0}, {'battery': 25.0, 'speed': 1.0}], [True, False])
+        """
+        rows: list[dict[str, float]] = []
+        labels: list[bool] = []
+        for rule in self.rules:
+            width = spread(rule.field) or max(abs(rule.threshold) * 0.5, 1.0)
+            for value in (rule.threshold - width, rule.threshold + width):
+                probe = {**row, rule.field: value}
+                rows.append(probe)
+                labels.append(self.evaluate(probe) is not None)
+        return rows, labels
+
     def evaluate(self, values: Mapping[str, float]) -> Rule | None:
         get = values.get
         for name, compare, threshold, rule in self._compiled:

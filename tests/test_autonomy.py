@@ -314,3 +314,39 @@ def test_kafka_lag_and_a_failing_sink_drive_the_mode():
     assert board.post("shard-0", 1_200, Health()) == []     # healthy, but held
     [change] = board.post("shard-0", 11_200, Health())
     assert change.to_mode == "NORMAL"
+
+
+class ConstantScorer(OnlineScorer):
+    """A broken model: it learns, and answers the same for everything."""
+
+    def score(self, rows):
+        return np.full(len(rows), 0.3)
+
+
+class NanScorer(OnlineScorer):
+    """A broken model: it learns, and answers NaN."""
+
+    def score(self, rows):
+        return np.full(len(rows), np.nan)
+
+
+def test_a_healthy_model_passes_on_readings_the_stream_never_visited_and_a_constant_fails():
+    # batteries between 40 and 95 %: the stream never shows a flat one, but the model
+    # learns the rules over each value's whole range, so it still ranks one right
+    rng = np.random.default_rng(9)
+    events = [SensorEvent(r, t, {"battery": float(rng.uniform(40, 95)),
+                                 "vibration": float(rng.normal(1, 0.1))},
+                          seq=t // 100, arrival_ms=t + 20)
+              for t in range(0, 30_000, 100) for r in ROBOTS]
+    for scorer, status, modes in ((OnlineScorer, "pass", []),
+                                  (InvertedScorer, "fail", ["REACTIVE_ONLY"]),
+                                  (ConstantScorer, "fail", ["REACTIVE_ONLY"]),
+                                  (NanScorer, "fail", ["PAUSED"])):
+        d = Decider(POLICY, replay=True, canaries=CANARIES,
+                    variants=[Variant("control", 1.0, scorer)])
+        _, results = replay(d, _with_canaries(events), batch=200)
+        model = [dict(zip(CANARY_COLUMNS, c, strict=True)) for r in results
+                 for c in r.canaries if c[3] == "model"]
+        judged = [c["status"] for c in model if c["status"] != "warmup"]
+        assert judged and set(judged) == {status}, (scorer, model[-1])  # from the first check
+        assert [c[1] for c in transitions(results)] == modes

@@ -202,3 +202,26 @@ def test_escalations_past_the_bound_are_recorded_unwatched_not_dropped():
     assert [r[1] for r in queue.breaches(now=61_004)] == ["d2", "d3", "d4"]
     late = queue.answer("d0", "approved", "ops", at=70_000)     # still answerable
     assert late is not None and late[9:13] == ("approved", "ops", 70_000, 2)
+
+
+def test_a_source_reporting_every_30_minutes_is_watched_for_a_week_and_its_step_found():
+    """One report per 30 minutes for a week (336): never silent, never retired, and a
+    3 sd step in its reading (lag-1 autocorrelation 0.5 between reports) found within
+    100 reports."""
+    import numpy as np
+
+    from benchmarks.detection import ar1
+    half_hour = 30 * 60_000
+    reading = ar1(np.random.default_rng(12), 1, 336, 0.5, "gauss")[0] * 4.0 + 600.0
+    reading[200:] += 3 * 4.0
+    decider = Decider(POLICY, replay=True)
+    alarms = []
+    for i, value in enumerate(reading.tolist()):
+        t = i * half_hour
+        alarms += decider.process([SensorEvent("tank-7", t, {"level_mm": value}, seq=i,
+                                               arrival_ms=t + 900)]).alarms
+        alarms += decider.process([], tick_ms=t + half_hour // 2).alarms  # time passes
+    assert not [a for a in alarms if a.signal in ("silence", "retired")]
+    found = [a for a in alarms if a.signal == "value:level_mm"]
+    assert found and found[0].direction == "up"
+    assert 200 * half_hour <= found[0].detected_at <= 300 * half_hour, found[0]

@@ -128,7 +128,8 @@ def test_heartbeats_keep_a_quiet_source_current_and_idle_sources_do_not_hold_bac
 
 
 def test_long_silence_retires_the_source_and_state_stays_bounded():
-    t = FreshnessTracker(FreshnessConfig(retire_after_ms=60_000))
+    # each source spoke once: its cadence is unknown, so silence waits max_silence_ms
+    t = FreshnessTracker(FreshnessConfig(max_silence_ms=20_000, retire_after_ms=60_000))
     for n in range(10_000):
         t.observe(f"s{n}", 0, 0)
     t.check(30_000, force=True)
@@ -161,3 +162,49 @@ def test_a_held_gap_survives_a_recovery_snapshot():
     restored.check(2_000)
     gaps = [a for a in restored.drain_alarms() if a.signal == "seq_gap"]
     assert [(a.value, a.details) for a in gaps] == [(2.0, {"after_seq": 1, "seq": 5})]
+
+
+def test_a_source_reporting_every_30_minutes_is_neither_silent_nor_retired_for_a_week():
+    t = FreshnessTracker()
+    half_hour = 30 * 60_000
+    for i in range(7 * 48):
+        now = i * half_hour + 50
+        t.observe("slow", i * half_hour, now, seq=i)
+        for check in range(1, 6):  # the checks a running flow makes between two reports
+            t.check(now + check * half_hour // 6)
+    assert signals(t) == []
+    assert len(t.sources) == 1
+
+
+def test_silence_follows_each_source_cadence_within_the_bounds():
+    cfg = FreshnessConfig(min_silence_ms=3_000, max_silence_ms=600_000)
+    for source, step, limit in (("fast", 100, 3_000),            # 10 Hz: the 3 s floor
+                                ("minute", 60_000, 600_000),     # a minute: 10 minutes
+                                ("hourly", 3_600_000, 600_000)):  # hourly: the 10 min cap
+        t = FreshnessTracker(cfg)
+        feed(t, source, 0, 5, step=step)
+        assert t.silence_after_ms(t.sources[source]) == limit
+
+
+def test_a_retired_source_keeps_its_cadence_when_it_comes_back():
+    t = FreshnessTracker(FreshnessConfig(max_silence_ms=60_000, retire_after_ms=60_000))
+    t.observe("s", 0, 0, seq=0)
+    t.check(400_000, force=True)  # heard once: silent after 60 s, retired after 180 s
+    assert signals(t) == ["silence", "retired"]
+    t.observe("s", 500_000, 500_000, seq=1)
+    assert t.silence_after_ms(t.sources["s"]) == 60_000  # 10 x 500 s, within the cap
+
+
+def test_one_dark_source_of_24_does_not_move_the_fleet_lag_and_a_tenth_does():
+    def lag_with(dark: int) -> int:
+        t = FreshnessTracker()
+        for i in range(300):  # 24 sources at 10 Hz; the dark ones stop at 10 s
+            now = i * 100 + 20
+            for s in range(24):
+                if s >= dark or i < 100:
+                    t.observe(f"r{s}", i * 100, now, seq=i)
+            t.check(now)
+        return t.lag_ms(300 * 100)
+    assert lag_with(0) < 100
+    assert lag_with(1) < 100 and lag_with(2) < 100  # 4 % and 8 % of the fleet
+    assert lag_with(3) >= 19_000                    # 12.5 %: the fleet is behind

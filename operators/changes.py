@@ -1,0 +1,390 @@
+"""Changes of level and spread in one autocorrelated, heavy-tailed stream.
+
+A sequential test of our own, because river has none that fits: its detectors
+(ADWIN, PageHinkley, KSWIN) judge a stream as if its samples were independent,
+so on a sensor whose readings wander slowly they either alarm on every wander
+or, once prewhitened, keep only ``1 - rho`` of a step and go blind. None of
+them estimates when a change began. This one is a two-sided CUSUM whose scale
+is the stream's *long-run* standard deviation, the one that governs a mean of
+``n`` dependent samples (``sd * sqrt((1 + rho) / (1 - rho))`` for an AR(1)
+signal): a change of level is judged against how far the level of such a
+signal wanders by itself, and keeps its whole size.
+
+* Robust: every deviation is clipped at ``clip`` standard deviations before it
+  counts, so one spike is not a shift and heavy tails do not look like one.
+* Baseline kept current: level, spread and lag-1 autocorrelation are learned
+  from the first ``warmup`` samples (median and MAD), then updated per block
+  (expanding, then exponential with ``memory`` samples) while no test is
+  halfway to its threshold, so a change in progress is not learned as normal.
+* Honest about what it does not know yet: the autocorrelation used is an upper
+  confidence bound (bias-corrected estimate plus one standard error for the
+  samples seen), and the reference value adds one standard error of the
+  baseline mean, so a young stream is judged conservatively.
+* Thresholds from the budget, not from data: ``h`` solves Siegmund's
+  approximation of a CUSUM's in-control run length for the allowed false
+  alarms per million samples (a tenth of it, split over the four one-sided
+  tests: baselines learned online are not exact).
+* Spread: the standard deviation of a block's AR(1) innovations about their
+  mean, in its own CUSUM (innovations are close to independent, so
+  prewhitening is right here; centring keeps a level step out of it).
+
+Work per sample is a few float operations; the tests run per block of
+``block`` samples.
+
+>>> import random
+>>> rng = random.Random(1)
+>>> det, x, found = ChangeDetector(), 0.0, []
+>>> for i in range(3_000):                      # AR(1), rho 0.85; +3 sd from 2,000
+...     x = 0.85 * x + rng.gauss(0, 1)
+...     change = det.update(x / 1.898 + (3.0 if i >= 2_000 else 0.0), event_ms=i)
+...     if change:
+...         found.append(change)
+>>> c = found[0]
+>>> c.kind, c.direction, 2_000 <= c.sample <= 2_300, abs(c.onset_sample - 2_000) < 60
+('level', 'up', True, True)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from operators.longrun import (
+    chi2_lower,
+    cusum_threshold,
+    long_run_factor,
+    median,
+    onset_index,
+    sample_sd,
+)
+
+__all__ = ["Change", "ChangeDetector"]
+
+BATCH = 64  # samples per batch mean, for the measured long-run variance
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change found: what, which way, how large, since when, against what.
+
+    ``magnitude`` is in the baseline's standard deviations (of the values for a
+    level change, of the innovations' spread ratio minus one for a spread change).
+    """
+
+    kind: str            # "level" or "spread"
+    direction: str       # "up" or "down"
+    magnitude: float
+    sample: int          # the sample that decided it (1-based count of the stream)
+    onset_sample: int    # the first sample of the change, as estimated
+    onset_ms: int        # its event time
+    baseline_mean: float
+    baseline_sd: float
+    autocorrelation: float
+    statistic: float
+    threshold: float
+
+
+class ChangeDetector:
+    """CUSUM on a stream's level and spread, scaled by its long-run variance.
+
+    ``update(x, event_ms)`` returns a :class:`Change` when one is found. The
+    baseline then moves to the new regime (the level to the mean since the
+    onset, or the spread by the ratio found) and keeps what it knew of the
+    stream's dependence, so one alarm does not throw away a long history.
+    """
+
+    __slots__ = (
+        "_a_acc", "_a_c1", "_a_k", "_a_mean", "_a_n", "_a_prev", "_a_scale", "_a_sq", "_a_var",
+        "_bm_acc", "_bm_fill", "_bm_n", "_bm_var", "_c1", "_clip", "_d_prev", "_e_hi", "_e_lo",
+        "_gn", "_gp", "_hl", "_hs", "_in_block", "_k_raw", "_m2", "_mu", "_n_est", "_n_mu",
+        "_onsets", "_pending", "_r_prev", "_raw", "_rho", "_s1", "_s2", "_s11", "_scale", "_sd",
+        "_sn", "_sp", "_start_ms", "_sums", "_warm", "block", "clip", "k_level", "k_spread",
+        "max_pending", "memory", "min_pending", "n", "spread_after", "warmup", "young",
+        "young_pending",
+    )
+
+    def __init__(self, warmup: int = 30, block: int = 8, memory: int = 5_000,
+                 clip: float = 4.0, k_level: float = 0.15, k_spread: float = 0.5,
+                 false_alarms_per_million: float = 1.0) -> None:
+        if warmup < 10 or block < 1:
+            raise ValueError(f"warmup={warmup}, block={block}: need warmup >= 10, block >= 1")
+        self.warmup, self.block, self.memory, self.clip = warmup, block, memory, clip
+        self.k_level, self.k_spread = k_level, k_spread
+        self.spread_after = 10 * warmup  # samples in the baseline before spread is judged
+        self.young, self.young_pending = 1_000, max(1, 128 // block)
+        # A block waits until no excursion holds it, at most 1,024 samples.
+        self.min_pending, self.max_pending = 0, max(1, 1_024 // block)
+        # A tenth of the budget (the baseline is estimated, not known), over four tests.
+        arl = 4e7 / max(false_alarms_per_million, 1e-9)
+        self._hl = cusum_threshold(k_level, arl)                    # per sample
+        self._hs = cusum_threshold(k_spread, arl / block)          # per block
+        self.n = 0
+        # the baseline (level, second moment, lag-1 product, samples behind them) and
+        # its derived scale; the spread statistic's baseline; batch means
+        self._mu = self._m2 = self._c1 = self._sd = self._rho = 0.0
+        self._scale = self._k_raw = self._clip = 0.0
+        self._n_est = self._n_mu = self._a_n = self._bm_n = self._bm_fill = 0
+        self._a_mean = self._a_var = self._a_c1 = self._a_prev = 0.0
+        self._a_scale = self._a_k = self._e_hi = self._e_lo = self._bm_acc = self._bm_var = 0.0
+        # the current block's sums, and the last deviation (clipped and not)
+        self._s1 = self._s2 = self._s11 = self._raw = self._a_acc = self._a_sq = 0.0
+        self._d_prev = self._r_prev = 0.0
+        self._in_block = self._start_ms = 0
+        # the four one-sided tests: statistics, excursion starts, sums since them
+        self._gp = self._gn = self._sp = self._sn = 0.0
+        self._onsets: list[tuple[int, int]] = []
+        self._sums: list[float] = []
+        self._warm: list[tuple[float, int]] | None = []
+        # blocks not yet learned: (last sample, sum, squares, lag products, spread,
+        # raw sum, first event time)
+        self._pending: deque[tuple[int, float, float, float, float, float, int]] = deque()
+
+    @property
+    def watching(self) -> bool:
+        """Whether the warm-up is over and changes are being looked for."""
+        return self._warm is None
+
+    @property
+    def baseline(self) -> tuple[float, float] | None:
+        """The level and standard deviation judged normal now (``None`` in warm-up)."""
+        return None if self._warm is not None else (self._mu, self._sd)
+
+    def update(self, x: float, event_ms: int) -> Change | None:
+        """Take one sample; a :class:`Change` when this sample completes one."""
+        self.n += 1
+        if self._warm is not None:
+            self._warm.append((x, event_ms))
+            if len(self._warm) >= self.warmup:
+                self._learn_warmup()
+            return None
+        r = x - self._mu
+        d = r
+        clip = self._clip
+        if d > clip:
+            d = clip
+        elif d < -clip:
+            d = -clip
+        self._s1 += d
+        self._s2 += d * d
+        self._s11 += d * self._d_prev
+        # innovations of the unclipped deviations (a step moves their mean, which the
+        # block's spread is taken about), clipped about the last block's mean
+        e = r - self._rho * self._r_prev
+        self._r_prev = r
+        if e > self._e_hi:
+            e = self._e_hi
+        elif e < self._e_lo:
+            e = self._e_lo
+        self._a_acc += e
+        self._a_sq += e * e
+        self._d_prev = d
+        self._raw += x
+        self._in_block += 1
+        if self._in_block == 1:
+            self._start_ms = event_ms
+        if self._in_block >= self.block:
+            return self._close_block()
+        return None
+
+    # -- baseline ---------------------------------------------------------------
+
+    def _learn_warmup(self) -> None:
+        """Level and spread from the warm-up by median and MAD, dependence from the
+        clipped deviations."""
+        assert self._warm is not None
+        xs = [v for v, _ in self._warm]
+        n = len(xs)
+        mu = median(xs)
+        sd = 1.4826 * median([abs(v - mu) for v in xs])
+        if sd <= 0:  # more than half the samples equal: fall back to the plain sd
+            mean = sum(xs) / n
+            sd = math.sqrt(sum((v - mean) ** 2 for v in xs) / (n - 1))
+        floor = max(abs(mu) * 1e-9, 1e-12)
+        sd = max(sd, floor)
+        c = self.clip * sd
+        devs = [min(max(v - mu, -c), c) for v in xs]
+        self._mu, self._n_est, self._n_mu = mu, n, n
+        self._bm_acc, self._bm_fill, self._bm_n, self._bm_var = 0.0, 0, 0, 0.0
+        self._m2 = max(sum(d * d for d in devs) / n, floor * floor)
+        self._c1 = sum(a * b for a, b in itertools.pairwise(devs)) / n
+        self._d_prev = devs[-1]
+        self._r_prev = xs[-1] - mu
+        self._warm = None
+        self._refit()
+        # The spread statistic: the sd of a block's AR(1) innovations about their mean.
+        # Its baseline comes from the warm-up's blocks (their sd over the block size
+        # when there are too few).
+        rho, b = self._rho, self.block
+        innov = [y - rho * x for x, y in itertools.pairwise(devs)]
+        sds = [sample_sd(innov[i:i + b]) for i in range(0, len(innov) - b + 1, b)]
+        a_mean = sum(sds) / len(sds)
+        a_var = sample_sd(sds) ** 2 if len(sds) > 2 else a_mean * a_mean / b
+        self._a_mean = max(a_mean, floor)
+        self._a_var = max(a_var, a_mean * a_mean / (2 * b), floor * floor)
+        self._a_c1, self._a_prev = 0.0, 0.0
+        self._a_n = 1
+        self._e_hi, self._e_lo = self.clip * self._a_mean, -self.clip * self._a_mean
+        self._refit_spread()
+        self._reset_tests()
+
+    def _refit(self) -> None:
+        """Scale, clip and reference of the level test from the baseline estimates."""
+        n = self._n_est
+        sd = self._sd = math.sqrt(self._m2)
+        rho = min(max(self._c1 / self._m2, -0.99), 0.99)
+        self._rho = max(rho, 0.0)
+        scale = sd * long_run_factor(rho, n)
+        if self._bm_n >= 4:  # batch means: the long-run variance measured, not modelled
+            batches = self._bm_n
+            scale = max(scale, math.sqrt(BATCH * self._bm_var / chi2_lower(batches, 2.0)))
+        self._scale = scale
+        self._k_raw = (self.k_level + 2 / math.sqrt(self._n_mu)) * self._scale
+        self._clip = self.clip * sd
+
+    def _refit_spread(self) -> None:
+        rho = min(max(self._a_c1 / self._a_var, -0.99), 0.99)
+        self._a_scale = math.sqrt(self._a_var) * long_run_factor(rho, self._a_n)
+        self._a_k = self.k_spread + 1 / math.sqrt(self._a_n)
+
+    def _reset_tests(self) -> None:
+        self._gp = self._gn = self._sp = self._sn = 0.0
+        start = self.n + 1
+        self._onsets = [(start, 0), (start, 0), (start, 0), (start, 0)]  # gp gn sp sn
+        self._sums = [0.0, 0.0, 0.0, 0.0]
+        self._pending.clear()
+        self._s1 = self._s2 = self._s11 = self._raw = self._a_acc = self._a_sq = 0.0
+        self._in_block = 0
+
+    # -- tests, per block -------------------------------------------------------
+
+    def _close_block(self) -> Change | None:
+        b = self.block
+        mean_e = self._a_acc / b  # a level step moves the innovations' mean, not their spread
+        a = math.sqrt(max(self._a_sq / b - mean_e * mean_e, 0.0))
+        # innovations are clipped too, about the last block's mean (a step moves it)
+        reach = self.clip * self._a_mean
+        self._e_hi, self._e_lo = mean_e + reach, mean_e - reach
+        # the level test: a per-sample CUSUM's increments over the block, in long-run sd
+        kb = b * self._k_raw
+        up = (self._s1 - kb) / self._scale
+        down = (-self._s1 - kb) / self._scale
+        # the spread test: the block's mean absolute innovation, in its own long-run sd;
+        # innovations need the dependence, so it waits until that is known
+        if self._n_est >= self.spread_after:
+            z = (a - self._a_mean) / self._a_scale
+            sp, sn = self._sp + z - self._a_k, self._sn - z - self._a_k
+        else:
+            sp = sn = 0.0
+        stats = [self._gp + up, self._gn + down, sp, sn]
+        onsets, sums = self._onsets, self._sums
+        first = (self.n - b + 1, self._start_ms)
+        for i, g in enumerate(stats):
+            if g <= 0:
+                stats[i] = 0.0
+                onsets[i] = (self.n + 1, 0)
+                sums[i] = 0.0
+            else:
+                if onsets[i][0] > self.n - b:
+                    onsets[i] = first
+                sums[i] += self._raw if i < 2 else a
+        self._gp, self._gn, self._sp, self._sn = stats
+        pending = self._pending
+        pending.append((self.n, self._s1, self._s2, self._s11, a, self._raw, self._start_ms))
+        change = self._decide(stats, a)
+        if change is not None:
+            self._reset_tests()
+            return change
+        # A block is learned once no test's excursion holds it, and not before it has
+        # waited: the data of a change in progress never becomes the baseline it is
+        # judged against, even while the test's statistic dips back to zero.
+        # A young baseline (under ``young`` samples, or a level just moved) holds a block
+        # back 128 samples at most: it knows too little to wait out an excursion.
+        settled = min(o[0] for o in onsets)
+        wait = self.max_pending if min(self._n_est, self._n_mu) >= self.young \
+            else self.young_pending
+        learned = 0
+        while len(pending) > wait or (
+                len(pending) > self.min_pending and pending[0][0] < settled):
+            self._learn_block(*pending.popleft()[:5])
+            learned += 1
+        # refitting costs more than the sums: an old baseline is refitted every 4 blocks
+        if learned and (self._n_est < 1_000 or not (self.n // b) % 4):
+            self._refit()
+            self._refit_spread()
+        self._s1 = self._s2 = self._s11 = self._raw = self._a_acc = self._a_sq = 0.0
+        self._in_block = 0
+        return None
+
+    def _decide(self, stats: list[float], a: float) -> Change | None:
+        """A :class:`Change` when a test crossed its threshold; moves the baseline."""
+        gp, gn, sp, sn = stats
+        hl, hs = self._hl, self._hs
+        if gp > hl or gn > hl:
+            i = 0 if gp >= gn else 1
+            blocks = [p for p in self._pending if p[0] >= self._onsets[i][0]]
+            sign = 1.0 if i == 0 else -1.0
+            start = onset_index([sign * p[1] for p in blocks])
+            onset_n, onset_ms = blocks[start][0] - self.block + 1, blocks[start][6]
+            # the onset's own block is partly the old level: the new one is read after it
+            after = blocks[start + 1:] or blocks[start:]
+            level = sum(p[5] for p in after) / (self.block * len(after))
+            change = Change("level", "up" if i == 0 else "down",
+                            (level - self._mu) / self._sd, self.n, onset_n, onset_ms,
+                            self._mu, self._sd, self._rho, stats[i], hl)
+            # the new level is what the samples since the onset say, known as well as
+            # that many samples tell; dependence and spread are kept
+            self._mu = level
+            self._n_mu = max(self.block, self.n - onset_n + 1)
+            self._refit()
+            return change
+        if sp > hs or sn > hs:
+            i = 2 if sp >= sn else 3
+            onset_n, onset_ms = self._onsets[i]
+            n_blocks = max(1, (self.n - onset_n + 1) // self.block)
+            ratio = max(self._sums[i] / n_blocks / self._a_mean, 1e-3)
+            change = Change("spread", "up" if i == 2 else "down", ratio - 1.0, self.n,
+                            onset_n, onset_ms, self._mu, self._sd, self._rho, stats[i], hs)
+            # the spread scales by the ratio found, with as little confidence as the
+            # samples since the onset give
+            r2 = ratio * ratio
+            self._m2 *= r2
+            self._c1 *= r2
+            self._a_mean *= ratio
+            self._a_var *= r2
+            self._a_c1 *= r2
+            self._n_est = max(self.warmup, min(self._n_est, self.n - onset_n + 1))
+            self._a_n = max(2, min(self._a_n, n_blocks))
+            self._refit()
+            self._refit_spread()
+            return change
+        return None
+
+    def _learn_block(self, _end: int, s1: float, s2: float, s11: float, a: float) -> None:
+        """Fold a settled block into the baseline (expanding, then forgetting)."""
+        b = self.block
+        n = self._n_est = min(self._n_est + b, self.memory)
+        w = b / n
+        self._mu += w * s1 / b
+        self._m2 = (1 - w) * self._m2 + w * (s2 / b)
+        self._c1 = (1 - w) * self._c1 + w * (s11 / b)
+        self._n_mu = min(self._n_mu + b, self.memory)
+        # a batch of BATCH samples' mean about the level: its variance, times BATCH, is
+        # the long-run variance whatever the dependence (once BATCH exceeds its reach)
+        self._bm_acc += s1
+        self._bm_fill += b
+        if self._bm_fill >= BATCH:
+            mean = self._bm_acc / self._bm_fill
+            self._bm_n = min(self._bm_n + 1, self.memory // BATCH)
+            self._bm_var += (mean * mean - self._bm_var) / self._bm_n
+            self._bm_acc, self._bm_fill = 0.0, 0
+        # until the spread test starts, its baseline follows the dependence estimate
+        cap = self.memory // b if n >= self.spread_after else 8
+        na = self._a_n = min(self._a_n + 1, cap)
+        wa = 1 / na
+        delta = a - self._a_mean
+        self._a_mean += wa * delta
+        self._a_var = (1 - wa) * (self._a_var + wa * delta * delta)
+        self._a_c1 = (1 - wa) * self._a_c1 + wa * delta * self._a_prev
+        self._a_prev = delta

@@ -1,0 +1,88 @@
+"""The value detector's targets, on the detection benchmark's own processes.
+
+AR(1) streams with rho 0, 0.5, 0.85 and 0.95, Gaussian and t(3) innovations,
+unit stationary variance (sd = 1), 200 trials a cell, fixed seeds. Changes come
+after 5,000 clean samples, as in ``python -m benchmarks.detection``; false
+alarms count every alarm from the first sample on, without debouncing.
+"""
+
+from __future__ import annotations
+
+import math
+from multiprocessing import Pool
+
+import pytest
+
+from benchmarks.detection import RHOS, alarms_of, ar1, run_cell
+from operators.changes import ChangeDetector, cusum_threshold
+
+TRIALS = 200
+HISTORY = 5_000
+
+
+def cell(change: str, rho: float, dist: str = "gauss", horizon: int = 700,
+         length: int = 10_000, seed: int = 3) -> dict:
+    return run_cell(("lucidstream", rho, dist, change, TRIALS, length, HISTORY, horizon,
+                     seed))
+
+
+def test_false_alarms_at_most_one_per_million_samples_in_every_cell():
+    jobs = [("lucidstream", rho, dist, "none", TRIALS, 10_000, 0, 0, 11 + i)
+            for i, (rho, dist) in enumerate((r, d) for r in RHOS for d in ("gauss", "t3"))]
+    with Pool(2) as pool:
+        results = pool.map(run_cell, jobs)
+    for r in results:  # 2,000,000 samples a cell
+        assert r["fa_per_million"] <= 1.0, r
+
+
+@pytest.mark.parametrize(("rho", "bound"), [(0.0, 150), (0.5, 200), (0.85, 300), (0.95, 600)])
+def test_a_3_sd_step_is_found_within_its_p95_bound(rho, bound):
+    r = cell("step3", rho, horizon=bound + 100)
+    assert r["found"] >= 0.95 * TRIALS and r["p95"] <= bound, r
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5])
+def test_the_onset_of_a_3_sd_step_is_placed_within_10_samples(rho):
+    r = cell("step3", rho, horizon=250)
+    assert r["onset_error_median"] <= 10, r
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.85])
+def test_a_tripled_variance_is_found_within_300_samples(rho):
+    r = cell("var3", rho, horizon=400)
+    assert r["p95"] <= 300, r
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.85])
+def test_a_ramp_of_4_sd_over_300_samples_is_found_by_450(rho):
+    r = cell("ramp4", rho, horizon=450)
+    assert r["found"] == TRIALS, r
+
+
+def test_one_spike_is_not_a_shift():
+    import numpy as np
+    x = ar1(np.random.default_rng(5), 1, 3_000, 0.85, "gauss")[0]
+    x[2_000] += 50.0  # one reading 50 sd off: a glitch, not a change of level
+    x[2_500:2_503] -= 30.0
+    assert alarms_of("lucidstream", x) == []
+
+
+def test_a_change_reports_its_size_direction_onset_and_baseline():
+    import numpy as np
+    x = ar1(np.random.default_rng(8), 1, 6_000, 0.5, "gauss")[0] * 2.0 + 40.0  # sd 2
+    x[5_000:] -= 6.0  # 3 sd down
+    det = ChangeDetector()
+    changes = [c for i, v in enumerate(x.tolist()) if (c := det.update(v, 1_000 * i))]
+    c = changes[0]
+    assert (c.kind, c.direction) == ("level", "down")
+    assert abs(c.onset_ms - 5_000_000) <= 10_000 and 5_000 <= c.sample <= 5_200
+    assert -3.6 <= c.magnitude <= -2.4
+    assert abs(c.baseline_mean - 40.0) < 0.5 and 1.6 < c.baseline_sd < 2.4
+
+
+def test_the_threshold_follows_the_budget():
+    # Siegmund's in-control run length grows as exp(2kh): ten times the run, h + ln(10)/2k
+    low, high = cusum_threshold(0.25, 1e6), cusum_threshold(0.25, 1e7)
+    assert math.isclose(high - low, math.log(10) / 0.5, rel_tol=0.02)
+    with pytest.raises(ValueError, match="warmup"):
+        ChangeDetector(warmup=5)
