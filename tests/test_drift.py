@@ -1,11 +1,11 @@
 """Drift detection on synthetic streams with drift injected at known indices.
 
-Documented bounds (README, "Drift and quality"): after the warm-up, a sudden
-2-sigma mean shift is flagged within 150 samples of that source, a 3x variance
-increase within 300, a gradual shift of 3 sigma over 2,000 samples before it
-completes, a frozen sensor after exactly ``freeze_run`` repeats, an error rate
-rising from 5% to 30% within 600 outcomes; on stationary data at most 5 false
-alarms per million events.
+Bounds on independent samples (the autocorrelated targets are in test_changes.py):
+after the warm-up, a sudden 2-sigma mean shift is flagged within 150 samples of that
+source, a 3x variance increase within 300, a gradual shift of 3 sigma over 2,000
+samples before it completes, a frozen sensor after exactly ``freeze_run`` repeats, an
+error rate rising from 5% to 30% within 600 outcomes; on stationary data at most 5
+false alarms per million events.
 """
 
 from __future__ import annotations
