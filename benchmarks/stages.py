@@ -78,7 +78,7 @@ def main() -> None:
     decoded = [decoder.decode_batch(b).events for b in batches]
 
     def decide() -> list:
-        decider = Decider(fleet.POLICY, replay=True, flow="bench")
+        decider = Decider(fleet.POLICY, replay=True, flow="bench", drift=fleet.DRIFT)
         return [decider.process(b).decisions for b in decoded]
 
     results["decide (everything, drift included)"] = timed(decide, repeat=1)

@@ -96,16 +96,16 @@ class ChangeDetector:
     """
 
     __slots__ = (
-        "_a_acc", "_a_c1", "_a_k", "_a_mean", "_a_n", "_a_prev", "_a_scale", "_a_sq", "_a_var",
-        "_bm_acc", "_bm_fill", "_bm_n", "_bm_var", "_c1", "_clip", "_d_prev", "_e_hi", "_e_lo",
-        "_gn", "_gp", "_hl", "_hs", "_in_block", "_k_raw", "_m2", "_mu", "_n_est", "_n_mu",
-        "_onsets", "_pending", "_r_prev", "_raw", "_rho", "_s1", "_s2", "_s11", "_scale", "_sd",
-        "_sn", "_sp", "_start_ms", "_sums", "_warm", "block", "clip", "k_level", "k_spread",
-        "max_pending", "memory", "min_pending", "n", "spread_after", "warmup", "young",
-        "young_pending",
+        "_a_c1", "_a_k", "_a_mean", "_a_n", "_a_prev", "_a_scale", "_a_var", "_blocks", "_bm_acc",
+        "_bm_fill", "_bm_n", "_bm_var", "_buf", "_c1", "_clip", "_d_prev", "_e_hi", "_e_lo", "_gn",
+        "_gp", "_hl", "_hs", "_k_raw", "_m2", "_ms_sn", "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
+        "_need", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho", "_scale",
+        "_sd", "_sn", "_sp", "_start_ms", "_sum_sn", "_sum_sp", "_warm", "block", "clip",
+        "k_level", "k_spread", "max_pending", "memory", "min_pending", "spread_after", "warmup",
+        "young", "young_pending",
     )
 
-    def __init__(self, warmup: int = 30, block: int = 8, memory: int = 5_000,
+    def __init__(self, warmup: int = 30, block: int = 16, memory: int = 5_000,
                  clip: float = 4.0, k_level: float = 0.15, k_spread: float = 0.5,
                  false_alarms_per_million: float = 1.0) -> None:
         if warmup < 10 or block < 1:
@@ -120,7 +120,7 @@ class ChangeDetector:
         arl = 4e7 / max(false_alarms_per_million, 1e-9)
         self._hl = cusum_threshold(k_level, arl)                    # per sample
         self._hs = cusum_threshold(k_spread, arl / block)          # per block
-        self.n = 0
+        self._n = 0  # samples taken before the buffer's
         # the baseline (level, second moment, lag-1 product, samples behind them) and
         # its derived scale; the spread statistic's baseline; batch means
         self._mu = self._m2 = self._c1 = self._sd = self._rho = 0.0
@@ -128,15 +128,16 @@ class ChangeDetector:
         self._n_est = self._n_mu = self._a_n = self._bm_n = self._bm_fill = 0
         self._a_mean = self._a_var = self._a_c1 = self._a_prev = 0.0
         self._a_scale = self._a_k = self._e_hi = self._e_lo = self._bm_acc = self._bm_var = 0.0
-        # the current block's sums, and the last deviation (clipped and not)
-        self._s1 = self._s2 = self._s11 = self._raw = self._a_acc = self._a_sq = 0.0
+        # the current block's samples, and the last deviation (clipped and not)
+        self._buf: list[float] = []
         self._d_prev = self._r_prev = 0.0
-        self._in_block = self._start_ms = 0
-        # the four one-sided tests: statistics, excursion starts, sums since them
-        self._gp = self._gn = self._sp = self._sn = 0.0
-        self._onsets: list[tuple[int, int]] = []
-        self._sums: list[float] = []
-        self._warm: list[tuple[float, int]] | None = []
+        self._start_ms = self._blocks = 0
+        # the four one-sided tests: statistics, where their excursions began (and for
+        # the spread's, its event time and the statistic's sum since)
+        self._gp = self._gn = self._sp = self._sn = self._sum_sp = self._sum_sn = 0.0
+        self._on_gp = self._on_gn = self._on_sp = self._on_sn = self._ms_sp = self._ms_sn = 0
+        self._warm = True       # the buffer holds the warm-up's samples
+        self._need = warmup     # samples the buffer takes before its work is done
         # blocks not yet learned: (last sample, sum, squares, lag products, spread,
         # raw sum, first event time)
         self._pending: deque[tuple[int, float, float, float, float, float, int]] = deque()
@@ -144,57 +145,43 @@ class ChangeDetector:
     @property
     def watching(self) -> bool:
         """Whether the warm-up is over and changes are being looked for."""
-        return self._warm is None
+        return not self._warm
 
     @property
     def baseline(self) -> tuple[float, float] | None:
         """The level and standard deviation judged normal now (``None`` in warm-up)."""
-        return None if self._warm is not None else (self._mu, self._sd)
+        return None if self._warm else (self._mu, self._sd)
+
+    @property
+    def n(self) -> int:
+        """Samples taken so far."""
+        return self._n + len(self._buf)
 
     def update(self, x: float, event_ms: int) -> Change | None:
-        """Take one sample; a :class:`Change` when this sample completes one."""
-        self.n += 1
-        if self._warm is not None:
-            self._warm.append((x, event_ms))
-            if len(self._warm) >= self.warmup:
-                self._learn_warmup()
-            return None
-        r = x - self._mu
-        d = r
-        clip = self._clip
-        if d > clip:
-            d = clip
-        elif d < -clip:
-            d = -clip
-        self._s1 += d
-        self._s2 += d * d
-        self._s11 += d * self._d_prev
-        # innovations of the unclipped deviations (a step moves their mean, which the
-        # block's spread is taken about), clipped about the last block's mean
-        e = r - self._rho * self._r_prev
-        self._r_prev = r
-        if e > self._e_hi:
-            e = self._e_hi
-        elif e < self._e_lo:
-            e = self._e_lo
-        self._a_acc += e
-        self._a_sq += e * e
-        self._d_prev = d
-        self._raw += x
-        self._in_block += 1
-        if self._in_block == 1:
+        """Take one sample; a :class:`Change` when this sample completes one.
+
+        Samples wait in a buffer (the warm-up's, then each block's); the work is done
+        when it is full, in local variables.
+        """
+        buf = self._buf
+        if not buf:
             self._start_ms = event_ms
-        if self._in_block >= self.block:
-            return self._close_block()
-        return None
+        buf.append(x)
+        if len(buf) < self._need:
+            return None
+        self._n += len(buf)
+        if self._warm:
+            self._learn_warmup()
+            return None
+        return self._close_block()
 
     # -- baseline ---------------------------------------------------------------
 
     def _learn_warmup(self) -> None:
         """Level and spread from the warm-up by median and MAD, dependence from the
         clipped deviations."""
-        assert self._warm is not None
-        xs = [v for v, _ in self._warm]
+        xs = list(self._buf)
+        self._buf.clear()
         n = len(xs)
         mu = median(xs)
         sd = 1.4826 * median([abs(v - mu) for v in xs])
@@ -211,7 +198,7 @@ class ChangeDetector:
         self._c1 = sum(a * b for a, b in itertools.pairwise(devs)) / n
         self._d_prev = devs[-1]
         self._r_prev = xs[-1] - mu
-        self._warm = None
+        self._warm, self._need = False, self.block
         self._refit()
         # The spread statistic: the sd of a block's AR(1) innovations about their mean.
         # Its baseline comes from the warm-up's blocks (their sd over the block size
@@ -256,27 +243,45 @@ class ChangeDetector:
         self._a_k = self.k_spread + 1 / math.sqrt(self._a_n)
 
     def _reset_tests(self) -> None:
-        self._gp = self._gn = self._sp = self._sn = 0.0
-        start = self.n + 1
-        self._onsets = [(start, 0), (start, 0), (start, 0), (start, 0)]  # gp gn sp sn
-        self._sums = [0.0, 0.0, 0.0, 0.0]
+        self._gp = self._gn = self._sp = self._sn = self._sum_sp = self._sum_sn = 0.0
+        self._on_gp = self._on_gn = self._on_sp = self._on_sn = self.n + 1
+        self._ms_sp = self._ms_sn = 0
         self._pending.clear()
-        self._s1 = self._s2 = self._s11 = self._raw = self._a_acc = self._a_sq = 0.0
-        self._in_block = 0
+        self._buf.clear()
 
     # -- tests, per block -------------------------------------------------------
 
     def _close_block(self) -> Change | None:
         b = self.block
-        mean_e = self._a_acc / b  # a level step moves the innovations' mean, not their spread
-        a = math.sqrt(max(self._a_sq / b - mean_e * mean_e, 0.0))
+        mu, clip, rho = self._mu, self._clip, self._rho
+        d_prev, r_prev, e_hi, e_lo = self._d_prev, self._r_prev, self._e_hi, self._e_lo
+        s1 = s2 = s11 = a_acc = a_sq = raw = 0.0
+        for x in self._buf:
+            r = x - mu
+            d = clip if r > clip else -clip if r < -clip else r  # one spike is not a shift
+            s1 += d
+            s2 += d * d
+            s11 += d * d_prev
+            d_prev = d
+            # innovations of the unclipped deviations (a step moves their mean, which
+            # the block's spread is taken about), clipped about the last block's mean
+            e = r - rho * r_prev
+            r_prev = r
+            e = e_hi if e > e_hi else e_lo if e < e_lo else e
+            a_acc += e
+            a_sq += e * e
+            raw += x
+        self._buf.clear()
+        self._d_prev, self._r_prev = d_prev, r_prev
+        mean_e = a_acc / b  # a level step moves the innovations' mean, not their spread
+        a = math.sqrt(max(a_sq / b - mean_e * mean_e, 0.0))
         # innovations are clipped too, about the last block's mean (a step moves it)
         reach = self.clip * self._a_mean
         self._e_hi, self._e_lo = mean_e + reach, mean_e - reach
         # the level test: a per-sample CUSUM's increments over the block, in long-run sd
         kb = b * self._k_raw
-        up = (self._s1 - kb) / self._scale
-        down = (-self._s1 - kb) / self._scale
+        up = (s1 - kb) / self._scale
+        down = (-s1 - kb) / self._scale
         # the spread test: the block's mean absolute innovation, in its own long-run sd;
         # innovations need the dependence, so it waits until that is known
         if self._n_est >= self.spread_after:
@@ -284,89 +289,105 @@ class ChangeDetector:
             sp, sn = self._sp + z - self._a_k, self._sn - z - self._a_k
         else:
             sp = sn = 0.0
-        stats = [self._gp + up, self._gn + down, sp, sn]
-        onsets, sums = self._onsets, self._sums
-        first = (self.n - b + 1, self._start_ms)
-        for i, g in enumerate(stats):
-            if g <= 0:
-                stats[i] = 0.0
-                onsets[i] = (self.n + 1, 0)
-                sums[i] = 0.0
-            else:
-                if onsets[i][0] > self.n - b:
-                    onsets[i] = first
-                sums[i] += self._raw if i < 2 else a
-        self._gp, self._gn, self._sp, self._sn = stats
+        # each one-sided test: its statistic, and where its excursion began (the next
+        # sample while it is at zero); the spread's tests also sum the statistic since
+        n, start_ms = self.n, self._start_ms
+        gp, gn = self._gp + up, self._gn + down
+        if gp <= 0:
+            gp, self._on_gp = 0.0, n + 1
+        elif self._gp == 0:
+            self._on_gp = n - b + 1
+        if gn <= 0:
+            gn, self._on_gn = 0.0, n + 1
+        elif self._gn == 0:
+            self._on_gn = n - b + 1
+        if sp <= 0:
+            sp, self._on_sp, self._sum_sp = 0.0, n + 1, 0.0
+        else:
+            if self._sp == 0:
+                self._on_sp, self._ms_sp, self._sum_sp = n - b + 1, start_ms, 0.0
+            self._sum_sp += a
+        if sn <= 0:
+            sn, self._on_sn, self._sum_sn = 0.0, n + 1, 0.0
+        else:
+            if self._sn == 0:
+                self._on_sn, self._ms_sn, self._sum_sn = n - b + 1, start_ms, 0.0
+            self._sum_sn += a
+        self._gp, self._gn, self._sp, self._sn = gp, gn, sp, sn
         pending = self._pending
-        pending.append((self.n, self._s1, self._s2, self._s11, a, self._raw, self._start_ms))
-        change = self._decide(stats, a)
-        if change is not None:
+        pending.append((n, s1, s2, s11, a, raw, start_ms))
+        if gp > self._hl or gn > self._hl or sp > self._hs or sn > self._hs:
+            change = self._decide(a)
             self._reset_tests()
             return change
-        # A block is learned once no test's excursion holds it, and not before it has
-        # waited: the data of a change in progress never becomes the baseline it is
-        # judged against, even while the test's statistic dips back to zero.
-        # A young baseline (under ``young`` samples, or a level just moved) holds a block
-        # back 128 samples at most: it knows too little to wait out an excursion.
-        settled = min(o[0] for o in onsets)
-        wait = self.max_pending if min(self._n_est, self._n_mu) >= self.young \
+        # A block is learned once no test's excursion holds it: the data of a change
+        # in progress never becomes the baseline it is judged against, even while the
+        # test's statistic dips back to zero. It waits 1,024 samples at most, and a
+        # young baseline (under ``young`` samples, or a level just moved) 128: it knows
+        # too little to wait out an excursion.
+        settled = min(self._on_gp, self._on_gn, self._on_sp, self._on_sn)
+        wait = self.max_pending if self._n_est >= self.young and self._n_mu >= self.young \
             else self.young_pending
-        learned = 0
-        while len(pending) > wait or (
-                len(pending) > self.min_pending and pending[0][0] < settled):
+        learned = False
+        while pending and (len(pending) > wait or pending[0][0] < settled):
             self._learn_block(*pending.popleft()[:5])
-            learned += 1
+            learned = True
         # refitting costs more than the sums: an old baseline is refitted every 4 blocks
-        if learned and (self._n_est < 1_000 or not (self.n // b) % 4):
+        self._blocks += 1
+        if learned and (self._n_est < 1_000 or not self._blocks % 4):
             self._refit()
             self._refit_spread()
-        self._s1 = self._s2 = self._s11 = self._raw = self._a_acc = self._a_sq = 0.0
-        self._in_block = 0
         return None
 
-    def _decide(self, stats: list[float], a: float) -> Change | None:
-        """A :class:`Change` when a test crossed its threshold; moves the baseline."""
-        gp, gn, sp, sn = stats
-        hl, hs = self._hl, self._hs
+    def _decide(self, a: float) -> Change | None:
+        """The :class:`Change` a test that crossed its threshold found; moves the baseline
+        to the new regime (the level first: a level step also stirs the spread)."""
+        gp, gn, sp, sn, hl = self._gp, self._gn, self._sp, self._sn, self._hl
         if gp > hl or gn > hl:
-            i = 0 if gp >= gn else 1
-            blocks = [p for p in self._pending if p[0] >= self._onsets[i][0]]
-            sign = 1.0 if i == 0 else -1.0
-            start = onset_index([sign * p[1] for p in blocks])
-            onset_n, onset_ms = blocks[start][0] - self.block + 1, blocks[start][6]
+            up = gp >= gn
+            blocks = [p for p in self._pending if p[0] >= (self._on_gp if up else self._on_gn)]
+            b = self.block
+            start = onset_index([(p[1] if up else -p[1]) for p in blocks])
             # the onset's own block is partly the old level: the new one is read after it
             after = blocks[start + 1:] or blocks[start:]
-            level = sum(p[5] for p in after) / (self.block * len(after))
-            change = Change("level", "up" if i == 0 else "down",
-                            (level - self._mu) / self._sd, self.n, onset_n, onset_ms,
-                            self._mu, self._sd, self._rho, stats[i], hl)
+            level = sum(p[5] for p in after) / (b * len(after))
+            # and how much of that block is on the new level places the onset within it
+            shift = level - self._mu
+            share = (blocks[start][5] / b - self._mu) / shift if shift else 1.0
+            late = b - round(min(max(share, 0.0), 1.0) * b)  # samples before the change
+            onset_n = blocks[start][0] - b + 1 + late
+            onset_ms = blocks[start][6]
+            if start + 1 < len(blocks):
+                onset_ms += (blocks[start + 1][6] - onset_ms) * late // b
+            change = Change("level", "up" if up else "down", (level - self._mu) / self._sd,
+                            self.n, onset_n, onset_ms, self._mu, self._sd, self._rho,
+                            max(gp, gn), hl)
             # the new level is what the samples since the onset say, known as well as
             # that many samples tell; dependence and spread are kept
             self._mu = level
             self._n_mu = max(self.block, self.n - onset_n + 1)
             self._refit()
             return change
-        if sp > hs or sn > hs:
-            i = 2 if sp >= sn else 3
-            onset_n, onset_ms = self._onsets[i]
-            n_blocks = max(1, (self.n - onset_n + 1) // self.block)
-            ratio = max(self._sums[i] / n_blocks / self._a_mean, 1e-3)
-            change = Change("spread", "up" if i == 2 else "down", ratio - 1.0, self.n,
-                            onset_n, onset_ms, self._mu, self._sd, self._rho, stats[i], hs)
-            # the spread scales by the ratio found, with as little confidence as the
-            # samples since the onset give
-            r2 = ratio * ratio
-            self._m2 *= r2
-            self._c1 *= r2
-            self._a_mean *= ratio
-            self._a_var *= r2
-            self._a_c1 *= r2
-            self._n_est = max(self.warmup, min(self._n_est, self.n - onset_n + 1))
-            self._a_n = max(2, min(self._a_n, n_blocks))
-            self._refit()
-            self._refit_spread()
-            return change
-        return None
+        up = sp >= sn
+        onset_n, onset_ms, total = ((self._on_sp, self._ms_sp, self._sum_sp) if up
+                                    else (self._on_sn, self._ms_sn, self._sum_sn))
+        n_blocks = max(1, (self.n - onset_n + 1) // self.block)
+        ratio = max(total / n_blocks / self._a_mean, 1e-3)
+        change = Change("spread", "up" if up else "down", ratio - 1.0, self.n, onset_n,
+                        onset_ms, self._mu, self._sd, self._rho, max(sp, sn), self._hs)
+        # the spread scales by the ratio found, with as little confidence as the samples
+        # since the onset give
+        r2 = ratio * ratio
+        self._m2 *= r2
+        self._c1 *= r2
+        self._a_mean *= ratio
+        self._a_var *= r2
+        self._a_c1 *= r2
+        self._n_est = max(self.warmup, min(self._n_est, self.n - onset_n + 1))
+        self._a_n = max(2, min(self._a_n, n_blocks))
+        self._refit()
+        self._refit_spread()
+        return change
 
     def _learn_block(self, _end: int, s1: float, s2: float, s11: float, a: float) -> None:
         """Fold a settled block into the baseline (expanding, then forgetting)."""

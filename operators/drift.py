@@ -103,16 +103,18 @@ class _Stream:
     spread that standardise it for the fleet (learned over its first samples, then
     fixed, so the fleet's common level never feeds back into what defines it)."""
 
-    __slots__ = ("det", "last", "m2", "mean", "n", "run", "varied")
+    __slots__ = ("det", "fleet", "last", "m2", "mean", "n", "run", "sd", "varied")
 
-    def __init__(self, det: ChangeDetector) -> None:
+    def __init__(self, det: ChangeDetector, fleet: _Fleet | None) -> None:
         self.det = det
+        self.fleet = fleet
         self.last: float | None = None
         self.run = 0
         self.varied = False
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
+        self.sd = 0.0  # its spread for the fleet, once it has one
 
 
 class _Fleet:
@@ -122,16 +124,17 @@ class _Fleet:
     (both learned over its first ``STANDARDISE`` samples), is its standardised
     level; the median of the latest one of every source is the fleet's common
     level, recomputed once per round of samples (as many as there are sources).
+    ``common`` is 0 until ``min_peers`` sources take part: no fleet, no reference.
     """
 
-    __slots__ = ("common", "det", "latest", "samples", "since")
+    __slots__ = ("common", "det", "due", "latest", "peers")
 
     def __init__(self, det: ChangeDetector) -> None:
         self.det = det
         self.latest: dict[str, float] = {}
         self.common = 0.0
-        self.samples = 0
-        self.since = 0
+        self.peers = False  # enough sources to be a reference
+        self.due = 1        # samples until the next round
 
 
 class DriftMonitor:
@@ -173,18 +176,23 @@ class DriftMonitor:
         streams = self._streams.get(source_id)
         if streams is None:
             streams = self._streams[source_id] = {}
-        ignore, min_peers = cfg.ignore, cfg.min_peers
+        ignore, fleets = cfg.ignore, self._fleets
         for name, x in values.items():
             if name in ignore:
                 continue
             s = streams.get(name)
             if s is None:
-                s = streams[name] = _Stream(cfg.detector())
+                fleet = None
+                if cfg.min_peers is not None:
+                    fleet = fleets.get(name)
+                    if fleet is None:
+                        fleet = fleets[name] = _Fleet(cfg.detector())
+                s = streams[name] = _Stream(cfg.detector(), fleet)
             x = float(x)
             if not -1e12 <= x <= 1e12:  # as the model does: absurd magnitudes are clipped
                 x = 1e12 if x > 0 else -1e12
             last = s.last
-            if last is not None and x == last:
+            if x == last:
                 s.run += 1
                 if s.run == cfg.freeze_run and s.varied:
                     self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
@@ -195,36 +203,42 @@ class DriftMonitor:
                     s.varied = True
                 s.run = 1
             s.last = x
-            signal = "value"
-            if min_peers is not None:
-                fleet = self._fleets.get(name)
-                if fleet is None:
-                    fleet = self._fleets[name] = _Fleet(cfg.detector())
-                if s.n < STANDARDISE:  # Welford's running mean and variance
-                    s.n += 1
-                    delta = x - s.mean
-                    s.mean += delta / s.n
-                    s.m2 += delta * (x - s.mean)
-                if s.n >= cfg.warmup and s.m2 > 0:
-                    sd = (s.m2 / (s.n - 1)) ** 0.5
+            fleet = s.fleet
+            if fleet is not None:
+                if s.n < STANDARDISE:
+                    self._standardise(s, x)
+                sd = s.sd
+                if sd:
                     fleet.latest[source_id] = (x - s.mean) / sd
-                    if len(fleet.latest) >= min_peers:
+                    if fleet.peers:
                         x -= sd * fleet.common  # what the fleet did, this source did not
-                        signal = "peer"
-                    fleet.samples += 1
-                    if fleet.samples - fleet.since >= len(fleet.latest):
+                    fleet.due -= 1
+                    if fleet.due <= 0:
                         self._fleet_round(name, fleet, event_ms, now)
             change = s.det.update(x, event_ms)
             if change is not None:
                 if change.kind == "level":  # its own new level is its normal from now on
                     s.mean += change.magnitude * change.baseline_sd
-                self._change(change, source_id, name, signal, event_ms, now)
+                peers = fleet is not None and fleet.peers and s.sd != 0
+                self._change(change, source_id, name, "peer" if peers else "value",
+                             event_ms, now)
+
+    def _standardise(self, s: _Stream, x: float) -> None:
+        """Welford's running mean and variance over a source's first samples."""
+        s.n += 1
+        delta = x - s.mean
+        s.mean += delta / s.n
+        s.m2 += delta * (x - s.mean)
+        if s.n >= self.config.warmup and s.m2 > 0:
+            s.sd = (s.m2 / (s.n - 1)) ** 0.5
 
     def _fleet_round(self, name: str, fleet: _Fleet, event_ms: int, now: int) -> None:
         """A round of samples is in: the common level moves, and is itself watched."""
-        fleet.since = fleet.samples
         latest = sorted(fleet.latest.values())
-        if len(latest) < (self.config.min_peers or 0):
+        fleet.due = len(latest)
+        fleet.peers = len(latest) >= (self.config.min_peers or 0)
+        if not fleet.peers:
+            fleet.common = 0.0
             return
         mid = len(latest) // 2
         fleet.common = latest[mid] if len(latest) % 2 else (latest[mid - 1] + latest[mid]) / 2
@@ -284,7 +298,7 @@ class DriftMonitor:
         """Drop a retired source's streams and its place in the fleet (bounds memory)."""
         self._streams.pop(source_id, None)
         for fleet in self._fleets.values():
-            fleet.latest.pop(source_id, None)
+            fleet.latest.pop(source_id, None)  # the next round sees one source fewer
 
     def drain_alarms(self) -> list[Alarm]:
         alarms, self._alarms = self._alarms, []
