@@ -30,7 +30,7 @@ samples, so a replay writes the same alarms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,8 @@ class DriftConfig:
 
     ``false_alarms_per_million`` is the budget of each value stream (level and
     spread together, per million samples); ``min_peers`` sources reporting a
-    value make a fleet that serves as their reference (``None``: never).
+    value make a fleet that serves as their reference (``None``: never), and
+    ``peer_group`` says which sources make one fleet (default: all of them).
     """
 
     values: str | None = "cusum"
@@ -63,6 +64,9 @@ class DriftConfig:
     warmup: int = 30
     false_alarms_per_million: float = 1.0
     min_peers: int | None = 5
+    # which sources are peers: a module-level function of the source ID giving its
+    # group (None: every source of the shard is one group)
+    peer_group: Callable[[str], str] | None = None
     freeze_run: int = 50
     debounce_ms: int = 30_000
     adwin_delta: float = 1e-4
@@ -127,10 +131,11 @@ class _Fleet:
     ``common`` is 0 until ``min_peers`` sources take part: no fleet, no reference.
     """
 
-    __slots__ = ("common", "det", "due", "latest", "peers")
+    __slots__ = ("common", "det", "due", "group", "latest", "peers")
 
-    def __init__(self, det: ChangeDetector) -> None:
+    def __init__(self, det: ChangeDetector, group: str) -> None:
         self.det = det
+        self.group = group
         self.latest: dict[str, float] = {}
         self.common = 0.0
         self.peers = False  # enough sources to be a reference
@@ -157,7 +162,7 @@ class DriftMonitor:
 
     def _reset(self) -> None:
         self._streams: dict[str, dict[str, _Stream]] = {}  # source -> value name -> stream
-        self._fleets: dict[str, _Fleet] = {}                # value name -> common movement
+        self._fleets: dict[tuple[str, str], _Fleet] = {}    # (group, value) -> common movement
         self._fleet: dict[str, Any] = {}
         self._fleet_n: dict[str, int] = {}
         self._last_alarm: dict[tuple[str, str], int] = {}
@@ -184,9 +189,10 @@ class DriftMonitor:
             if s is None:
                 fleet = None
                 if cfg.min_peers is not None:
-                    fleet = fleets.get(name)
+                    group = cfg.peer_group(source_id) if cfg.peer_group else ""
+                    fleet = fleets.get((group, name))
                     if fleet is None:
-                        fleet = fleets[name] = _Fleet(cfg.detector())
+                        fleet = fleets[group, name] = _Fleet(cfg.detector(), group)
                 s = streams[name] = _Stream(cfg.detector(), fleet)
             x = float(x)
             if not -1e12 <= x <= 1e12:  # as the model does: absurd magnitudes are clipped
@@ -244,16 +250,18 @@ class DriftMonitor:
         fleet.common = latest[mid] if len(latest) % 2 else (latest[mid - 1] + latest[mid]) / 2
         change = fleet.det.update(fleet.common, event_ms)
         if change is not None:
-            self._change(change, "", name, "fleet", event_ms, now)
+            self._change(change, "", name, "fleet", event_ms, now, fleet.group)
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
-                now: int) -> None:
+                now: int, group: str = "") -> None:
         if c.kind == "spread":
             signal = "variance"
+        details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
+                   "autocorrelation": round(c.autocorrelation, 3)}
+        if group:
+            details["group"] = group
         self._alarm(now, event_ms, source_id, f"{signal}:{name}", "cusum", c.statistic,
-                    c.threshold,
-                    {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
-                     "autocorrelation": round(c.autocorrelation, 3)},
+                    c.threshold, details,
                     onset_ms=c.onset_ms, magnitude=round(c.magnitude, 3),
                     direction=c.direction, baseline=c.baseline_mean,
                     baseline_sd=c.baseline_sd)
@@ -306,11 +314,13 @@ class DriftMonitor:
 
     def _alarm(self, now: int, event_ms: int, source_id: str, signal: str, detector: str,
                value: float, threshold: float, details: dict, **shape: Any) -> None:
-        key = (source_id, signal)
+        group = details.get("group", "")
+        key = (source_id or group, signal)
         last = self._last_alarm.get(key)
         if last is not None and now - last < self.config.debounce_ms:
             return
         self._last_alarm[key] = now
         self._alarms.append(Alarm(now, event_ms, source_id, signal, detector, float(value),
-                                  float(threshold), details, key=f"sample={details['sample']}",
-                                  **shape))
+                                  float(threshold), details,
+                                  key=f"{group}:sample={details['sample']}" if group
+                                  else f"sample={details['sample']}", **shape))

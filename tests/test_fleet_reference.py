@@ -66,3 +66,18 @@ def test_without_peers_a_source_is_judged_on_its_own_baseline():
     monitor = DriftMonitor(DriftConfig(min_peers=None))
     assert [(a.signal, a.source_id) for a in replay(values, monitor)] == \
         [("value:temp", "unit-00")]
+
+
+def hall(source_id: str) -> str:
+    """Units 0-11 stand in hall A, 12-23 in hall B."""
+    return "hall-a" if int(source_id[-2:]) < 12 else "hall-b"
+
+
+def test_peers_are_the_flows_choice_one_hall_warming_is_that_halls_fleet_alarm():
+    noise, levels, scales = fleet(1_800, seed=9)
+    shift = np.zeros_like(noise)
+    shift[:12, 1_200 * HZ:] = 2.0  # hall A warms by 2 sd; hall B holds
+    alarms = replay(levels + scales * (noise + shift),
+                    DriftMonitor(DriftConfig(peer_group=hall)))
+    assert [(a.signal, a.source_id, a.details.get("group"), a.direction) for a in alarms] \
+        == [("fleet:temp", "", "hall-a", "up")]
