@@ -14,12 +14,13 @@ signal wanders by itself, and keeps its whole size.
   counts, so one spike is not a shift and heavy tails do not look like one.
 * Baseline kept current: level, spread and lag-1 autocorrelation are learned
   from the first ``warmup`` samples (median and MAD), then updated per block
-  (expanding, then exponential with ``memory`` samples) while no test is
-  halfway to its threshold, so a change in progress is not learned as normal.
-* Honest about what it does not know yet: the autocorrelation used is an upper
-  confidence bound (bias-corrected estimate plus one standard error for the
-  samples seen), and the reference value adds one standard error of the
-  baseline mean, so a young stream is judged conservatively.
+  (expanding, then exponential with ``memory`` samples) once no test's
+  excursion holds the block, so a change in progress is not learned as normal.
+* Honest about what it does not know yet: the long-run scale is an upper
+  confidence bound for the samples seen (see :mod:`operators.longrun`; batch
+  means take over where the AR(1) model clearly underrates the wander), and
+  the reference value adds two standard errors of the baseline mean, so a
+  young stream is judged conservatively.
 * Thresholds from the budget, not from data: ``h`` solves Siegmund's
   approximation of a CUSUM's in-control run length for the allowed false
   alarms per million samples (a tenth of it, split over the four one-sided
@@ -69,8 +70,8 @@ BATCH = 64  # samples per batch mean, for the measured long-run variance
 class Change:
     """One change found: what, which way, how large, since when, against what.
 
-    ``magnitude`` is in the baseline's standard deviations (of the values for a
-    level change, of the innovations' spread ratio minus one for a spread change).
+    ``magnitude`` is, for a level change, its size in the baseline's standard
+    deviations; for a spread change, the innovations' spread ratio minus one.
     """
 
     kind: str            # "level" or "spread"
@@ -101,7 +102,7 @@ class ChangeDetector:
         "_gp", "_hl", "_hs", "_k_raw", "_m2", "_ms_sn", "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
         "_need", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho", "_scale",
         "_sd", "_sn", "_sp", "_start_ms", "_sum_sn", "_sum_sp", "_warm", "block", "clip",
-        "k_level", "k_spread", "max_pending", "memory", "min_pending", "spread_after", "warmup",
+        "k_level", "k_spread", "max_pending", "memory", "spread_after", "warmup",
         "young", "young_pending",
     )
 
@@ -115,7 +116,7 @@ class ChangeDetector:
         self.spread_after = 10 * warmup  # samples in the baseline before spread is judged
         self.young, self.young_pending = 1_000, max(1, 128 // block)
         # A block waits until no excursion holds it, at most 1,024 samples.
-        self.min_pending, self.max_pending = 0, max(1, 1_024 // block)
+        self.max_pending = max(1, 1_024 // block)
         # A tenth of the budget (the baseline is estimated, not known), over four tests.
         arl = 4e7 / max(false_alarms_per_million, 1e-9)
         self._hl = cusum_threshold(k_level, arl)                    # per sample
@@ -186,8 +187,7 @@ class ChangeDetector:
         mu = median(xs)
         sd = 1.4826 * median([abs(v - mu) for v in xs])
         if sd <= 0:  # more than half the samples equal: fall back to the plain sd
-            mean = sum(xs) / n
-            sd = math.sqrt(sum((v - mean) ** 2 for v in xs) / (n - 1))
+            sd = sample_sd(xs)
         floor = max(abs(mu) * 1e-9, 1e-12)
         sd = max(sd, floor)
         c = self.clip * sd
@@ -230,7 +230,7 @@ class ChangeDetector:
             # which lag-1 dependence underrates), the model does not fit: take theirs,
             # at its own upper bound.
             measured = BATCH * self._bm_var
-            modelled = self._m2 * (1 + self._rho) / (1 - min(self._rho, 0.99))
+            modelled = self._m2 * (1 + self._rho) / (1 - self._rho)
             if measured > modelled * (1 + 2 * math.sqrt(2 / batches)):
                 scale = max(scale, math.sqrt(measured / chi2_lower(batches, 2.0)))
         self._scale = scale
@@ -282,7 +282,7 @@ class ChangeDetector:
         kb = b * self._k_raw
         up = (s1 - kb) / self._scale
         down = (-s1 - kb) / self._scale
-        # the spread test: the block's mean absolute innovation, in its own long-run sd;
+        # the spread test: the sd of the block's innovations, in its own long-run sd;
         # innovations need the dependence, so it waits until that is known
         if self._n_est >= self.spread_after:
             z = (a - self._a_mean) / self._a_scale

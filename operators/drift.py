@@ -39,6 +39,7 @@ from river.drift import binary
 
 from operators.alarms import Alarm
 from operators.changes import Change, ChangeDetector
+from operators.longrun import median
 
 __all__ = ["DriftConfig", "DriftMonitor"]
 
@@ -240,14 +241,13 @@ class DriftMonitor:
 
     def _fleet_round(self, name: str, fleet: _Fleet, event_ms: int, now: int) -> None:
         """A round of samples is in: the common level moves, and is itself watched."""
-        latest = sorted(fleet.latest.values())
+        latest = fleet.latest
         fleet.due = len(latest)
         fleet.peers = len(latest) >= (self.config.min_peers or 0)
         if not fleet.peers:
             fleet.common = 0.0
             return
-        mid = len(latest) // 2
-        fleet.common = latest[mid] if len(latest) % 2 else (latest[mid - 1] + latest[mid]) / 2
+        fleet.common = median(list(latest.values()))
         change = fleet.det.update(fleet.common, event_ms)
         if change is not None:
             self._change(change, "", name, "fleet", event_ms, now, fleet.group)

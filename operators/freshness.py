@@ -255,12 +255,13 @@ class FreshnessTracker:
             if state.idle:
                 continue
             quiet = now - state.arrival_ms
-            if quiet > self.silence_after_ms(state):
+            limit = self.silence_after_ms(state)
+            if quiet > limit:
                 if not state.silent:
                     state.silent = True
                     self._alarm(now, state.event_ms, source_id, "silence", "cadence", quiet,
-                                self.silence_after_ms(state), key=f"last={state.event_ms}")
-                if quiet > max(cfg.retire_after_ms, 3 * self.silence_after_ms(state)):
+                                limit, key=f"last={state.event_ms}")
+                if quiet > max(cfg.retire_after_ms, 3 * limit):
                     retired.append(source_id)
                     continue
                 lags.append(now - state.event_ms)
