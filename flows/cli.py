@@ -649,7 +649,7 @@ def trace_cmd(decision_id: str, store: str | None) -> None:
     out.print(tree)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # SQL may start with --
 @click.argument("sql")
 @store_option
 @click.option("--format", "fmt", default="table", show_default=True,

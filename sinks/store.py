@@ -38,7 +38,9 @@ log = logging.getLogger("lucidstream.store")
 DEFAULT_STORE = "./lucidstream-data"
 DDL_DIR = Path(os.environ.get("LUCIDSTREAM_DDL_DIR",
                               Path(__file__).resolve().parents[1] / "infra" / "clickhouse"))
-_READ_ONLY = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I)
+# leading comments (a panel's file starts with them) and parentheses, then the verb
+_READ_ONLY = re.compile(r"^(\s*--[^\n]*\n|\s*/\*(?:(?!\*/).)*\*/)*\s*(\(\s*)*"
+                        r"(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I | re.S)
 
 
 def normalize_dsn(dsn: str | None) -> str:

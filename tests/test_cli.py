@@ -40,6 +40,15 @@ def test_query_refuses_writes(tmp_path):
     assert "read-only" in one_line_error(result)
 
 
+def test_a_panels_file_pasted_as_sql_runs(tmp_path):
+    """Its text starts with ``--``, which a CLI parser would take for an option."""
+    from tests.conftest import ROOT
+
+    sql = (ROOT / "infra/dashboards/stale_rate.sql").read_text()
+    result = cli("query", sql, "--store", f"chdb://{tmp_path}/s")
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "(no rows)\n")
+
+
 def test_simulate_is_deterministic_for_a_seed(tmp_path):
     digests = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):

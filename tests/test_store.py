@@ -39,6 +39,12 @@ def test_read_only_queries_refuse_writes(store):
         store.query("DROP TABLE decisions", read_only=True)
     with pytest.raises(StoreError):
         store.query("SELECT * FROM no_such_table", read_only=True)
+    for hidden in ("-- SELECT\nDROP TABLE decisions", "/* SELECT */ DROP TABLE decisions",
+                   "/* a */ DROP TABLE decisions /* */ SELECT 1"):
+        with pytest.raises(ConfigError, match="read-only"):
+            store.query(hidden, read_only=True)
+    # a panel's file starts with comments: pasted as it is, it runs
+    assert store.query("-- title: x\n/* why */\nSELECT 1 AS one", read_only=True)[1] == [(1,)]
 
 
 def test_dsn_validation():
