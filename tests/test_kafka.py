@@ -11,8 +11,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from flows.broker import broker_for_tests, free_port, start_broker
 from tests.conftest import cli, query_scalar
-from tests.kafka_broker import free_port, shared_broker, start_broker
 from tests.watch import Watched
 
 pytestmark = pytest.mark.kafka
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(scope="session")
 def broker():
-    b = shared_broker()
+    b = broker_for_tests()
     yield b
     b.stop()
 
