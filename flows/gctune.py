@@ -3,18 +3,14 @@
 A flow allocates millions of short-lived objects. Python's defaults run a
 young collection every 700 net allocations and a full one whenever the
 long-lived heap has grown by a quarter, and a full collection walks every
-object alive: the models, the open escalations, the pending outcomes. On a
-200,000-event replay of the fleet flow that was 11 full collections taking
-1.07 s, and 1.47 s of collections in a 6.9 s run (``gc.callbacks``). After
+object alive: the models, the open escalations, the pending outcomes. After
 the flow is built, :func:`tune_gc` freezes what is alive then (modules,
 classes, the flow) out of every later collection and raises the young
-threshold to 500,000 net allocations. A young collection walks every young
-object still alive, and a flow's rows live until their insert: at 50,000, a
-1M-event Kafka backlog ran about 50 young collections of 50-90 ms each, 3.5-3.7 s
-in all; at 500,000 a few, 0.27 s, and the run took 36.4-38.9 s against 38.7-42.0
-(three interleaved pairs), at 927 against 952 MB. The 1M file replay, which
-collects little either way: 0.24 against 0.32 s, 662-674 against 658-660 MB.
-Cyclic garbage is still collected, only in larger steps.
+threshold to 500,000 net allocations: a young collection walks every young
+object still alive, and a flow's rows live until their insert, so frequent
+young collections walk the same rows again and again. Cyclic garbage is
+still collected, only in larger steps. What it saved is in RESULTS.md
+("Settings measured").
 
 ``LUCIDSTREAM_GC=default`` keeps Python's settings; ``LUCIDSTREAM_GC=A,B,C``
 sets the three thresholds.

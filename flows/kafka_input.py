@@ -43,21 +43,17 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self._consumer = Consumer(client_config({
             "group.id": source.group_id, "enable.auto.commit": False,
             "enable.partition.eof": True, "auto.offset.reset": source.start,
-            # librdkafka prefetches up to 64 MB per partition by default, and a message
-            # pins its whole fetch response (up to fetch.max.bytes, 50 MB by default)
-            # while it waits in the queue. 16 MB of queue in 1 MiB responses: four
-            # partitions' consumers hold 91 MB instead of 257 (measured), and a 1M-event
-            # backlog ran as fast (peak RSS 989 MB against 1,215). 8 MB: 944-954 MB
-            # against 1,037-1,058 with 16, as fast (A/B, two runs each). A larger
-            # message still arrives whole: librdkafka returns the first message of a
-            # fetch at any size.
+            # librdkafka prefetches up to 64 MB per partition by default, and a queued
+            # message pins its whole fetch response (up to 50 MB): a small queue of
+            # small responses bounds memory at no cost in speed (RESULTS.md, "Settings
+            # measured"). A larger message still arrives whole: librdkafka returns the
+            # first message of a fetch at any size.
             "queued.max.messages.kbytes": 8_192,
             "fetch.max.bytes": max(1 << 20, int(source.config.get("message.max.bytes",
                                                                    1_000_000))),
-            # Its default lets a fetch wait up to 500 ms for data: on a local broker that
-            # put p50 230 ms between producer and consumer at 5,000 events/s; 10 ms put
-            # it at 20 ms, p99 33 ms (measured with the blocking 5 ms poll this source
-            # used then). Override with --kafka-opt.
+            # Its default lets a fetch wait up to 500 ms for data, which is then the
+            # latency of a quiet live stream; 10 ms keeps it near the poll interval
+            # (RESULTS.md, "Settings measured"). Override with --kafka-opt.
             "fetch.wait.max.ms": 10,
             **source.config,
         }))

@@ -125,9 +125,8 @@ class _BackgroundPartition(_Partition):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         # A live stream arrives in many small batches: those that come within 50 ms
-        # go into one insert (a 10,000 events/s run spent 3x the CPU on inserts
-        # without it). Two batches bound what waits: with four, the store owner of a
-        # 2-process backlog peaked at 1.25-1.34 GB instead of 1.05.
+        # go into one insert, since an insert costs mostly per call. Two batches bound
+        # what waits, and so the store owner's memory (RESULTS.md, "Settings measured").
         self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
             self._write, depth=2, name="lucidstream-store-writer", linger=0.05,
             merge=lambda batches: [rows for batch in batches for rows in batch])

@@ -134,8 +134,7 @@ class Store:
         # Column-oriented: the driver builds Native columns anyway, and transposing in C
         # is cheaper than its row walk. numpy object columns, not zip's tuples: the
         # collector does not track them, while zip(*rows) made a tracked tuple per
-        # column plus an iterator per row, all traversed by every young collection that
-        # ran meanwhile (40,000-row merged inserts: 50-90 ms per collection).
+        # column plus an iterator per row for every young collection to traverse.
         columns = _columns(rows.rows)
         with self._errors(f"insert into {rows.table}"):
             key = (rows.table, tuple(rows.columns))
