@@ -86,10 +86,14 @@ class _PresetTraceIds(IdGenerator):
 class DecisionTracer:
     """Turns traced decisions into span trees, within a span budget per second.
 
+    A tree costs :attr:`SPANS_PER_TREE` spans, so a budget of 100 spans a second pays
+    for 12 trees now and none until it refills:
+
     >>> tracer = DecisionTracer("chdb:///tmp/lucidstream-doc-tracer", flow="demo",
     ...                         budget_per_s=100)
-    >>> tracer.budget.per_second
-    100
+    >>> tracer.reserve(50), tracer.reserve(50)
+    (12, 0)
+    >>> tracer.provider.shutdown()
     """
 
     def __init__(self, dsn: str, flow: str, budget_per_s: int = 500,

@@ -164,9 +164,10 @@ class _StoreSinkSettings:
 class ClickHouseSink(_StoreSinkSettings, DynamicSink[Rows]):
     """Writes :class:`Rows` to the store at ``dsn``; one store handle per worker.
 
-    >>> sink = ClickHouseSink("chdb:///tmp/lucidstream-doc")
-    >>> sink.dsn
-    'chdb:///tmp/lucidstream-doc'
+    Each batch of :class:`Rows` is one columnar insert per table, retried ``retries``
+    times with a deduplication token, so a retried block is written once::
+
+        op.output("store", rows, ClickHouseSink("http://default:@127.0.0.1:8123/default"))
     """
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:

@@ -73,9 +73,12 @@ def span_row(span: ReadableSpan) -> tuple:
 class ClickHouseSpanExporter(SpanExporter):
     """Writes finished spans to ``otel_traces`` of the store at ``dsn``.
 
-    >>> exporter = ClickHouseSpanExporter("chdb:///tmp/lucidstream-doc-traces")
-    >>> exporter.dsn
-    'chdb:///tmp/lucidstream-doc-traces'
+    The store opens at the first export; a failed export is counted and logged, never
+    raised into the tracer. Use it as any OpenTelemetry exporter::
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(
+            ClickHouseSpanExporter("chdb:///abs/path")))
     """
 
     def __init__(self, dsn: str) -> None:
