@@ -3,10 +3,10 @@
 One helper for everyone who needs a broker without a Kafka: ``lucidstream broker``,
 the tests and the benchmarks. The broker is a child process that stops with its
 parent, whatever ends the parent (normal exit, SIGTERM, SIGINT, even SIGKILL): on
-Linux the kernel sends it SIGTERM when the parent dies.
+Linux the kernel sends it SIGTERM when the parent dies::
 
->>> with start_broker() as broker:  # doctest: +SKIP
-...     produce_to(broker.bootstrap)
+    with start_broker() as broker:
+        produce_to(broker.bootstrap)
 """
 
 from __future__ import annotations

@@ -23,12 +23,15 @@ from rich.table import Table
 from rich.tree import Tree
 
 from flows.cluster import run_cluster
-from flows.config import RunConfig
+from flows.config import RunConfig, default
 from flows.runner import RunReport, execute, finish_run, recovery_config
 from flows.simulator import START_MS
-from flows.sources import ArrivalOrder
+from flows.sources import SimulatedStream
 from flows.telemetry import Telemetry
 from operators.errors import ConfigError, InputError, LucidstreamError
+from operators.escalation import ANSWERS, STATUSES
+from operators.flags import CAPABILITIES
+from operators.modes import MODES
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
 from sinks.store import Store, open_store
 
@@ -44,7 +47,7 @@ flow_option = click.option("--flow", "flow_name", default="fleet", show_default=
                            type=click.Choice(sorted(FLOWS)), help="which flow")
 workers_option = click.option("--workers", "-w", default=1, show_default=True,
                               type=click.IntRange(min=1), help="Bytewax workers")
-shards_option = click.option("--shards", default=4, show_default=True,
+shards_option = click.option("--shards", default=default("shards"), show_default=True,
                              type=click.IntRange(min=1), help="decider shards")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="no progress line")
 
@@ -134,7 +137,8 @@ def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
 
 kafka_options = [
     click.option("--kafka", help="Kafka bootstrap HOST:PORT"),
-    click.option("--topic", default="sensor-events", show_default=True, help="sensor topic"),
+    click.option("--topic", default=default("topic"), show_default=True,
+                 help="sensor topic"),
     click.option("--kafka-opt", multiple=True, metavar="KEY=VALUE",
                  help="any librdkafka setting (TLS, SASL, ...); repeatable"),
 ]
@@ -153,23 +157,28 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @click.option("--events", type=click.IntRange(min=1), help="stop after N events")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True),
               help="stop after S seconds")
-@click.option("--sources", default=50, show_default=True, type=click.IntRange(min=1),
-              help="simulated sources (robots)")
-@click.option("--seed", default=7, show_default=True, type=int, help="simulator seed")
-@click.option("--rate", default=5000.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--sources", default=default("sources"), show_default=True,
+              type=click.IntRange(min=1), help="simulated sources (robots)")
+@click.option("--seed", default=default("seed"), show_default=True, type=int,
+              help="simulator seed")
+@click.option("--rate", default=default("rate"), show_default=True,
+              type=click.FloatRange(min=0),
               help="events/s in total; 0 = as fast as possible on the replay clock")
 @with_kafka
-@click.option("--outcomes-topic", default="decision-outcomes", show_default=True,
+@click.option("--outcomes-topic", default=default("outcomes_topic"), show_default=True,
               help="outcome topic, read when it exists")
 @click.option("--emit-kafka", is_flag=True, help="also produce decisions and dead letters")
-@click.option("--decisions-topic", default="decisions", show_default=True)
-@click.option("--dead-letters-topic", default="dead-letters", show_default=True)
-@click.option("--batch", default=5000, show_default=True, type=click.IntRange(min=1),
+@click.option("--decisions-topic", default=default("decisions_topic"), show_default=True)
+@click.option("--dead-letters-topic", default=default("dead_letters_topic"),
+              show_default=True)
+@click.option("--batch", default=default("batch_size"), show_default=True,
+              type=click.IntRange(min=1),
               help="events per input batch")
 @click.option("--stop-at-end", is_flag=True, help="stop when every partition is read")
 @click.option("--recovery-dir", type=click.Path(file_okay=False),
               help="Bytewax recovery directory (created and initialised when empty)")
-@click.option("--epoch", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--epoch", default=default("epoch_s"), show_default=True,
+              type=click.FloatRange(min=0.1),
               help="seconds between recovery snapshots")
 @click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
               help="run as a cluster of N local processes")
@@ -218,7 +227,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
 @flow_option
 @workers_option
 @shards_option
-@click.option("--batch", default=5000, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch", default=default("batch_size"), show_default=True,
+              type=click.IntRange(min=1),
               help="lines per batch")
 @quiet_option
 def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: int,
@@ -235,14 +245,15 @@ def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: 
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
               help="JSONL file to write (replay clock: arrival_time is stamped)")
 @click.option("--kafka", help="produce to Kafka HOST:PORT instead (event_time = send time)")
-@click.option("--topic", default="sensor-events", show_default=True)
+@click.option("--topic", default=default("topic"), show_default=True)
 @click.option("--partitions", default=4, show_default=True, type=click.IntRange(min=1),
               help="partitions when the topic is created")
 @click.option("--kafka-opt", multiple=True, metavar="KEY=VALUE",
               help="any librdkafka setting; repeatable")
 @click.option("--events", default=20_000, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--sources", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=default("seed"), show_default=True, type=int)
+@click.option("--sources", default=default("sources"), show_default=True,
+              type=click.IntRange(min=1))
 @click.option("--rate", type=click.FloatRange(min=0),
               help="events/s: of simulated time for a file (default 500); of wall time "
               "for Kafka (default 0 = as fast as possible)")
@@ -269,24 +280,15 @@ def simulate(out_file: Path | None, kafka: str | None, topic: str, partitions: i
     assert out_file is not None
     config = RunConfig(store=None, input="sim", replay=True, sources=sources, seed=seed,
                        rate=rate or 500.0)
-    generator = module.make_generator(config)
-    written, tick = 0, 0
+    stream = SimulatedStream(module.make_generator(config), START_MS, events)
     try:
         handle = open(out_file, "wb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"cannot write {str(out_file)!r}: {exc.strerror}") from None
-    order = ArrivalOrder()  # the file holds events in the order they arrive
-    generated = 0
-    with handle:
-        while written < events:
-            base = START_MS + int(tick * generator.period_ms)
-            tick += 1
-            batch = generator.tick(base)[: events - generated]
-            generated += len(batch)
-            ready = order.push(batch, base)
-            if generated == events:
-                ready += order.drain()
-            for event in ready:
+    written = 0
+    with handle:  # the file holds the events in the order they arrive
+        while not stream.exhausted:
+            for event in stream.next_ticks(100):
                 handle.write(orjson.dumps(event) + b"\n")
                 written += 1
     err.print(f"wrote {written:,} events from {sources} sources to {out_file} "
@@ -340,7 +342,7 @@ def mode() -> None:
 
 @mode.command("set")
 @click.argument("mode_name", metavar="MODE",
-                type=click.Choice(["NORMAL", "REACTIVE_ONLY", "PAUSED", "CONSERVATIVE"],
+                type=click.Choice(MODES,
                                   case_sensitive=False))
 @click.option("--reason", required=True, help="why; recorded with the transition")
 @click.option("--ttl", help="expires after this long (90s, 10m, 2h); default: until cleared")
@@ -414,8 +416,7 @@ def flag() -> None:
 
 
 @flag.command("set")
-@click.argument("capability", type=click.Choice(["model", "slow_path", "drift", "learning",
-                                                 "canaries"]))
+@click.argument("capability", type=click.Choice(CAPABILITIES))
 @click.argument("state", type=click.Choice(["on", "off"]))
 @click.option("--source", "sources", multiple=True,
               help="only for this source_id (repeat for more) [default: every source]")
@@ -448,8 +449,6 @@ def flag_reset(who: str | None, store: str | None, control: str | None) -> None:
 @control_option
 def flag_show(store: str | None, control: str | None) -> None:
     """The capabilities switched off, and who switched them last."""
-    from operators.flags import CAPABILITIES
-
     flags, meta = _flags_file(store, control).read()
     for capability in CAPABILITIES:
         if capability in flags.off:
@@ -469,8 +468,7 @@ def escalations() -> None:
 
 @escalations.command("list")
 @click.option("--status", default="pending", show_default=True,
-              type=click.Choice(["pending", "breached", "unwatched", "approved", "rejected",
-                                 "all"]))
+              type=click.Choice([*STATUSES, "all"]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @store_option
 def escalations_list(status: str, limit: int, store: str | None) -> None:
@@ -512,7 +510,7 @@ def _answer(escalation_id: str, status: str, who: str | None, store: str | None,
 
 
 def _answer_in_store(handle: Store, escalation_id: str, status: str, responder: str) -> None:
-    from operators.escalation import ESCALATION_COLUMNS
+    from operators.escalation import ESCALATION_COLUMNS, answered
     from operators.records import Rows
 
     found = handle.query("SELECT * FROM escalations FINAL WHERE escalation_id = "
@@ -522,24 +520,21 @@ def _answer_in_store(handle: Store, escalation_id: str, status: str, responder: 
         raise InputError(f"no escalation {escalation_id!r}; see: lucidstream escalations "
                          "list --status all")
     row = dict(zip(ESCALATION_COLUMNS, found[0], strict=True))
-    if row["status"] in ("approved", "rejected"):
+    if row["status"] in ANSWERS:
         if row["status"] == status:
             print(f"escalation {row['escalation_id']} was already {status} by "
                   f"{row['responder']}")
             return
         raise InputError(f"escalation {row['escalation_id']} was already "
                          f"{row['status']} by {row['responder']}; answers are final")
-    answer = [row[c] for c in ESCALATION_COLUMNS]
-    answer[ESCALATION_COLUMNS.index("status")] = status
-    answer[ESCALATION_COLUMNS.index("responder")] = responder
-    answer[ESCALATION_COLUMNS.index("responded_at")] = time.time_ns() // 1_000_000
-    answer[ESCALATION_COLUMNS.index("version")] = 2
-    for name in ("created_at", "due_at"):  # read back as UTC datetimes: write epoch ms
-        value = answer[ESCALATION_COLUMNS.index(name)]
+    for name in ("created_at", "due_at"):  # read back as UTC datetimes: epoch ms again
+        value = row[name]
         if isinstance(value, datetime):
             aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-            answer[ESCALATION_COLUMNS.index(name)] = round(aware.timestamp() * 1000)
-    handle.insert(Rows("escalations", ESCALATION_COLUMNS, [tuple(answer)]), dedup=False)
+            row[name] = round(aware.timestamp() * 1000)
+    answer = answered(tuple(row[c] for c in ESCALATION_COLUMNS), status, responder,
+                      time.time_ns() // 1_000_000)
+    handle.insert(Rows("escalations", ESCALATION_COLUMNS, [answer]), dedup=False)
     print(f"escalation {row['escalation_id']} {status} by {responder}")
 
 

@@ -33,7 +33,7 @@ LUCIDSTREAM_GC             garbage collector: tuned, default or A,B,C  tuned (se
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 from flows.gctune import parse_gc
 from operators.errors import ConfigError
@@ -50,7 +50,7 @@ def _env_number(name: str, default: float) -> float:
     except ValueError:
         raise ConfigError(f"LUCIDSTREAM_{name}={raw!r}: expected a number") from None
 
-__all__ = ["RunConfig"]
+__all__ = ["RunConfig", "default"]
 
 
 @dataclass
@@ -122,39 +122,50 @@ class RunConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunConfig:
-        """Read ``LUCIDSTREAM_*`` variables; a malformed value is a ConfigError."""
+        """Read ``LUCIDSTREAM_*`` variables; a malformed value is a ConfigError. A
+        variable unset (or empty) leaves the field's default."""
         env = dict(os.environ if env is None else env)
-
-        def get(name: str, kind: type, default: object) -> object:
-            raw = env.get(f"LUCIDSTREAM_{name}")
+        settings: dict[str, object] = {}
+        for variable, (name, kind) in _ENV.items():
+            raw = env.get(f"LUCIDSTREAM_{variable}")
             if raw is None or raw == "":
-                return default
+                continue
             try:
                 if kind is bool:
                     if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
                         raise ValueError(raw)
-                    return raw.lower() in ("1", "true", "yes")
-                return kind(raw)
+                    settings[name] = raw.lower() in ("1", "true", "yes")
+                else:
+                    settings[name] = kind(raw)
             except ValueError:
-                raise ConfigError(f"LUCIDSTREAM_{name}={raw!r} is not a valid "
+                raise ConfigError(f"LUCIDSTREAM_{variable}={raw!r} is not a valid "
                                   f"{kind.__name__}") from None
+        settings["kafka_opts"] = parse_opts(env.get("LUCIDSTREAM_KAFKA_OPTS"))
+        return cls(**settings)  # type: ignore[arg-type]
 
-        return cls(
-            store=env.get("LUCIDSTREAM_STORE") or None,
-            input=str(get("INPUT", str, "sim")),
-            replay=get("REPLAY", bool, None),  # type: ignore[arg-type]
-            events=get("EVENTS", int, None),  # type: ignore[arg-type]
-            duration_s=get("DURATION", float, None),  # type: ignore[arg-type]
-            sources=get("SOURCES", int, 50),  # type: ignore[arg-type]
-            rate=get("RATE", float, 5_000.0),  # type: ignore[arg-type]
-            seed=get("SEED", int, 7),  # type: ignore[arg-type]
-            shards=get("SHARDS", int, 4),  # type: ignore[arg-type]
-            batch_size=get("BATCH", int, 5_000),  # type: ignore[arg-type]
-            kafka=env.get("LUCIDSTREAM_KAFKA") or None,
-            topic=str(get("TOPIC", str, "sensor-events")),
-            outcomes_topic=str(get("OUTCOMES_TOPIC", str, "decision-outcomes")) or None,
-            kafka_opts=parse_opts(env.get("LUCIDSTREAM_KAFKA_OPTS")),
-            stop_at_end=bool(get("STOP_AT_END", bool, False)),
-            emit_kafka=bool(get("EMIT_KAFKA", bool, False)),
-            recovery_dir=env.get("LUCIDSTREAM_RECOVERY_DIR") or None,
-        )
+
+# LUCIDSTREAM_<variable> -> (field, type)
+_ENV: dict[str, tuple[str, type]] = {
+    "STORE": ("store", str), "INPUT": ("input", str), "REPLAY": ("replay", bool),
+    "EVENTS": ("events", int), "DURATION": ("duration_s", float),
+    "SOURCES": ("sources", int), "RATE": ("rate", float), "SEED": ("seed", int),
+    "SHARDS": ("shards", int), "BATCH": ("batch_size", int), "KAFKA": ("kafka", str),
+    "TOPIC": ("topic", str), "OUTCOMES_TOPIC": ("outcomes_topic", str),
+    "STOP_AT_END": ("stop_at_end", bool), "EMIT_KAFKA": ("emit_kafka", bool),
+    "RECOVERY_DIR": ("recovery_dir", str),
+}
+
+
+def default(name: str) -> object:
+    """The default of :class:`RunConfig`'s field ``name``: the one place it is written
+    (the CLI's options show it from here).
+
+    >>> default("sources"), default("topic")
+    (50, 'sensor-events')
+    """
+    for item in fields(RunConfig):
+        if item.name == name:
+            if item.default is MISSING:
+                raise KeyError(f"RunConfig.{name} has no plain default")
+            return item.default
+    raise KeyError(f"RunConfig has no field {name!r}")

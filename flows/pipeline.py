@@ -190,8 +190,8 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
         if answers:
             out += self._answer(answers)
         for batch in values:
-            if decider.quality.shard != batch.shard:
-                decider.quality.shard = batch.shard
+            if decider.shard != batch.shard:
+                decider.shard = batch.shard
             result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns,
                                      batch.outcomes)
             out += _result_rows(result, scope, flow, self._traced(batch, result))

@@ -135,18 +135,62 @@ class TickGenerator(Protocol):
 
 
 @dataclass
-class _SimState:
+class SimulatedStream:
+    """A simulator's events as a pipeline receives them on the replay clock: tick
+    after tick from ``start_ms``, in ``arrival_time`` order, the first ``limit``
+    generated (all of them when ``None``).
+
+    >>> from flows.simulator import FleetSimulator
+    >>> stream = SimulatedStream(FleetSimulator(robots=3, seed=7), start_ms=0, limit=5)
+    >>> first = stream.next_ticks(1)          # what has surely arrived by the next tick
+    >>> rest = stream.next_ticks(10)          # the limit reached: the rest, drained
+    >>> len(first) + len(rest), stream.exhausted, stream.ticks
+    (5, True, 2)
+    """
+
     generator: Any
-    emitted: int = 0
+    start_ms: int = START_MS
+    limit: int | None = None
+    generated: int = 0
     ticks: int = 0
     order: ArrivalOrder = field(default_factory=ArrivalOrder)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.generated >= self.limit
+
+    def next_ticks(self, count: int) -> list[dict]:
+        """The events that have arrived after ``count`` more ticks (fewer once the
+        limit is reached, after which the rest is delivered at once)."""
+        ready: list[dict] = []
+        for _ in range(count):
+            if self.exhausted:
+                break
+            base = int(self.start_ms + self.ticks * self.generator.period_ms)
+            self.ticks += 1
+            events = self.generator.tick(base)
+            if self.limit is not None:
+                events = events[: self.limit - self.generated]
+            self.generated += len(events)
+            ready += self.order.push(events, base)
+        if self.exhausted:
+            ready += self.order.drain()
+        return ready
+
+
+@dataclass
+class _SimState:
+    stream: SimulatedStream
+    emitted: int = 0
 
 
 class _SimPartition(StatefulSourcePartition[RawBatch, _SimState]):
     def __init__(self, source: SimulatorSource, resume: _SimState | None) -> None:
         self._src = source
-        self._state = resume or _SimState(source.make_generator())
-        self._started = time.time() * 1000 - self._state.ticks * self._state.generator.period_ms
+        self._state = resume or _SimState(SimulatedStream(
+            source.make_generator(), source.start_ms, None if source.live else source.events))
+        stream = self._state.stream
+        self._started = time.time() * 1000 - stream.ticks * stream.generator.period_ms
 
     def _done(self, now_ms: float) -> bool:
         src, state = self._src, self._state
@@ -154,31 +198,29 @@ class _SimPartition(StatefulSourcePartition[RawBatch, _SimState]):
             return True
         if src.duration_s is None:
             return False
-        elapsed = (now_ms - self._started) if src.live else state.ticks * \
-            state.generator.period_ms
+        stream = state.stream
+        elapsed = (now_ms - self._started) if src.live else \
+            stream.ticks * stream.generator.period_ms
         return elapsed >= src.duration_s * 1000
 
     def next_batch(self) -> list[RawBatch]:
         src, state = self._src, self._state
-        gen = state.generator
+        stream = state.stream
+        gen = stream.generator
         now = time.time() * 1000
         if self._done(now):
             raise StopIteration
-        if src.live:
-            due = int((now - self._started) / gen.period_ms) + 1 - state.ticks
-            ticks = min(due, src.max_ticks_per_batch)
+        if src.live:  # stamped at the tick's scheduled wall time, delivered as generated
+            due = int((now - self._started) / gen.period_ms) + 1 - stream.ticks
+            events = []
+            for _ in range(max(min(due, src.max_ticks_per_batch), 0)):
+                events += gen.tick(int(self._started + stream.ticks * gen.period_ms))
+                stream.ticks += 1
         else:
-            ticks = src.max_ticks_per_batch
-        records: list[tuple[str, Any]] = []
-        for _ in range(max(ticks, 0)):
-            base = (self._started if src.live else src.start_ms) + state.ticks * gen.period_ms
-            events = gen.tick(int(base))
-            if not src.live:  # replay clock: deliver in arrival order
-                events = state.order.push(events, int(base))
-            for event in events:
-                records.append((f"sim:{event['source_id']}:{event.get('seq', state.ticks)}",
-                                event))
-            state.ticks += 1
+            events = stream.next_ticks(src.max_ticks_per_batch)
+        records: list[tuple[str, Any]] = [
+            (f"sim:{event['source_id']}:{event.get('seq', stream.ticks)}", event)
+            for event in events]
         if src.events is not None and state.emitted + len(records) > src.events:
             records = records[: src.events - state.emitted]
         state.emitted += len(records)
@@ -187,8 +229,8 @@ class _SimPartition(StatefulSourcePartition[RawBatch, _SimState]):
     def next_awake(self) -> datetime | None:
         if not self._src.live:
             return None
-        period = self._state.generator.period_ms
-        at = (self._started + self._state.ticks * period) / 1000
+        stream = self._state.stream
+        at = (self._started + stream.ticks * stream.generator.period_ms) / 1000
         return datetime.fromtimestamp(at, tz=timezone.utc)
 
     def snapshot(self) -> _SimState:

@@ -38,8 +38,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
+from operators.decision import Decision
 from operators.errors import ConfigError
-from operators.records import DECISION_COLUMNS
 from operators.sampling import SpanBudget
 from sinks.tracing import ClickHouseSpanExporter
 
@@ -49,7 +49,6 @@ STAGES = ("ingest", "validate", "freshness", "fast_score", "slow_score", "decide
 _ATTRIBUTES = ("decision_id", "source_id", "decision_type", "path", "action", "score",
                "confidence", "model_version", "variant", "mode", "age_ms", "fresh",
                "escalated", "reason", "flow", "origin")
-_INDEX = {name: DECISION_COLUMNS.index(name) for name in _ATTRIBUTES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +56,7 @@ class Traced:
     """A decision row to trace, its batch's stage times (monotonic ns) and the
     producer's span ID when its input carried a ``traceparent``."""
 
-    row: tuple
+    row: Decision
     stages: dict[str, tuple[int, int]]
     parent_span: str | None = None
 
@@ -135,16 +134,17 @@ class DecisionTracer:
         whose rows were stored between the two monotonic times; returns how many."""
         for item in traced:
             stages = [s for s in STAGES if s in item.stages]
-            if item.row[4] == "slow" and "decide" in item.stages:
+            if item.row.path == "slow" and "decide" in item.stages:
                 stages = [s for s in stages if s != "fast_score"] + ["slow_score"]
             self._tree(item, stages, sink_start_ns, sink_end_ns)  # IDs preset per thread
         return len(traced)
 
     def _tree(self, item: Traced, stages: list[str], sink_start: int, sink_end: int) -> None:
         row, offset = item.row, self._offset
-        did = row[0]
-        attributes = {name: row[i] for name, i in _INDEX.items() if row[i] is not None}
-        trace_id = int(row[1], 16)
+        did = row.decision_id
+        fields = row._asdict()
+        attributes = {name: fields[name] for name in _ATTRIBUTES if fields[name] is not None}
+        trace_id = int(row.trace_id, 16)
         context = None
         if item.parent_span:
             parent = trace.SpanContext(trace_id, int(item.parent_span, 16), is_remote=True,
@@ -156,7 +156,7 @@ class DecisionTracer:
         if "slow_score" in stages:
             times["slow_score"] = times["decide"]
         begin = min(times[s][0] for s in stages) if stages else sink_start
-        root = self.tracer.start_span(f"decision {row[3]}", context=context,
+        root = self.tracer.start_span(f"decision {row.decision_type}", context=context,
                                       attributes=attributes, start_time=begin + offset)
         inner = trace.set_span_in_context(root)
         for stage in stages:

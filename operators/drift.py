@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from river import drift
 from river.drift import binary
@@ -40,6 +40,9 @@ from river.drift import binary
 from operators.alarms import Alarm
 from operators.changes import Change, ChangeDetector
 from operators.longrun import median
+
+if TYPE_CHECKING:
+    from operators.batch import BatchResult, DecideBatch
 
 __all__ = ["DriftConfig", "DriftMonitor"]
 
@@ -229,6 +232,18 @@ class DriftMonitor:
                 peers = fleet is not None and fleet.peers and s.sd != 0
                 self._change(change, source_id, name, "peer" if peers else "value",
                              event_ms, now)
+
+    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
+        """Watch every value of the batch's events, then the model's scores (alarms wait
+        in :meth:`drain_alarms`)."""
+        if not batch.board.flags.enabled("drift"):
+            return
+        watch = self.observe
+        for ev, now in zip(batch.events, batch.now, strict=True):
+            watch(ev.source_id, ev.values, ev.event_ms, now)
+        modelled = [s for s in batch.score if s is not None]
+        if modelled:
+            self.observe_model(modelled, batch.events[-1].event_ms, batch.now[-1])
 
     def _standardise(self, s: _Stream, x: float) -> None:
         """Welford's running mean and variance over a source's first samples."""

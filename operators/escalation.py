@@ -16,16 +16,35 @@ leaving it pending for ever.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from operators.ids import row_id
 
-__all__ = ["ESCALATION_COLUMNS", "EscalationQueue"]
+if TYPE_CHECKING:
+    from operators.batch import BatchResult, DecideBatch
+
+__all__ = ["ANSWERS", "ESCALATION_COLUMNS", "STATUSES", "EscalationQueue", "answered"]
 
 ESCALATION_COLUMNS = ("escalation_id", "decision_id", "source_id", "decision_type", "action",
                       "reason", "mode", "created_at", "due_at", "status", "responder",
                       "responded_at", "version", "flow")
 OPEN, BREACHED, ANSWERED = 0, 1, 2
 ANSWERS = ("approved", "rejected")
+STATUSES = ("pending", "breached", "unwatched", *ANSWERS)
+
+
+def answered(row: tuple, status: str, responder: str, at: int) -> tuple:
+    """``row`` (an escalation, in :data:`ESCALATION_COLUMNS` order, times in epoch ms)
+    answered by ``responder`` at ``at``: its final version.
+
+    >>> row = ("e1", "d1", "r1", "motion", "stop", "why", "CONSERVATIVE", 0, 5, "pending",
+    ...        "", None, OPEN, "f")
+    >>> answered(row, "rejected", "bob", 9)[9:]
+    ('rejected', 'bob', 9, 2, 'f')
+    """
+    if status not in ANSWERS:
+        raise ValueError(f"answer {status!r}: use one of {ANSWERS}")
+    return (*row[:9], status, responder, at, ANSWERED, row[13])
 
 
 class EscalationQueue:
@@ -44,8 +63,11 @@ class EscalationQueue:
     True
     """
 
-    def __init__(self, flow: str, max_open: int = 20_000, max_known: int = 20_000) -> None:
+    def __init__(self, flow: str, max_open: int = 20_000, max_known: int = 20_000,
+                 decision_type: str = "", sla_ms: int = 60_000) -> None:
         self.flow = flow
+        self.decision_type = decision_type  # of the escalations observe_batch opens
+        self.sla_ms = sla_ms
         self.max_open = max_open
         self._unwatched: list[tuple] = []
         self.max_known = max_known  # escalations a running flow can still take answers for
@@ -56,6 +78,20 @@ class EscalationQueue:
     @property
     def open_count(self) -> int:
         return len(self._open)
+
+    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
+        """Open an escalation for each escalated decision of the batch."""
+        opened = out.escalations
+        for i, escalated in enumerate(batch.escalated):
+            if escalated:  # a person decides; the action waits in the queue
+                opened.append(self.open(
+                    batch.decision_id[i], batch.events[i].source_id, self.decision_type,
+                    batch.action[i], batch.reason[i], batch.mode[i], batch.now[i],
+                    self.sla_ms))
+                out.escalated += 1
+
+    def forget(self, source_id: str) -> None:
+        """Nothing per source: an open escalation waits for its answer or its SLA."""
 
     def open(self, decision_id: str, source_id: str, decision_type: str, action: str,
              reason: str, mode: str, now: int, sla_ms: int) -> tuple:
@@ -78,7 +114,7 @@ class EscalationQueue:
                ) -> tuple | None:
         """A person's answer to an escalation this shard opened: the answered row, or
         ``None`` when it is unknown here or already answered (answers are final)."""
-        if status not in ANSWERS:
+        if status not in ANSWERS:  # checked before the lookup: a typo is never "unknown"
             raise ValueError(f"answer {status!r}: use one of {ANSWERS}")
         key = escalation_or_decision_id
         if key not in self._known:
@@ -87,9 +123,9 @@ class EscalationQueue:
         if row is None or row[9] in ANSWERS:
             return None
         self._open.pop(row[1], None)
-        answered = (*row[:9], status, responder, at, ANSWERED, self.flow)
-        self._known[key] = answered
-        return answered
+        final = answered(row, status, responder, at)
+        self._known[key] = final
+        return final
 
     def breaches(self, now: int) -> list[tuple]:
         """Escalations still open at their due time, and those no longer watched

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from operators.batch import BatchResult, DecideBatch
 
 __all__ = ["FeedbackLoop", "Pending"]
 
@@ -50,6 +53,18 @@ class FeedbackLoop:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
+        """Remember every decision the model scored, for its outcome."""
+        remember = self.remember
+        for i, score in enumerate(batch.score):
+            if score is not None:
+                remember(batch.decision_id[i], Pending(
+                    batch.variant[i], batch.version[i], batch.events[i].values, score,
+                    batch.now[i]))
+
+    def forget(self, source_id: str) -> None:
+        """Nothing per source: pending decisions expire by age and count."""
 
     def remember(self, decision_id: str, pending: Pending) -> None:
         self._pending[decision_id] = pending

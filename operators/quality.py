@@ -10,10 +10,12 @@ replay yields the same rows (all but the wall-clock latency columns).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from operators.decision import Decision
 from operators.ids import row_id
 
 __all__ = ["QUALITY_COLUMNS", "QualityTracker"]
@@ -27,11 +29,6 @@ QUALITY_COLUMNS = (
     "drift_alarms",
     "regrets", "regrets_changed", "regret_rate",
 )
-
-# Decision row positions (see operators.records.DECISION_COLUMNS).
-_PATH, _CONF, _VERSION, _VARIANT, _DECIDED_AT = 4, 7, 8, 9, 12
-_FRESH, _LATENCY, _ESCALATED = 14, 15, 16
-
 
 @dataclass
 class _Cell:
@@ -56,8 +53,8 @@ class QualityTracker:
     """Accumulates one window at a time and emits rows as the clock passes its end.
 
     >>> q = QualityTracker(flow="f", shard="s0", window_ms=1_000)
-    >>> row = ("id", "t", "src", "type", "fast", "go", 0.9, 0.9, "lr-1", "control", "NORMAL",
-    ...        0, 100, 100, True, 1.5, False, "nominal", "f", "o")
+    >>> row = Decision("id", "t", "src", "type", "fast", "go", 0.9, 0.9, "lr-1", "control",
+    ...                "NORMAL", 0, 100, 100, True, 1.5, False, "nominal", "f", "o")
     >>> q.add_decisions([row, row], events=2, now=100)
     >>> rows = q.close(now=1_000)
     >>> [(r[7], r[8], r[9]) for r in rows]   # events, decisions, fast
@@ -90,31 +87,31 @@ class QualityTracker:
         if self._start is None:
             self._start = now - now % self.window_ms
 
-    def add_decisions(self, rows: list[tuple], events: int, now: int) -> None:
-        """Count decision rows, each in the window of its ``decided_at``."""
-        self._open(rows[0][_DECIDED_AT] if rows else now)
+    def add_decisions(self, rows: Sequence[Decision], events: int, now: int) -> None:
+        """Count decisions, each in the window of its ``decided_at``."""
+        self._open(rows[0].decided_at if rows else now)
         self._events += events
         end = (self._start or 0) + self.window_ms
         for row in rows:
-            if row[_DECIDED_AT] >= end:
-                self._open(row[_DECIDED_AT])
+            if row.decided_at >= end:
+                self._open(row.decided_at)
                 end = (self._start or 0) + self.window_ms
-            cell = self._cell(row[_VERSION], row[_VARIANT])
+            cell = self._cell(row.model_version, row.variant)
             cell.decisions += 1
-            path = row[_PATH]
+            path = row.path
             if path == "fast":
                 cell.fast += 1
             elif path == "slow":
                 cell.slow += 1
             elif path == "fallback":
                 cell.fallback += 1
-            if not row[_FRESH]:
+            if not row.fresh:
                 cell.stale += 1
-            if row[_ESCALATED]:
+            if row.escalated:
                 cell.escalated += 1
-            cell.latencies.append(row[_LATENCY])
-            if row[_CONF] is not None:
-                cell.confidences.append(row[_CONF])
+            cell.latencies.append(row.latency_ms)
+            if row.confidence is not None:
+                cell.confidences.append(row.confidence)
 
     def add_agreement(self, version: str, variant: str, agreed: bool, now: int) -> None:
         self._open(now)

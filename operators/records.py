@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from operators.alarms import Alarm
+from operators.decision import DECISION_COLUMNS
 from operators.events import DeadLetter, OutcomeEvent
 from operators.flags import Flags
 from operators.ids import row_id
@@ -37,11 +38,6 @@ __all__ = [
     "rollout_rows",
 ]
 
-DECISION_COLUMNS = (
-    "decision_id", "trace_id", "source_id", "decision_type", "path", "action", "score",
-    "confidence", "model_version", "variant", "mode", "event_time", "decided_at", "age_ms",
-    "fresh", "latency_ms", "escalated", "reason", "flow", "origin",
-)
 ALARM_COLUMNS = (
     "alarm_id", "detected_at", "event_time", "source_id", "signal", "detector", "value",
     "threshold", "details", "flow", "onset_time", "magnitude", "direction", "baseline",

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from operators.ids import row_id
+
+if TYPE_CHECKING:
+    from operators.batch import BatchResult, DecideBatch
+    from operators.quality import QualityTracker
 
 __all__ = ["REGRET_COLUMNS", "Regret", "RegretTracker"]
 
@@ -73,10 +78,25 @@ class RegretTracker:
     []
     """
 
-    def __init__(self, keep: int = 4, grace_ms: int = 500) -> None:
+    def __init__(self, keep: int = 4, grace_ms: int = 500, flow: str = "",
+                 quality: QualityTracker | None = None) -> None:
         self.keep = keep
         self.grace_ms = grace_ms
+        self.flow = flow
+        self.quality = quality  # told of each regret, when given
         self._recent: dict[str, deque[_Recent]] = {}
+
+    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
+        """Check each event against its source's recent decisions, then record its own."""
+        check, record, quality, flow = self.check, self.record, self.quality, self.flow
+        for i, ev in enumerate(batch.events):
+            now = batch.now[i]
+            for regret in check(ev.source_id, ev.event_ms, now, batch.content[i], ev.origin):
+                out.regrets.append(regret.row(flow))
+                if quality is not None:
+                    quality.add_regret(regret.version, regret.variant, regret.changed, now)
+            record(ev.source_id, batch.decision_id[i], ev.event_ms, now, batch.action[i],
+                   batch.version[i], batch.variant[i])
 
     def check(self, source_id: str, event_ms: int, now: int, revised_action: str,
               origin: str) -> list[Regret]:

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Sequence
 
+from operators.decision import Decision
 from operators.modes import NORMAL
 
 __all__ = ["SpanBudget", "TraceSampler"]
 
-# positions in a decisions row (operators.records.DECISION_COLUMNS)
-_ID, _PATH, _MODE, _FRESH, _ESCALATED, _REASON = 0, 4, 10, 14, 16, 17
 
 
 class TraceSampler:
     """Picks the decisions of a batch to trace.
 
-    >>> row = lambda did, path="fast", mode="NORMAL", fresh=True: (
+    >>> row = lambda did, path="fast", mode="NORMAL", fresh=True: Decision(
     ...     did, "", "s", "t", path, "go", None, None, "", "", mode, 0, 0, 0, fresh, 0.0,
     ...     False, "nominal", "f", "o")
     >>> sampler = TraceSampler(ratio=0.0)
@@ -42,14 +42,14 @@ class TraceSampler:
         self._cut = int(ratio * 2**32)
 
     @staticmethod
-    def must_keep(row: tuple) -> bool:
-        return (row[_MODE] != NORMAL or not row[_FRESH] or row[_PATH] in ("fallback", "canary")
-                or row[_ESCALATED] or "rejected:" in row[_REASON])
+    def must_keep(row: Decision) -> bool:
+        return (row.mode != NORMAL or not row.fresh or row.path in ("fallback", "canary")
+                or row.escalated or "rejected:" in row.reason)
 
-    def pick(self, rows: list[tuple]) -> list[int]:
+    def pick(self, rows: Sequence[Decision]) -> list[int]:
         cut, keep = self._cut, self.must_keep
         return [i for i, row in enumerate(rows)
-                if keep(row) or zlib.crc32(row[_ID].encode()) < cut]
+                if keep(row) or zlib.crc32(row.decision_id.encode()) < cut]
 
 
 class SpanBudget:

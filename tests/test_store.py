@@ -68,3 +68,17 @@ def test_unreachable_server_is_store_unavailable():
 def test_merge_rows_groups_per_table():
     merged = merge_rows([rows(2), Rows("x", ("a",), [(1,)]), rows(4, start=2)])
     assert [(m.table, m.count) for m in merged] == [("dead_letters", 4), ("x", 1)]
+
+
+def test_the_decision_row_is_the_decisions_table(store):
+    """:class:`Decision` is defined once: its fields are the table's columns, in order,
+    and a field that may be None is exactly a Nullable column."""
+    from operators.decision import Decision
+
+    columns = store.query("SELECT name, type FROM system.columns WHERE database = "
+                          "currentDatabase() AND table = 'decisions' ORDER BY position")[1]
+    assert tuple(name for name, _ in columns) == Decision._fields
+    annotations = Decision.__annotations__
+    nullable = {name for name, kind in columns if kind.startswith("Nullable")}
+    assert nullable == {name for name in Decision._fields
+                        if "None" in getattr(annotations[name], "__forward_arg__", "")}

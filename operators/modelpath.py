@@ -1,0 +1,183 @@
+"""The model path: variants, their scores for a batch, and what the models learn.
+
+:class:`ModelPath` routes each source to a model variant (following a rollout
+when one runs), scores the batch's events per variant in one call each (only in
+``NORMAL``, and only for sources whose ``model`` capability is on), and keeps the
+model path's health: a model that raises or returns a non-finite score fails the
+path, which the mode machine hears of as a lost heartbeat. In ``PAUSED`` it
+probes the lost model with one row per batch, so the path notices its return.
+
+:class:`Distillation` teaches the models the rules while no outcome labels arrive:
+a fixed-stride sample of each batch's fresh decisions, labelled with whether a rule
+fired, plus each rule's own probes, learned in chunks of ``learn_per_batch`` rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from operators.batch import BatchResult, DecideBatch
+from operators.modeboard import ModeBoard
+from operators.modes import NORMAL, PAUSED
+from operators.policy import DecisionPolicy
+from operators.variants import Variant, VariantRouter
+
+__all__ = ["Distillation", "ModelPath"]
+
+log = logging.getLogger("lucidstream.decider")
+
+
+class ModelPath:
+    """Scores a batch with each source's model variant.
+
+    >>> from operators.events import SensorEvent
+    >>> from operators.modeboard import ModeBoard
+    >>> path = ModelPath([Variant("control", 1.0)])
+    >>> events = [SensorEvent("r1", 0, {"battery": 9.0}), SensorEvent("r2", 0, {"battery": 80.0})]
+    >>> batch = DecideBatch(events, [0, 0], ["NORMAL", "NORMAL"], ModeBoard())
+    >>> path.observe_batch(batch, BatchResult())
+    >>> batch.variant, [round(s, 1) for s in batch.score]   # an untrained model: 0.5
+    (['control', 'control'], [0.5, 0.5])
+    """
+
+    def __init__(self, variants: Sequence[Variant], shard: str = "") -> None:
+        self.variants = list(variants)
+        self.router = VariantRouter(variants)
+        self.scorers = {v.name: v.scorer() for v in variants}
+        self.shard = shard
+        self.failing_since: int | None = None
+        self.last_label_at: int | None = None  # pipeline time of the latest outcome label
+        self._routed_share: float | None = None
+
+    def failing_ms(self, now: int) -> int:
+        """How long the model path has been failing at ``now`` (0: it answers)."""
+        return 0 if self.failing_since is None else now - self.failing_since
+
+    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
+        board = batch.board
+        self._route(board)
+        flags, events, modes = board.flags, batch.events, batch.mode
+        route = self.router.route
+        variants = [route(ev.source_id) for ev in events]
+        scores: list[float | None] = [None] * len(events)
+        groups: dict[str, list[int]] = {}
+        model_off = flags.any_off("model")
+        for i, ev in enumerate(events):
+            if modes[i] == NORMAL and (not model_off or flags.enabled("model", ev.source_id)):
+                groups.setdefault(variants[i], []).append(i)
+        for variant, index in groups.items():
+            predicted = self.score(variant, [events[i].values for i in index],
+                                   batch.now[index[0]])
+            if predicted is None:
+                batch.model_down = True
+                continue
+            for i, p in zip(index, predicted, strict=True):
+                scores[i] = p
+        if modes[-1] == PAUSED:  # probe the lost model with one row per batch
+            self.score(self.variants[0].name, [events[-1].values], batch.now[-1])
+        batch.variant, batch.score = variants, scores
+
+    def forget(self, source_id: str) -> None:
+        """Nothing per source: variants are routed by a hash of the source."""
+
+    def version(self, variant: str) -> str:
+        return self.scorers[variant].version
+
+    def in_service(self, board: ModeBoard) -> list[str]:
+        """Variants that decide for some sources now (a rolled-back candidate does not)."""
+        rollout = board.rollout
+        if rollout is None:
+            return [v.name for v in self.variants]
+        names = [rollout.config.control]
+        if rollout.share > 0:
+            names.append(rollout.config.candidate)
+        return names
+
+    def score(self, variant: str, rows: list, now: int) -> list[float] | None:
+        """The model's scores, or ``None`` when the model path fails (its heartbeat is
+        lost while it keeps failing)."""
+        try:
+            predicted = self.scorers[variant].score(rows)
+            if not np.isfinite(predicted).all():
+                raise ValueError("the model returned non-finite scores")
+        except Exception as exc:  # any failure of a model is the model path's failure
+            if self.failing_since is None:
+                self.failing_since = now
+                log.warning("step=decide shard=%s variant=%s model path failing: %s",
+                            self.shard, variant, exc)
+            return None
+        if self.failing_since is not None:
+            log.warning("step=decide shard=%s variant=%s model path answers again after "
+                        "%d ms", self.shard, variant, now - self.failing_since)
+            self.failing_since = None
+        return predicted.tolist()
+
+    def learn(self, variant: str, rows: list, labels: list[bool]) -> None:
+        try:
+            self.scorers[variant].learn(rows, labels)
+        except Exception as exc:  # a model that cannot learn must not stop the decisions
+            log.warning("step=decide shard=%s variant=%s model failed to learn: %s",
+                        self.shard, variant, exc)
+
+    def _route(self, board: ModeBoard) -> None:
+        """Follow the rollout: the candidate's share of the sources, candidate first so
+        that a source on the candidate stays on it as the share grows."""
+        rollout = board.rollout
+        if rollout is None or rollout.share == self._routed_share:
+            return
+        share, cfg = rollout.share, rollout.config
+        self._routed_share = share
+        self.router = VariantRouter([Variant(cfg.candidate, share),
+                                     Variant(cfg.control, 1.0 - share)])
+
+
+class Distillation:
+    """Teaches each variant the rules from the batch's fresh decisions, until outcome
+    labels arrive (and again once none has arrived for ``label_ttl_ms``)."""
+
+    def __init__(self, model: ModelPath, policy: DecisionPolicy, label_ttl_ms: int,
+                 learn_per_batch: int = 250) -> None:
+        self.model = model
+        self.policy = policy
+        self.label_ttl_ms = label_ttl_ms
+        self.learn_per_batch = learn_per_batch
+        self._chunks: dict[str, tuple[list, list[bool]]] = {}  # rows waiting to be learned
+
+    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
+        last_label = self.model.last_label_at
+        if not batch.board.flags.enabled("learning") or \
+                (last_label is not None and batch.now[-1] - last_label <= self.label_ttl_ms):
+            return
+        learn: dict[str, tuple[list, list[bool]]] = {}
+        fresh, variants, fired = batch.fresh, batch.variant, batch.rule_fired
+        for i, ev in enumerate(batch.events):
+            if fresh[i]:  # the model learns the rules even while it may not decide
+                rows, labels = learn.setdefault(variants[i], ([], []))
+                rows.append(ev.values)
+                labels.append(fired[i])
+        for variant, (rows, labels) in learn.items():
+            # A sample, not every event: a fixed stride bounds the model's cost per
+            # batch and keeps the choice deterministic. A learning step costs mostly
+            # per call and is one SGD update, so small batches (a live stream polled
+            # every few ms) are learned in chunks.
+            step = max(1, len(rows) // self.learn_per_batch)
+            chunk_rows, chunk_labels = self._chunks.setdefault(variant, ([], []))
+            chunk_rows += rows[::step]
+            chunk_labels += labels[::step]
+            if len(chunk_rows) >= self.learn_per_batch:
+                del self._chunks[variant]
+                # the rules' own examples, from two rows of the chunk: the model knows
+                # each rule over its value's whole range, whatever the stream visited
+                scorer = self.model.scorers[variant]
+                spread = getattr(scorer, "spread", lambda name: None)
+                for row in (chunk_rows[0], chunk_rows[len(chunk_rows) // 2]):
+                    probe_rows, probe_labels = self.policy.rules.probes(row, spread)
+                    chunk_rows += probe_rows
+                    chunk_labels += probe_labels
+                self.model.learn(variant, chunk_rows, chunk_labels)
+
+    def forget(self, source_id: str) -> None:
+        """Nothing per source."""

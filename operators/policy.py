@@ -1,0 +1,56 @@
+"""What one decision type does: its rules, its model threshold, its SLA and stale policy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from operators.rules import Rule, RuleSet
+
+__all__ = ["STALE_POLICIES", "DecisionPolicy"]
+
+STALE_POLICIES = ("fallback", "skip", "escalate")
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """A decision type's rules, model action, freshness SLA and stale policy.
+
+    >>> policy = DecisionPolicy("motion", RuleSet([Rule("low", "battery", "<", 15, "dock")]),
+    ...                         default_action="go", model_action="inspect")
+    >>> policy.content({"battery": 9.0}, None)[:2], policy.content({"battery": 50}, 0.95)[:2]
+    (('dock', 'rule:low'), ('inspect', 'model:score 0.950 >= 0.9'))
+    """
+
+    decision_type: str
+    rules: RuleSet
+    sla_ms: int = 2_000
+    default_action: str = "none"
+    model_action: str | None = None
+    model_threshold: float = 0.9
+    fallback_action: str = "hold"
+    on_stale: str = "fallback"
+    slow_action: str | None = None  # what a risky slow window revises to (None: model_action)
+    response_sla_ms: int = 60_000  # how long an escalated decision may wait for a person
+
+    @property
+    def stale_action(self) -> str:
+        """What a stale decision does: nothing under ``skip``, else the fallback."""
+        return "none" if self.on_stale == "skip" else self.fallback_action
+
+    def __post_init__(self) -> None:
+        if self.on_stale not in STALE_POLICIES:
+            raise ValueError(f"on_stale={self.on_stale!r}: use one of {STALE_POLICIES}")
+        if self.sla_ms <= 0:
+            raise ValueError(f"sla_ms={self.sla_ms}: the freshness SLA must be positive")
+
+    def content(self, values: Mapping[str, float], score: float | None
+                ) -> tuple[str, str, Rule | None]:
+        """What the rules, else the model, else the default say: (action, reason, rule)."""
+        rule = self.rules.evaluate(values)
+        if rule is not None:
+            return rule.action, f"rule:{rule.name}", rule
+        if score is not None and self.model_action and score >= self.model_threshold:
+            return self.model_action, f"model:score {score:.3f} >= {self.model_threshold}", \
+                None
+        return self.default_action, "nominal", None
