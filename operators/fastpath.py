@@ -16,7 +16,7 @@ import time
 
 from operators.batch import BatchResult, DecideBatch
 from operators.decision import Decision
-from operators.ids import decision_id, parent_span_of, parse_traceparent, trace_id_for
+from operators.ids import decision_ids, parent_span_of, parse_traceparent
 from operators.modelpath import ModelPath
 from operators.modes import CONSERVATIVE, NORMAL
 from operators.policy import DecisionPolicy
@@ -59,11 +59,14 @@ class FastPath:
             (time.monotonic_ns() - batch.ingest_ns) / 1e6
         decisions, parents = out.decisions, out.parents
         model_down = batch.model_down
-        contents, fired, actions, fresh_flags, escalations, ids, versions, reasons = \
-            [], [], [], [], [], [], [], []
+        ids = decision_ids(batch.events, decision_type)
+        contents, fired, actions, fresh_flags, escalations, versions, reasons = \
+            [], [], [], [], [], [], []
         stale_count = 0
-        for ev, now, mode, variant, score in zip(batch.events, batch.now, batch.mode,
-                                                 batch.variant, batch.score, strict=True):
+        new = tuple.__new__  # a Decision without NamedTuple's Python-level __new__
+        for ev, now, mode, variant, score, did in zip(
+                batch.events, batch.now, batch.mode, batch.variant, batch.score, ids,
+                strict=True):
             content, reason, rule = content_of(ev.values, score)
             if model_down and score is None and mode == NORMAL:
                 reason += " (model path failing: rules only)"
@@ -79,24 +82,22 @@ class FastPath:
             else:
                 path, fresh, escalated, action = "fast", True, conservative, content
             version = "rules" if score is None or model is None else model.version(variant)
-            did = decision_id(ev.source_id, decision_type, ev.seq, ev.event_ms, ev.origin)
             trace = None
             if ev.trace_parent:
                 trace = parse_traceparent(ev.trace_parent)
                 parent = parent_span_of(ev.trace_parent)
                 if parent is not None:
                     parents[did] = parent
-            decisions.append(Decision(
-                did, trace or trace_id_for(did), ev.source_id, decision_type, path, action,
-                score, None if score is None else max(score, 1.0 - score), version, variant,
-                mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow,
-                ev.origin))
+            decisions.append(new(Decision, (
+                did, trace or did.replace("-", ""), ev.source_id, decision_type, path,
+                action, score, None if score is None else max(score, 1.0 - score), version,
+                variant, mode, ev.event_ms, now, age, fresh, latency, escalated, reason,
+                flow, ev.origin)))  # the trace ID: trace_id_for's, inlined
             contents.append(content)
             fired.append(rule is not None)
             actions.append(action)
             fresh_flags.append(fresh)
             escalations.append(escalated)
-            ids.append(did)
             versions.append(version)
             reasons.append(reason)
         out.stale += stale_count

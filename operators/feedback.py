@@ -12,8 +12,7 @@ store's ``outcomes`` table keeps them all, so orphans are a query away).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from operators.batch import BatchResult, DecideBatch
@@ -21,8 +20,9 @@ if TYPE_CHECKING:
 __all__ = ["FeedbackLoop", "Pending"]
 
 
-@dataclass(slots=True)
-class Pending:
+class Pending(NamedTuple):
+    """A scored decision waiting for its outcome."""
+
     variant: str
     version: str
     values: dict[str, Any]
@@ -56,12 +56,15 @@ class FeedbackLoop:
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Remember every decision the model scored, for its outcome."""
-        remember = self.remember
-        for i, score in enumerate(batch.score):
+        new, pending = tuple.__new__, self._pending  # Pending without its Python __new__
+        for did, score, variant, version, ev, now in zip(
+                batch.decision_id, batch.score, batch.variant, batch.version, batch.events,
+                batch.now, strict=True):
             if score is not None:
-                remember(batch.decision_id[i], Pending(
-                    batch.variant[i], batch.version[i], batch.events[i].values, score,
-                    batch.now[i]))
+                pending[did] = new(Pending, (variant, version, ev.values, score, now))
+        while len(pending) > self.max_pending:
+            old, _ = pending.popitem(last=False)
+            self._mark_expired(old)
 
     def forget(self, source_id: str) -> None:
         """Nothing per source: pending decisions expire by age and count."""

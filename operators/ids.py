@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from operators.events import SensorEvent
 
 __all__ = [
     "NAMESPACE",
     "decision_id",
+    "decision_ids",
     "parent_span_of",
     "parse_traceparent",
     "row_id",
@@ -30,11 +36,36 @@ _NAMESPACE_BYTES = NAMESPACE.bytes
 _sha1 = hashlib.sha1
 
 
+# the variant bits 10 (the top two bits of hex digit 16), for each digit there
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
 def _uuid5(name: str) -> str:
     # uuid.uuid5's bytes without its UUID object: the version nibble is 5 and the
-    # variant bits are 10 (the top two bits of digit 16), set in the hex text.
+    # variant bits are set in the hex text.
     h = _sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+def decision_ids(events: Sequence[SensorEvent], decision_type: str) -> list[str]:
+    """:func:`decision_id` of each event, in one loop.
+
+    >>> from operators.events import SensorEvent
+    >>> events = [SensorEvent("sensor-1", 0, {"v": 1.0}, seq=7),
+    ...           SensorEvent("sensor-1", 5, {"v": 1.0}, origin="file:x:3")]
+    >>> decision_ids(events, "motion") == [decision_id("sensor-1", "motion", 7, 0, ""),
+    ...                                    decision_id("sensor-1", "motion", None, 5, "file:x:3")]
+    True
+    """
+    sha1, namespace, variant = _sha1, _NAMESPACE_BYTES, _VARIANT
+    by_seq, by_time = f"\x1f{decision_type}\x1fseq\x1f", f"\x1f{decision_type}\x1fat\x1f"
+    ids = []
+    for ev in events:
+        name = f"{ev.source_id}{by_seq}{ev.seq}" if ev.seq is not None else \
+            f"{ev.source_id}{by_time}{ev.event_ms}\x1f{ev.origin}"
+        h = sha1(namespace + name.encode()).hexdigest()
+        ids.append(f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:32]}")
+    return ids
 
 
 def decision_id(
@@ -59,11 +90,16 @@ def row_id(*parts: object) -> str:
 
 
 def trace_id_for(decision: str) -> str:
-    """A 32-hex-digit W3C trace ID derived from a decision ID.
+    """A 32-hex-digit W3C trace ID derived from a decision ID: a UUID's own 128 bits
+    (never all zero: its version is 5), else a hash of the ID.
 
-    >>> len(trace_id_for("ee5ccc0d-6f54-5d2b-8e57-bf2d17a7a1a0"))
+    >>> trace_id_for("ee5ccc0d-6f54-5d2b-8e57-bf2d17a7a1a0")
+    'ee5ccc0d6f545d2b8e57bf2d17a7a1a0'
+    >>> len(trace_id_for("not a uuid"))
     32
     """
+    if len(decision) == 36 and decision[14] == "5" and decision.count("-") == 4:
+        return decision.replace("-", "")
     return hashlib.blake2b(decision.encode(), digest_size=16).hexdigest()
 
 
