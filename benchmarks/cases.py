@@ -141,7 +141,9 @@ def full(path: str, store: str, processes: int = 1, kafka: str | None = None,
          topic: str | None = None) -> dict:
     args = [sys.executable, "-m", "flows.cli", "run", "--store", store, "--quiet"]
     if kafka:
-        args += ["--source", "kafka", "--kafka", kafka, "--topic", str(topic), "--stop-at-end"]
+        # the backlog replayed on the pipeline clock: the same job as the file case
+        args += ["--source", "kafka", "--kafka", kafka, "--topic", str(topic), "--stop-at-end",
+                 "--replay"]
     else:
         args += ["--source", path]
     if processes > 1:

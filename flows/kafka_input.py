@@ -30,9 +30,30 @@ from flows.telemetry import Telemetry
 from operators.errors import InputError
 from sinks.kafka import check_broker, client_config
 
-__all__ = ["KafkaSource"]
+__all__ = ["KafkaSource", "consumer_for"]
 
 log = logging.getLogger("lucidstream.kafka")
+
+
+def consumer_for(source: KafkaSource) -> Consumer:
+    """A consumer with the source's settings; offsets are assigned, never committed."""
+    return Consumer(client_config({
+        "group.id": source.group_id, "enable.auto.commit": False,
+        "enable.partition.eof": True, "auto.offset.reset": source.start,
+        # librdkafka prefetches up to 64 MB per partition by default, and a queued
+        # message pins its whole fetch response (up to 50 MB): a small queue of
+        # small responses bounds memory at no cost in speed (RESULTS.md, "Settings
+        # measured"). A larger message still arrives whole: librdkafka returns the
+        # first message of a fetch at any size.
+        "queued.max.messages.kbytes": 8_192,
+        "fetch.max.bytes": max(1 << 20, int(source.config.get("message.max.bytes",
+                                                               1_000_000))),
+        # Its default lets a fetch wait up to 500 ms for data, which is then the
+        # latency of a quiet live stream; 10 ms keeps it near the poll interval
+        # (RESULTS.md, "Settings measured"). Override with --kafka-opt.
+        "fetch.wait.max.ms": 10,
+        **source.config,
+    }))
 
 
 class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
@@ -40,23 +61,7 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                  resume: int | None) -> None:
         self._src, self._topic, self._partition = source, topic, partition
         self._name = f"{topic}/{partition}"
-        self._consumer = Consumer(client_config({
-            "group.id": source.group_id, "enable.auto.commit": False,
-            "enable.partition.eof": True, "auto.offset.reset": source.start,
-            # librdkafka prefetches up to 64 MB per partition by default, and a queued
-            # message pins its whole fetch response (up to 50 MB): a small queue of
-            # small responses bounds memory at no cost in speed (RESULTS.md, "Settings
-            # measured"). A larger message still arrives whole: librdkafka returns the
-            # first message of a fetch at any size.
-            "queued.max.messages.kbytes": 8_192,
-            "fetch.max.bytes": max(1 << 20, int(source.config.get("message.max.bytes",
-                                                                   1_000_000))),
-            # Its default lets a fetch wait up to 500 ms for data, which is then the
-            # latency of a quiet live stream; 10 ms keeps it near the poll interval
-            # (RESULTS.md, "Settings measured"). Override with --kafka-opt.
-            "fetch.wait.max.ms": 10,
-            **source.config,
-        }))
+        self._consumer = consumer_for(source)
         start = OFFSET_BEGINNING if source.start == "earliest" else OFFSET_END
         self._offset = resume if resume is not None else start
         self._tp = TopicPartition(topic, partition, self._offset)

@@ -246,7 +246,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
 
     def decode(batch: RawBatch) -> _DecodedBatch:
         decode_start = time.monotonic_ns()
-        decoded = decoder.decode_batch(batch.records)
+        decoded = decoder.decode_batch(batch.records, batch.arrivals)
         received = wall.now_ms()
         side = []
         if batch.alarms:
@@ -323,13 +323,14 @@ def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGen
     """The flow's input: Kafka, a JSONL file, or its simulator (live or replay clock)."""
     if config.input == "kafka":
         from flows.kafka_input import KafkaSource
+        from flows.kafka_replay import KafkaReplaySource
 
         topics = [config.topic] + ([config.outcomes_topic] if config.outcomes_topic else [])
-        return KafkaSource(config.kafka_settings, topics, batch_size=config.batch_size,
-                           stop_at_end=config.stop_at_end, telemetry=telemetry,
-                           group_id=f"lucidstream-{config.flow}",
-                           optional_topics=(config.outcomes_topic,),
-                           max_events=config.events)
+        kind = KafkaReplaySource if config.replay else KafkaSource
+        return kind(config.kafka_settings, topics, batch_size=config.batch_size,
+                    stop_at_end=config.stop_at_end, telemetry=telemetry,
+                    group_id=f"lucidstream-{config.flow}",
+                    optional_topics=(config.outcomes_topic,), max_events=config.events)
     if not config.simulated:
         return JSONLSource(config.input, config.batch_size)
     per_tick = config.sources  # a simulator tick is one report per source

@@ -37,6 +37,9 @@ class RawBatch:
     records: list[tuple[str, Any]] | list[tuple[str, Any, str | None]]
     ingest_ns: int = field(default_factory=time.monotonic_ns)
     alarms: list[Alarm] = field(default_factory=list)
+    # each record's arrival (epoch ms) when the source knows it and the record may not
+    # say (a replayed Kafka record's timestamp); None: the record's own, if any
+    arrivals: list[int | None] | None = None
 
 
 class _JSONLPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):

@@ -17,6 +17,7 @@ origin and the raw bytes; decoding never raises on bad input.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
@@ -252,15 +253,19 @@ class EventDecoder:
             return DeadLetter(origin, f"decode_error: {type(bug).__name__}: {bug}"[:200],
                               _as_bytes(payload))
 
-    def decode_batch(self, records: list[Record]) -> Decoded:
+    def decode_batch(self, records: list[Record],
+                     arrivals: Sequence[int | None] | None = None) -> Decoded:
         """Decode ``(origin, payload[, traceparent])`` records, keeping input order
-        within each kind."""
+        within each kind. ``arrivals``: each record's arrival (epoch ms) as its source
+        knows it, for an event without its own ``arrival_time``."""
         out = Decoded()
         events, outcomes, dead = out.events, out.outcomes, out.dead
         decode = self.decode
-        for record in records:
+        for i, record in enumerate(records):
             item = decode(*record)
             if type(item) is SensorEvent:
+                if arrivals is not None and item.arrival_ms is None:
+                    item.arrival_ms = arrivals[i]
                 events.append(item)
             elif type(item) is OutcomeEvent:
                 outcomes.append(item)
