@@ -93,6 +93,7 @@ class Store:
         # collector tuned for throughput, hundreds of batches' worth of memory. A
         # reused context keeps at most its last batch.
         self._contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._arrow: dict[tuple[str, tuple[str, ...]], list | None] = {}
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -131,6 +132,16 @@ class Store:
         same content carries the same token and is written once."""
         if not rows.rows:
             return
+        settings = {"insert_deduplication_token": _token(rows)} if dedup else {}
+        arrow_types = self._arrow_types(rows)
+        if arrow_types is not None:
+            # Arrow, where every column is a plain scalar: pyarrow converts the columns
+            # in C++ and the store parses Arrow natively, where the driver's Native
+            # format is built value by value in Python.
+            with self._errors(f"insert into {rows.table}"):
+                self._client.insert_arrow(rows.table, _arrow_table(rows, arrow_types),
+                                          settings=settings)
+            return
         # Column-oriented: the driver builds Native columns anyway, and transposing in C
         # is cheaper than its row walk. numpy object columns, not zip's tuples: the
         # collector does not track them, while zip(*rows) made a tracked tuple per
@@ -142,11 +153,25 @@ class Store:
             if context is None:
                 context = self._contexts[key] = self._client.create_insert_context(
                     rows.table, column_names=list(rows.columns), column_oriented=True)
-            context.settings = {"insert_deduplication_token": _token(rows)} if dedup else {}
+            context.settings = settings
             try:
                 self._client.insert(data=columns, context=context)
             finally:
                 context.data = None  # as the driver does, also when it raised first
+
+    def _arrow_types(self, rows: Rows) -> list | None:
+        """The Arrow type of each of ``rows``' columns, or ``None`` when one is not a
+        plain scalar (arrays, maps) or unknown: those go the driver's way."""
+        key = (rows.table, tuple(rows.columns))
+        if key not in self._arrow:
+            with self._errors(f"describe {rows.table}"):
+                found = dict(self._client.query(
+                    "SELECT name, type FROM system.columns WHERE database = "
+                    "currentDatabase() AND table = {t:String}",
+                    parameters={"t": rows.table}).result_rows)
+            types = [_arrow_type(found.get(name, "")) for name in rows.columns]
+            self._arrow[key] = None if any(t is None for t in types) else types
+        return self._arrow[key]
 
     def client_insert(self, table: str, rows: list[tuple]) -> None:
         """A plain insert without column names or dedup (benchmarks, ad-hoc tables)."""
@@ -308,6 +333,43 @@ def _columns(rows: Sequence[tuple]) -> Sequence[Sequence]:
         except ValueError:  # ragged rows: zip's strict check below raises for them
             pass
     return list(zip(*rows, strict=True))
+
+
+_ARROW_SCALARS = {
+    "String": "string", "Bool": "bool_", "Float64": "float64", "Float32": "float32",
+    "Int64": "int64", "Int32": "int32", "Int16": "int16", "Int8": "int8",
+    "UInt64": "uint64", "UInt32": "uint32", "UInt16": "uint16", "UInt8": "uint8",
+}
+
+
+def _arrow_type(clickhouse: str) -> Any:
+    """The Arrow type for a ClickHouse column type, or ``None`` when it is not a plain
+    scalar.
+
+    >>> _arrow_type("LowCardinality(String)"), _arrow_type("Nullable(Float64)")
+    (DataType(string), DataType(double))
+    >>> _arrow_type("DateTime64(3, 'UTC')"), _arrow_type("Array(UInt64)")
+    (TimestampType(timestamp[ms, tz=UTC]), None)
+    """
+    import pyarrow as pa
+
+    inner = clickhouse
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if inner.startswith(wrapper):
+            inner = inner[len(wrapper):-1]
+    if inner.startswith("DateTime64(3"):
+        return pa.timestamp("ms", tz="UTC")  # epoch milliseconds, as rows carry them
+    name = _ARROW_SCALARS.get(inner)
+    return None if name is None else getattr(pa, name)()
+
+
+def _arrow_table(rows: Rows, types: list) -> Any:
+    import pyarrow as pa
+
+    columns = zip(*rows.rows, strict=True)
+    return pa.Table.from_arrays([pa.array(c, type=t) for c, t in zip(columns, types,
+                                                                       strict=True)],
+                                names=list(rows.columns))
 
 
 def _token(rows: Rows) -> str:
