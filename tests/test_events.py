@@ -147,3 +147,56 @@ def test_an_event_survives_pickling_whole():
     assert copy == event and copy is not event
     assert (copy.arrival_ms, copy.extra, copy.trace_parent) == (9, {"note": "x"},
                                                                  event.trace_parent)
+
+
+def test_the_fast_path_decodes_exactly_as_the_full_validation():
+    """The typed fast path (msgspec) takes only what the full validation accepts, and
+    gives the same event; anything else falls through to the validation and its dead
+    letter reason. Valid events, each with at most one field set to an edge or a wrong
+    value; drop one of the fast path's checks of ranges and lengths and this fails."""
+    import orjson
+
+    from operators import events as ev
+
+    times = st.integers(0, 2**41)
+    valid = st.fixed_dictionaries(
+        {"source_id": st.text(min_size=1, max_size=4), "event_time": times,
+         "values": st.dictionaries(st.text(max_size=3), st.floats(-1e6, 1e6), min_size=1,
+                                   max_size=3)},
+        optional={"seq": st.integers(0, 2**63), "kind": st.text(min_size=1, max_size=4),
+                  "arrival_time": times})
+    edges = {
+        "source_id": st.one_of(st.just(""), st.text(min_size=127, max_size=130),
+                               st.integers(-5, 5)),
+        "event_time": st.one_of(st.integers(-3, 0), st.floats(0, 1e12),
+                                st.integers(ev.MAX_EPOCH_MS - 2, ev.MAX_EPOCH_MS + 2),
+                                st.just("2026-01-01T00:00:00Z"), st.booleans()),
+        "values": st.one_of(st.just({}), st.lists(st.integers(-5, 5), max_size=2),
+                            st.dictionaries(st.text(max_size=2), st.one_of(
+                                st.booleans(), st.none(), st.text(), st.floats(),
+                                st.integers(-2**63, 2**63 - 1)), min_size=1, max_size=2)),
+        "seq": st.one_of(st.integers(-3, -1), st.integers(2**64 - 2, 2**64 - 1),
+                         st.booleans(), st.none()),
+        "kind": st.one_of(st.just(""), st.text(min_size=63, max_size=66), st.integers(0, 5)),
+        "arrival_time": st.one_of(st.integers(-3, -1), st.none(), st.just("2026-01-01Z"),
+                                  st.integers(ev.MAX_EPOCH_MS - 2, ev.MAX_EPOCH_MS + 2)),
+        "note": st.integers(-5, 5),
+    }
+    taken = []
+
+    @settings(max_examples=1_500, suppress_health_check=[HealthCheck.too_slow])
+    @given(valid, st.sampled_from([None, *edges]), st.data())
+    def check(obj: dict, edge: str | None, data: st.DataObject) -> None:
+        if edge is not None:
+            obj = {**obj, edge: data.draw(edges[edge])}
+        payload = orjson.dumps(obj)
+        fast = ev._fast(payload, "o", None)
+        full = ev.EventDecoder().decode("o", orjson.loads(payload))
+        if fast is not None:
+            taken.append(edge)
+            assert fast == full
+        elif isinstance(full, SensorEvent):  # fell through, yet valid: an extra field,
+            assert edge in ("note", "event_time", "arrival_time"), obj  # or text times
+
+    check()
+    assert taken.count(None) > 100 and len(set(taken)) > 3  # the fast path was exercised
