@@ -190,6 +190,11 @@ def report(results: dict[str, dict], out: Path) -> None:
         per_small = results["full_small"]["seconds"] / results["full_small"]["events"] * 1e6
         ratios["us/event 1M vs 100k"] = f"{per_big:.1f} vs {per_small:.1f}"
     print("ratios:", json.dumps(ratios))
+    targets = _targets(results)
+    if targets:
+        print(f"{'target':48} {'measured':>16}  met")
+        for name, measured, met in targets:
+            print(f"{name:48} {measured:>16}  {'yes' if met else 'NO'}")
     for case in ("live", "live_half"):
         if case in results:
             live = results[case]
@@ -202,6 +207,49 @@ def report(results: dict[str, dict], out: Path) -> None:
     results["ratios"] = ratios  # type: ignore[assignment]
     results["machine"] = machine()
     out.write_text(json.dumps(results, indent=2))
+
+
+def _targets(results: dict[str, dict]) -> list[tuple[str, str, bool]]:
+    """Each target of the columnar decide path that this run measured: (target, the
+    figure, met)."""
+    found = []
+
+    def rate(case: str) -> float | None:
+        return results[case].get("events_per_s") if case in results else None
+
+    def cpu_per_event(case: str) -> float | None:
+        r = results.get(case, {})
+        return r["cpu_s"] / r["events"] * 1e6 if "cpu_s" in r else None
+
+    full, floor, naive, kafka = rate("full"), rate("floor"), rate("naive"), rate("kafka")
+    if full is not None:
+        found.append(("full flow from a file >= 100,000 events/s", f"{full:,.0f}",
+                      full >= 100_000))
+    if full and floor:
+        found.append(("full / floor >= 0.8", f"{full / floor:.2f}", full / floor >= 0.8))
+    if full and naive:
+        found.append(("full / naive >= 5", f"{full / naive:.2f}", full / naive >= 5))
+    if full and kafka:
+        found.append(("Kafka replay, 1 process / file >= 0.8", f"{kafka / full:.2f}",
+                      kafka / full >= 0.8))
+    one, two = cpu_per_event("kafka"), cpu_per_event("cluster")
+    if one and two:
+        found.append(("2 processes: CPU per event <= 1.15x one", f"{two / one:.2f}x",
+                      two / one <= 1.15))
+    if "live" in results:
+        p99 = results["live"]["p99_ms"]
+        found.append((f"live at {results['live']['rate']:,.0f}/s: p99 <= 100 ms",
+                      f"{p99:,.0f} ms", p99 <= 100))
+    peaks = [results[c]["peak_rss_mb"] for c in ("full", "kafka", "cluster", "live")
+             if c in results and "peak_rss_mb" in results[c]]
+    if peaks:
+        found.append(("peak RSS <= 1,024 MB (MiB) at 1M", f"{max(peaks):,.0f} MB",
+                      max(peaks) <= 1_024))
+    big, small = cpu_per_event("full"), cpu_per_event("full_small")
+    if big and small:
+        found.append(("CPU per event flat 100k -> 1M (1M <= 1.1x 100k)",
+                      f"{small:.1f} -> {big:.1f} us", big <= 1.1 * small))
+    return found
 
 
 if __name__ == "__main__":
