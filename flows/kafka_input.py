@@ -30,9 +30,19 @@ from flows.telemetry import Telemetry
 from operators.errors import InputError
 from sinks.kafka import check_broker, client_config
 
-__all__ = ["KafkaSource", "consumer_for"]
+__all__ = ["KafkaSource", "consumer_for", "trace_parent_of"]
 
 log = logging.getLogger("lucidstream.kafka")
+
+
+def trace_parent_of(msg: Any) -> str | None:
+    """The W3C ``traceparent`` header of a consumed message, if it has one."""
+    headers = msg.headers()
+    if headers:
+        for key, value in headers:
+            if key == "traceparent" and value:
+                return str(value.decode("ascii", "replace"))
+    return None
 
 
 def consumer_for(source: KafkaSource) -> Consumer:
@@ -95,14 +105,8 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                     log.warning("step=ingest partition=%s error=%s", self._name, err)
                 continue
             self._eof = False
-            trace_parent = None
-            headers = msg.headers()
-            if headers:
-                for key, value in headers:
-                    if key == "traceparent" and value:
-                        trace_parent = value.decode("ascii", "replace")
             offset = msg.offset()
-            records.append((f"{prefix}{offset}", msg.value(), trace_parent))
+            records.append((f"{prefix}{offset}", msg.value(), trace_parent_of(msg)))
             self._offset = offset + 1
         if src.stop_at_end and self._eof and not records and not alarms:
             alarms = self._health.settle(self._name)

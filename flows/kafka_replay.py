@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -42,12 +43,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from flows.kafka_input import KafkaSource, consumer_for
+from flows.kafka_input import KafkaSource, consumer_for, trace_parent_of
 from flows.sources import STOP, RawBatch
 
 __all__ = ["KafkaReplaySource"]
 
 _key = itemgetter(0)
+log = logging.getLogger("lucidstream.kafka")
 
 
 @dataclass(slots=True)
@@ -95,21 +97,17 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     lane.at_end = True
+                else:
+                    log.warning("step=ingest partition=%s error=%s", lane.name, err)
                 continue
             kind, stamp = msg.timestamp()
             ts = None if kind == TIMESTAMP_NOT_AVAILABLE else stamp
             if ts is not None and ts > lane.watermark:
                 lane.watermark = ts
-            parent = None
-            headers = msg.headers()
-            if headers:
-                for key, value in headers:
-                    if key == "traceparent" and value:
-                        parent = value.decode("ascii", "replace")
             offset = msg.offset()
             # ordered by the lane's watermark, so a lane's own order is never changed
             lane.waiting.append((lane.watermark, offset, f"kafka:{lane.name}/{offset}",
-                                 msg.value(), parent, ts))
+                                 msg.value(), trace_parent_of(msg), ts))
             lane.next_offset = offset + 1
             lane.at_end = False
             lane.last_read = now
