@@ -178,6 +178,9 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @click.option("--replay", "replay_topic", is_flag=True,
               help="Kafka: replay the topic on the pipeline clock, its partitions merged "
               "by timestamp under a watermark (a file always replays)")
+@click.option("--partition-idle-ms", default=default("partition_idle_ms"), show_default=True,
+              type=click.IntRange(min=1),
+              help="with --replay: how long a quiet partition holds the others back")
 @click.option("--recovery-dir", type=click.Path(file_okay=False),
               help="Bytewax recovery directory (created and initialised when empty)")
 @click.option("--epoch", default=default("epoch_s"), show_default=True,
@@ -201,10 +204,10 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         sources: int, seed: int, rate: float, kafka: str | None, topic: str,
         kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool,
         decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
-        replay_topic: bool, recovery_dir: str | None, epoch: float, processes: int,
-        process_id: int | None, addresses: str | None, dashboard_port: int | None,
-        control: str | None, store: str | None, flow_name: str, workers: int, shards: int,
-        quiet: bool) -> None:
+        replay_topic: bool, partition_idle_ms: int, recovery_dir: str | None, epoch: float,
+        processes: int, process_id: int | None, addresses: str | None,
+        dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
+        workers: int, shards: int, quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
     source = input_ or source
     if source not in ("sim", "kafka") and not Path(source).is_file():
@@ -216,7 +219,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        emit_kafka=emit_kafka, decisions_topic=decisions_topic,
                        dead_letters_topic=dead_letters_topic, batch_size=batch,
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
-                       replay=True if replay_topic else False if source == "kafka" else None)
+                       replay=True if replay_topic else False if source == "kafka" else None,
+                       partition_idle_ms=partition_idle_ms)
     if dashboard_port is not None and processes > 1:
         raise ConfigError("--dashboard serves from the process that owns the store; with "
                           "--processes, run lucidstream dashboard against a ClickHouse server "

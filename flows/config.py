@@ -28,6 +28,9 @@ LUCIDSTREAM_TRACE_RATIO    share of unremarkable decisions traced      0.01
 LUCIDSTREAM_TRACE_BUDGET   spans per second per process (0: no traces) 500
 LUCIDSTREAM_GC             garbage collector: tuned, default or A,B,C  tuned (see gctune)
 =========================  ==========================================  ==================
+
+``LUCIDSTREAM_PARTITION_IDLE_MS`` (Kafka replay: how long a quiet partition holds the
+others back; 2000) too.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class RunConfig:
     decisions_topic: str = "decisions"
     dead_letters_topic: str = "dead-letters"
     recovery_dir: str | None = None
+    partition_idle_ms: int = 2_000  # Kafka replay: a partition this quiet stops holding back
     epoch_s: float = 2.0
     control: str | None = None
     process_id: int | None = None  # set by the cluster launcher, not by users
@@ -97,6 +101,9 @@ class RunConfig:
                 raise ConfigError(f"{name}={value}: must be positive (or unset for no limit)")
         if self.sources < 1:
             raise ConfigError(f"sources={self.sources}: need at least one source")
+        if self.partition_idle_ms < 1:
+            raise ConfigError(f"partition idle {self.partition_idle_ms} ms: use at least 1 "
+                              "(how long a quiet partition holds a replay back)")
         if self.shards < 1 or self.batch_size < 1:
             raise ConfigError("shards and batch size must be at least 1")
         if self.rate < 0:
@@ -152,7 +159,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "SHARDS": ("shards", int), "BATCH": ("batch_size", int), "KAFKA": ("kafka", str),
     "TOPIC": ("topic", str), "OUTCOMES_TOPIC": ("outcomes_topic", str),
     "STOP_AT_END": ("stop_at_end", bool), "EMIT_KAFKA": ("emit_kafka", bool),
-    "RECOVERY_DIR": ("recovery_dir", str),
+    "RECOVERY_DIR": ("recovery_dir", str), "PARTITION_IDLE_MS": ("partition_idle_ms", int),
 }
 
 

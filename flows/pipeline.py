@@ -326,11 +326,14 @@ def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGen
         from flows.kafka_replay import KafkaReplaySource
 
         topics = [config.topic] + ([config.outcomes_topic] if config.outcomes_topic else [])
-        kind = KafkaReplaySource if config.replay else KafkaSource
-        return kind(config.kafka_settings, topics, batch_size=config.batch_size,
-                    stop_at_end=config.stop_at_end, telemetry=telemetry,
-                    group_id=f"lucidstream-{config.flow}",
-                    optional_topics=(config.outcomes_topic,), max_events=config.events)
+        settings = {"batch_size": config.batch_size, "stop_at_end": config.stop_at_end,
+                    "telemetry": telemetry, "group_id": f"lucidstream-{config.flow}",
+                    "optional_topics": (config.outcomes_topic,),
+                    "max_events": config.events}
+        if config.replay:
+            return KafkaReplaySource(config.kafka_settings, topics,
+                                     idle_ms=config.partition_idle_ms, **settings)
+        return KafkaSource(config.kafka_settings, topics, **settings)
     if not config.simulated:
         return JSONLSource(config.input, config.batch_size)
     per_tick = config.sources  # a simulator tick is one report per source

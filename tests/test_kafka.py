@@ -102,11 +102,15 @@ def test_missing_topic_is_a_clear_error(broker, tmp_path):
     assert result.returncode == 1 and "does not exist" in result.stderr
 
 
-def test_sigkill_twice_then_restart_decides_every_event_exactly_once(broker, tmp_path):
+@pytest.mark.parametrize("clock", ["live", "replay"])
+def test_sigkill_twice_then_restart_decides_every_event_exactly_once(broker, tmp_path, clock):
+    """Live: each partition resumes from its snapshot's offset; replayed: each from its
+    first record not yet handed on when the snapshot was taken."""
     topic, n = topic_name("crash"), 50_000
     produce(broker.bootstrap, topic, n)
     dsn, recovery = f"chdb://{tmp_path}/store", str(tmp_path / "recovery")
-    args = run_args(broker.bootstrap, topic, dsn, "--recovery-dir", recovery, "--epoch", "0.5")
+    args = run_args(broker.bootstrap, topic, dsn, "--recovery-dir", recovery, "--epoch", "0.5",
+                    *(["--replay"] if clock == "replay" else []))
     for kill_after in (8_000, 20_000):
         run = Watched(*[a for a in args if a != "--quiet"])
         run.wait_for(lambda r=run, k=kill_after: r.events() >= k)
