@@ -6,19 +6,15 @@ sources' health and the mode as the clock passes), then runs the batch's decided
 events through its parts, each one module with one protocol
 (:class:`~operators.batch.Part`), in this order:
 
-=================  ==============================================  =====================
-part               what it does                                    module
-=================  ==============================================  =====================
-model path         each source's variant and the batch's scores    :mod:`~operators.modelpath`
-fast path          rules, model, freshness SLA: the decisions      :mod:`~operators.fastpath`
-escalations        escalated decisions wait for a person           :mod:`~operators.escalation`
-invariants         executed actions become each source's state     :mod:`~operators.invariants`
-regrets            late data that would have changed a decision   :mod:`~operators.regret`
-feedback           scored decisions wait for their outcomes        :mod:`~operators.feedback`
-slow path          windows per source, decided as they close       :mod:`~operators.slowdecisions`
-drift              every value stream and the model's scores       :mod:`~operators.drift`
-distillation       the models learn the rules                      :mod:`~operators.modelpath`
-=================  ==============================================  =====================
+* model path (:mod:`~operators.modelpath`): each source's variant, the batch's scores;
+* fast path (:mod:`~operators.fastpath`): rules, model, freshness SLA: the decisions;
+* escalations (:mod:`~operators.escalation`): escalated decisions wait for a person;
+* invariants (:mod:`~operators.invariants`): executed actions become each source's state;
+* regrets (:mod:`~operators.regret`): late data that would have changed a decision;
+* feedback (:mod:`~operators.feedback`): scored decisions wait for their outcomes;
+* slow path (:mod:`~operators.slowdecisions`): windows per source, decided as they close;
+* drift (:mod:`~operators.drift`): every value stream and the model's scores;
+* distillation (:mod:`~operators.modelpath`): the models learn the rules.
 
 Then outcomes are graded (:mod:`~operators.outcomes`), the quality windows counted
 (:mod:`~operators.quality`) and canaries checked (:mod:`~operators.canarychecks`).
