@@ -16,7 +16,7 @@ import time
 
 from operators.batch import BatchResult, DecideBatch
 from operators.decision import Decision
-from operators.ids import decision_ids, parent_span_of, parse_traceparent
+from operators.ids import decision_ids, parent_span_of, parse_traceparent, trace_id_for
 from operators.modelpath import ModelPath
 from operators.modes import CONSERVATIVE, NORMAL
 from operators.policy import DecisionPolicy
@@ -89,10 +89,10 @@ class FastPath:
                 if parent is not None:
                     parents[did] = parent
             decisions.append(new(Decision, (
-                did, trace or did.replace("-", ""), ev.source_id, decision_type, path,
-                action, score, None if score is None else max(score, 1.0 - score), version,
-                variant, mode, ev.event_ms, now, age, fresh, latency, escalated, reason,
-                flow, ev.origin)))  # the trace ID: trace_id_for's, inlined
+                did, trace or trace_id_for(did), ev.source_id, decision_type, path, action,
+                score, None if score is None else max(score, 1.0 - score), version, variant,
+                mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow,
+                ev.origin)))
             contents.append(content)
             fired.append(rule is not None)
             actions.append(action)

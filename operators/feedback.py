@@ -62,17 +62,20 @@ class FeedbackLoop:
                 batch.now, strict=True):
             if score is not None:
                 pending[did] = new(Pending, (variant, version, ev.values, score, now))
-        while len(pending) > self.max_pending:
-            old, _ = pending.popitem(last=False)
-            self._mark_expired(old)
+        self._bound()
 
     def forget(self, source_id: str) -> None:
         """Nothing per source: pending decisions expire by age and count."""
 
     def remember(self, decision_id: str, pending: Pending) -> None:
         self._pending[decision_id] = pending
-        if len(self._pending) > self.max_pending:
-            old, _ = self._pending.popitem(last=False)
+        self._bound()
+
+    def _bound(self) -> None:
+        """Past ``max_pending``, the oldest pending decisions expire."""
+        pending = self._pending
+        while len(pending) > self.max_pending:
+            old, _ = pending.popitem(last=False)
             self._mark_expired(old)
 
     def resolve(self, decision_id: str) -> Pending | None:

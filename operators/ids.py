@@ -57,15 +57,9 @@ def decision_ids(events: Sequence[SensorEvent], decision_type: str) -> list[str]
     ...                                    decision_id("sensor-1", "motion", None, 5, "file:x:3")]
     True
     """
-    sha1, namespace, variant = _sha1, _NAMESPACE_BYTES, _VARIANT
     by_seq, by_time = f"\x1f{decision_type}\x1fseq\x1f", f"\x1f{decision_type}\x1fat\x1f"
-    ids = []
-    for ev in events:
-        name = f"{ev.source_id}{by_seq}{ev.seq}" if ev.seq is not None else \
-            f"{ev.source_id}{by_time}{ev.event_ms}\x1f{ev.origin}"
-        h = sha1(namespace + name.encode()).hexdigest()
-        ids.append(f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:32]}")
-    return ids
+    return [_uuid5(f"{ev.source_id}{by_seq}{ev.seq}" if ev.seq is not None else
+                   f"{ev.source_id}{by_time}{ev.event_ms}\x1f{ev.origin}") for ev in events]
 
 
 def decision_id(
