@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit browser bench clean
+.PHONY: run test lint typecheck unit browser bench scenarios clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,5 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks --events 1000000
 	$(BIN)/python -m benchmarks.detection
 
+# The fault scenario suite in full: every scenario, 5 seeds, 300 s of event time each.
+scenarios: $(STAMP)
+	$(BIN)/lucidstream scenarios run --seeds 1,2,3,4,5 --dir $(CURDIR)/scenario-results
+
 clean:
-	rm -rf $(VENV) lucidstream-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) lucidstream-data scenario-results .pytest_cache .mypy_cache .ruff_cache

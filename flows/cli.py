@@ -6,7 +6,6 @@ usage, 1 otherwise); no traceback unless ``LUCIDSTREAM_DEBUG=1``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -22,9 +21,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from flows.cli_scenarios import scenarios
 from flows.cluster import run_cluster
 from flows.config import RunConfig, default
+from flows.faults import SCENARIOS
+from flows.registry import resolve_flow
 from flows.runner import RunReport, execute, finish_run, recovery_config
+from flows.scenarios import ScenarioSettings, truth_path
+from flows.scenarios import build as build_scenario
 from flows.simulator import START_MS
 from flows.sources import SimulatedStream
 from flows.telemetry import Telemetry
@@ -35,8 +39,6 @@ from operators.modes import MODES
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
 from sinks.store import Store, open_store
 
-FLOWS = {"fleet": "flows.fleet", "traffic": "flows.traffic"}
-
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -44,7 +46,8 @@ store_option = click.option(
     "--store", default=None, help="chdb:///abs/path or http(s)://user:pass@host:8123/db "
     "[env LUCIDSTREAM_STORE; default ./lucidstream-data]")
 flow_option = click.option("--flow", "flow_name", default="fleet", show_default=True,
-                           type=click.Choice(sorted(FLOWS)), help="which flow")
+                           help="fleet, traffic, an installed flow (entry point group "
+                           "lucidstream.flows) or a module path (mypkg.myflow)")
 workers_option = click.option("--workers", "-w", default=1, show_default=True,
                               type=click.IntRange(min=1), help="Bytewax workers")
 shards_option = click.option("--shards", default=default("shards"), show_default=True,
@@ -58,9 +61,7 @@ def app() -> None:
 
 
 def _flow_module(name: str) -> ModuleType:
-    if name not in FLOWS:
-        raise ConfigError(f"unknown flow {name!r}; choose one of {', '.join(FLOWS)}")
-    return importlib.import_module(FLOWS[name])
+    return resolve_flow(name)
 
 
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
@@ -266,12 +267,39 @@ def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: 
               help="events/s: of simulated time for a file (default 500); of wall time "
               "for Kafka (default 0 = as fast as possible)")
 @flow_option
-def simulate(out_file: Path | None, kafka: str | None, topic: str, partitions: int,
-             kafka_opt: tuple[str, ...], events: int, seed: int, sources: int,
-             rate: float | None, flow_name: str) -> None:
+@click.option("--scenario", type=click.Choice(list(SCENARIOS)),
+              help="inject this fault and write its truth beside --out (FILE.truth.json); "
+              "defaults then: 24 sources, 240 events/s, 300 s")
+@click.option("--from", "from_file", type=click.Path(dir_okay=False),
+              help="with --scenario: inject into this recorded JSONL instead")
+@click.pass_context
+def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic: str,
+             partitions: int, kafka_opt: tuple[str, ...], events: int, seed: int,
+             sources: int, rate: float | None, flow_name: str, scenario: str | None,
+             from_file: str | None) -> None:
     """Write simulator events to a JSONL file, or produce them to a Kafka topic."""
     if (out_file is None) == (kafka is None):
         raise click.UsageError("give exactly one of --out FILE or --kafka HOST:PORT")
+    if from_file and not scenario:
+        raise click.UsageError("--from FILE needs --scenario NAME (the fault to inject)")
+    if scenario:
+        if out_file is None:
+            raise click.UsageError("--scenario writes a file: give --out FILE")
+        given = ctx.get_parameter_source  # the scenario's own defaults unless given
+        settings = ScenarioSettings(flow=flow_name, seed=seed, from_file=from_file)
+        if given("sources") == click.core.ParameterSource.COMMANDLINE:
+            settings.sources = sources
+        if rate:
+            settings.rate = rate
+        if given("events") == click.core.ParameterSource.COMMANDLINE:
+            settings.duration_s = events / settings.rate
+        try:
+            truth = build_scenario(scenario, settings, out_file)
+        except ValueError as bad:
+            raise ConfigError(f"scenario {scenario}: {bad}") from None
+        err.print(f"wrote {truth['lines']:,} lines to {out_file} and the truth to "
+                  f"{truth_path(out_file)}: {truth['description']}")
+        return
     module = _flow_module(flow_name)
     start = time.perf_counter()
     if kafka:
@@ -671,6 +699,9 @@ def query(sql: str, store: str | None, fmt: str) -> None:
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row))
         out.print(table)
+
+
+app.add_command(scenarios)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,8 @@ LUCIDSTREAM_GC             garbage collector: tuned, default or A,B,C  tuned (se
 =========================  ==========================================  ==================
 
 ``LUCIDSTREAM_PARTITION_IDLE_MS`` (Kafka replay: how long a quiet partition holds the
-others back; 2000) too.
+others back; 2000) too, and ``LUCIDSTREAM_MODEL_FAULT`` (``broken:FROM_MS-TO_MS`` or
+``stalled:...``: a model fault injected on purpose, as the fault scenarios do).
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ class RunConfig:
     trace_ratio: float = field(default_factory=lambda: _env_number("TRACE_RATIO", 0.01))
     trace_budget: int = field(default_factory=lambda: int(_env_number("TRACE_BUDGET", 500)))
     gc: str = field(default_factory=lambda: os.environ.get("LUCIDSTREAM_GC", "tuned"))
+    # a model fault injected on purpose (fault scenarios): KIND:FROM_MS-TO_MS
+    model_fault: str | None = field(
+        default_factory=lambda: os.environ.get("LUCIDSTREAM_MODEL_FAULT") or None)
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)

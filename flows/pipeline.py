@@ -44,9 +44,10 @@ from operators.clock import WallClock
 from operators.decider import BatchResult, Decider, DecisionPolicy
 from operators.drift import DriftConfig
 from operators.escalation import ESCALATION_COLUMNS
-from operators.events import EventDecoder, OutcomeEvent, SensorEvent
+from operators.events import Decoded, EventDecoder, OutcomeEvent, SensorEvent
 from operators.freshness import FreshnessConfig
 from operators.invariants import VIOLATION_COLUMNS
+from operators.modelfault import ModelFault
 from operators.modes import ModeConfig
 from operators.records import (
     DECISION_COLUMNS,
@@ -96,6 +97,7 @@ class FlowSpec:
     process_id: int | None = None  # this process's index in a cluster
     trace_ratio: float = 0.01  # share of the unremarkable decisions traced
     trace_budget: int = 500  # spans per second per process; 0 switches tracing off
+    model_fault: ModelFault | None = None  # injected on purpose (fault scenarios)
 
 
 @dataclass(slots=True)
@@ -244,21 +246,27 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
             assert tracer is not None
             telemetry.add(traced=tracer.record(traced, start_ns, end_ns))
 
+    replay_clock = [0]  # the latest arrival decoded (replay only)
+
     def decode(batch: RawBatch) -> _DecodedBatch:
         decode_start = time.monotonic_ns()
         decoded = decoder.decode_batch(batch.records, batch.arrivals)
         received = wall.now_ms()
+        tick, before = None, replay_clock[0]
+        if spec.replay and decoded.events:
+            tick = max(e.event_ms if e.arrival_ms is None else e.arrival_ms
+                       for e in decoded.events)
+            replay_clock[0] = max(replay_clock[0], tick)
+        # received on the pipeline clock: in a replay, the latest arrival read so far
+        stamp = replay_clock[0] if spec.replay and replay_clock[0] else received
         side = []
         if batch.alarms:
             side.append(alarm_rows(batch.alarms, spec.name))
         if decoded.dead:
-            side.append(dead_letter_rows(decoded.dead, received, spec.name))
+            side.append(dead_letter_rows(decoded.dead, stamp if not spec.replay else
+                                         _replay_stamps(decoded, before, stamp), spec.name))
         if decoded.outcomes:
-            side.append(outcome_rows(decoded.outcomes, received))
-        tick = None
-        if spec.replay and decoded.events:
-            tick = max(e.event_ms if e.arrival_ms is None else e.arrival_ms
-                       for e in decoded.events)
+            side.append(outcome_rows(decoded.outcomes, stamp))
         telemetry.add(events=len(decoded.events), dead_letters=len(decoded.dead),
                       outcomes=len(decoded.outcomes))
         events = decoded.events
@@ -292,6 +300,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                               freshness=spec.freshness, variants=spec.variants,
                               drift=spec.drift, slow=spec.slow, canaries=spec.canaries,
                               board=board)
+        decider.model.fault = spec.model_fault
         return _DecideLogic(decider, telemetry, spec.snapshots, controls, sampler, tracer)
 
     flow = Dataflow(spec.name)
@@ -316,6 +325,17 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     return flow
 
 
+
+
+def _replay_stamps(decoded: Decoded, before: int, fallback: int) -> list[int]:
+    """Each dead letter's place on the replay clock: the arrival of the event read just
+    before it (the clock before the batch when none was)."""
+    stamps, events = [], decoded.events
+    for n in decoded.dead_after:
+        ev = events[n - 1] if n else None
+        at = before if ev is None else (ev.event_ms if ev.arrival_ms is None else ev.arrival_ms)
+        stamps.append(max(at, before) or fallback)
+    return stamps
 
 
 def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGenerator],
@@ -363,6 +383,8 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     spec.control = str(control_dir_for(str(config.store), config.control))
     spec.process_id = config.process_id
     spec.trace_ratio, spec.trace_budget = config.trace_ratio, config.trace_budget
+    if config.model_fault:
+        spec.model_fault = ModelFault.parse(config.model_fault)
     flow = build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))
     tune_gc(parse_gc(config.gc))  # what is alive now lives as long as the flow

@@ -66,6 +66,12 @@ class FleetSimulator:
         self._worn = rng.random(n) < 0.06  # worn motors run about 30 C hotter
         self._temp = 32 + 22 * self._speed + 30 * self._worn + rng.normal(0, 1, n)
         self._obstacle = rng.uniform(5, 15, n)
+        self._low = self._battery < 15
+        self._docked = np.zeros(n, dtype=bool)
+        # The changes of regime the simulator makes by design (a robot slowing down on
+        # a low battery, speeding up once recharged): ground truth for fault scenarios,
+        # so an alarm on one of them is not counted as false.
+        self.changes: list[dict] = []
 
     @property
     def period_ms(self) -> float:
@@ -85,7 +91,7 @@ class FleetSimulator:
         for pos in (self._x, self._y):
             np.clip(pos, 0, FIELD, out=pos)
         self._battery -= (0.05 + 0.12 * self._speed) * dt
-        docked = self._battery < 3
+        docked = self._docked = self._battery < 3
         self._battery[docked] = 100.0
         heat = 32 + 22 * self._speed + 30 * self._worn
         self._temp += (heat - self._temp) * 0.05 + rng.normal(0, 0.3, n)
@@ -95,9 +101,22 @@ class FleetSimulator:
         self._obstacle[close] = rng.uniform(0.1, 1.0, int(close.sum()))
         np.abs(self._obstacle, out=self._obstacle)
 
+    def _record_changes(self, base_ms: int) -> None:
+        low = self._battery < 15
+        for i in np.flatnonzero(low & ~self._low).tolist():
+            self.changes.append({"source_id": self._ids[i], "at_ms": base_ms,
+                                 "values": ["speed", "motor_temp_c"],
+                                 "why": "battery under 15 %: slows down"})
+        for i in np.flatnonzero(self._docked).tolist():
+            self.changes.append({"source_id": self._ids[i], "at_ms": base_ms,
+                                 "values": ["speed", "motor_temp_c", "battery"],
+                                 "why": "recharged at the dock: speeds up"})
+        self._low = low
+
     def tick(self, base_ms: int) -> list[dict]:
         """One report per robot for the tick starting at ``base_ms``, after faults."""
         self._step(1.0 / self.hz)
+        self._record_changes(base_ms)
         tick = self._ticks
         self._ticks += 1
         times = (base_ms + self._phase).tolist()

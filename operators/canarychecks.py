@@ -26,6 +26,13 @@ from operators.policy import DecisionPolicy
 __all__ = ["CanaryChecks"]
 
 
+# Consecutive failed slots before a check counts as failing. A rules canary at once: the
+# pipeline decides wrongly. A model canary at the second: an online model still learning
+# may rank one reading wrongly once and put it right by the next slot; a broken one fails
+# every slot.
+FAILS_TO_COUNT = {"rules": 1, "model": 2}
+
+
 class CanaryChecks:
     """The canaries of one shard, their slots seen and the checks failing now.
 
@@ -52,6 +59,7 @@ class CanaryChecks:
         self.model = model
         self._slots: dict[str, int] = {}
         self._failing: dict[tuple[str, str], str] = {}  # (canary, variant) -> checks
+        self._streak: dict[tuple[str, str], int] = {}   # consecutive failed slots
 
     def failing(self, checks: str) -> int:
         """How many (canary, variant) checks of kind ``checks`` fail now."""
@@ -115,6 +123,7 @@ class CanaryChecks:
                  board: ModeBoard, out: BatchResult) -> None:
         key = (canary.name, variant)
         if status != "fail":
+            self._streak.pop(key, None)
             if self._failing.pop(key, None) is not None:
                 out.alarms.append(Alarm(now, now, canary.source_id, "canary_recovered",
                                         "canary", 0.0, 0.0, {"variant": variant},
@@ -127,6 +136,9 @@ class CanaryChecks:
                                          f"{canary.name}: {actual} != {canary.expect}")
             if change is not None:
                 out.rollout.append(change)
+            return
+        streak = self._streak[key] = self._streak.get(key, 0) + 1
+        if streak < FAILS_TO_COUNT[canary.checks]:
             return
         if key not in self._failing:
             out.alarms.append(Alarm(now, now, canary.source_id, "canary_failed", "canary",

@@ -101,6 +101,9 @@ class Decoded:
     events: list[SensorEvent] = field(default_factory=list)
     outcomes: list[OutcomeEvent] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    # for each dead letter, how many events of the batch came before it (its place on
+    # the replay clock: the arrival of the event read just before it)
+    dead_after: list[int] = field(default_factory=list)
 
 
 class _Wire(msgspec.Struct, forbid_unknown_fields=True):
@@ -314,4 +317,5 @@ class EventDecoder:
                 outcomes.append(item)
             else:
                 dead.append(item)  # type: ignore[arg-type]
+                out.dead_after.append(len(events))
         return out

@@ -7,6 +7,9 @@ last spoke (pipeline clock) and its usual cadence. From these it reports:
 * ``seq_gap``: sequence numbers went missing (``value`` = how many). A jump is
   held for ``reorder_ms`` of pipeline clock first: numbers that arrive late in
   that time fill the gap, so reordered delivery is not reported as loss;
+* ``duplicate``: a sequence number seen before arrived again (delivered twice; its
+  decision keeps its ID, so the store keeps one). One alarm per source per
+  ``duplicate_alarm_ms`` of pipeline clock, the duplicates counted in between;
 * ``clock_skew``: an event claims a time ahead of now by more than the tolerance;
 * ``silence``: a source is overdue by ``silence_factor`` times its own cadence,
   bounded to ``[min_silence_ms, max_silence_ms]`` (a source heard once, whose
@@ -58,13 +61,17 @@ class FreshnessConfig:
     # a jump of more than max_held numbers (not reordering) is reported at once.
     reorder_ms: int = 1_000
     max_held: int = 1_000
+    duplicate_alarm_ms: int = 60_000
+
+
+_SEEN_MASK = (1 << 64) - 1
 
 
 class SourceState:
     """What the tracker remembers about one source (about 150 bytes)."""
 
-    __slots__ = ("arrival_ms", "event_ms", "gaps", "idle", "interval_ms", "seq", "silent",
-                 "skewed")
+    __slots__ = ("arrival_ms", "dup_at", "event_ms", "gaps", "idle", "interval_ms", "seen", "seq",
+                 "silent", "skewed")
 
     def __init__(self, event_ms: int, arrival_ms: int) -> None:
         self.event_ms = event_ms
@@ -75,6 +82,8 @@ class SourceState:
         self.skewed = False
         self.idle = False
         self.gaps: list[_Gap] | None = None  # jumps waiting for late numbers
+        self.seen = 0  # bit i: seq - 1 - i arrived (the 64 numbers below the last)
+        self.dup_at: int | None = None  # when its last duplicate alarm was raised
 
 
 class _Gap:
@@ -118,6 +127,7 @@ class FreshnessTracker:
         self._lag = 0
         self.gaps = 0
         self.reordered = 0
+        self.duplicates = 0
         self.skewed_events = 0
 
     @property
@@ -176,6 +186,11 @@ class FreshnessTracker:
         self, state: SourceState, source_id: str, seq: int, event_ms: int, now: int
     ) -> None:
         last = state.seq
+        if last is not None and last < seq <= last + 64:
+            step = seq - last
+            state.seen = ((state.seen << step) | (1 << (step - 1))) & _SEEN_MASK
+        elif last is None or seq > last:
+            state.seen = 0
         if last is None or seq == last + 1:
             state.seq = seq
         elif seq > last + 1:
@@ -191,8 +206,13 @@ class FreshnessTracker:
             self._alarm(now, event_ms, source_id, "seq_reset", "sequence", seq, last,
                         details={"last_seq": last, "seq": seq}, key=f"reset={last}>{seq}")
             state.seq = seq
+            state.seen = 0
+        elif seq == last or (last - seq <= 64 and state.seen >> (last - 1 - seq) & 1):
+            self._duplicate(state, source_id, seq, event_ms, now)
         else:
-            self.reordered += 1  # a late or duplicate seq: counted, and fills its gap
+            if last - seq <= 64:
+                state.seen |= 1 << (last - 1 - seq)
+            self.reordered += 1  # a late seq: counted, and fills its gap
             gaps = state.gaps
             if gaps:
                 for gap in gaps:
@@ -201,6 +221,14 @@ class FreshnessTracker:
                         if not gap.missing:
                             gaps.remove(gap)
                         break
+
+    def _duplicate(self, state: SourceState, source_id: str, seq: int, event_ms: int,
+                   now: int) -> None:
+        self.duplicates += 1
+        if state.dup_at is None or now - state.dup_at >= self.config.duplicate_alarm_ms:
+            state.dup_at = now
+            self._alarm(now, event_ms, source_id, "duplicate", "sequence", seq, 0,
+                        details={"seq": seq}, key=f"dup={seq}")
 
     def _gap_alarm(self, source_id: str, after_seq: int, seq: int, missing: int,
                    event_ms: int, now: int) -> None:

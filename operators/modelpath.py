@@ -21,6 +21,7 @@ import numpy as np
 
 from operators.batch import BatchResult, DecideBatch
 from operators.modeboard import ModeBoard
+from operators.modelfault import ModelFault
 from operators.modes import NORMAL, PAUSED
 from operators.policy import DecisionPolicy
 from operators.variants import Variant, VariantRouter
@@ -51,6 +52,7 @@ class ModelPath:
         self.failing_since: int | None = None
         self.last_label_at: int | None = None  # pipeline time of the latest outcome label
         self._routed_share: float | None = None
+        self.fault: ModelFault | None = None  # injected on purpose (fault scenarios)
 
     def failing_ms(self, now: int) -> int:
         """How long the model path has been failing at ``now`` (0: it answers)."""
@@ -101,6 +103,8 @@ class ModelPath:
         lost while it keeps failing)."""
         try:
             predicted = self.scorers[variant].score(rows)
+            if self.fault is not None:
+                predicted = self.fault.apply(predicted, now)
             if not np.isfinite(predicted).all():
                 raise ValueError("the model returned non-finite scores")
         except Exception as exc:  # any failure of a model is the model path's failure

@@ -208,3 +208,18 @@ def test_one_dark_source_of_24_does_not_move_the_fleet_lag_and_a_tenth_does():
     assert lag_with(0) < 100
     assert lag_with(1) < 100 and lag_with(2) < 100  # 4 % and 8 % of the fleet
     assert lag_with(3) >= 19_000                    # 12.5 %: the fleet is behind
+
+
+def test_a_seq_delivered_twice_is_a_duplicate_alarm_once_per_episode_not_reordering():
+    t = FreshnessTracker(FreshnessConfig(duplicate_alarm_ms=60_000))
+    # 4 comes late (reordering); 4, 6 and 3 come again (duplicates), within a minute
+    for i, seq in enumerate([1, 2, 3, 5, 4, 4, 6, 6, 7, 3]):
+        t.observe("s", 1_000 + 10 * i, 1_050 + 10 * i, seq=seq)
+    alarms = t.drain_alarms()
+    assert [(a.signal, a.value, a.source_id) for a in alarms] == [("duplicate", 4.0, "s")]
+    assert t.duplicates == 3 and t.reordered == 1
+    t.observe("s", 90_000, 90_050, seq=7)   # a minute later: a new episode
+    assert signals(t) == ["duplicate"]
+    t.observe("s", 90_100, 90_150, seq=8)   # the next number is no duplicate
+    t.observe("s", 90_000, 90_160, seq=5)   # 5 arrived long ago: a duplicate, no new alarm
+    assert signals(t) == [] and t.duplicates == 5

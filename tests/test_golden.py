@@ -11,6 +11,12 @@ the other), where the recorded path committed it between two fast decisions. So 
 slow decision may now be rejected because a later fast decision of the same batch
 changed its source's action first; it then keeps that newer action instead of
 flipping the source back. Its window, ID, fresh flag and mode are unchanged.
+
+Re-recorded once since, intended: a model canary counts as failing at its second
+consecutive failed slot (a young model may rank one reading wrongly once). The young
+model's single failed slot early in this replay no longer raises ``canary_failed`` nor
+degrades the mode then; the mode's one degradation starts 14 s later, and the decisions
+in between are made in NORMAL.
 """
 
 from __future__ import annotations

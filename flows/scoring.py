@@ -1,0 +1,193 @@
+"""Score a fault scenario from the store alone, as an operator would read it.
+
+Everything comes from the ClickHouse tables (``decisions``, ``drift_events``,
+``mode_changes``, ``dead_letters``, ``canary_results``, ``escalations``,
+``invariant_violations``), so a score holds for a ClickHouse server as for
+the embedded store. The truth record (:mod:`flows.faults`) says what was
+injected and what should catch it; the score says whether it was caught, by
+which signal on which source, how fast (in event time and on the pipeline
+clock), how the system responded, and what it got wrong: alarms nothing
+explains, decisions on stale input marked fresh, decisions lost or doubled.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from operators.modes import MODES
+from sinks.store import Store
+
+__all__ = ["score"]
+
+_RANK = {m: i for i, m in enumerate(MODES)}
+# alarms that say a condition ended, not that one began
+RESOLUTIONS = ("silence_end", "canary_recovered", "retired")
+# how long after a fault, or a simulator's own change, alarms on it are explained
+AFTERMATH_MS = 180_000
+
+
+def _ms(column: str) -> str:
+    return f"toUnixTimestamp64Milli({column})"
+
+
+class _Reader:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def rows(self, sql: str, **params: Any) -> list[tuple]:
+        return self.store.query(sql, parameters=params or None)[1]
+
+    def alarms(self) -> list[dict]:
+        rows = self.rows(f"SELECT {_ms('detected_at')}, {_ms('event_time')}, source_id, signal,"
+                         " details FROM drift_events FINAL ORDER BY detected_at, alarm_id")
+        return [{"at": r[0], "event_ms": r[1], "source_id": r[2], "signal": r[3],
+                 "details": r[4]} for r in rows]
+
+    def modes(self) -> list[dict]:
+        rows = self.rows(f"SELECT {_ms('at')}, from_mode, to_mode, reason, scope FROM "
+                         "mode_changes FINAL ORDER BY at, change_id")
+        return [{"at": r[0], "from": r[1], "to": r[2], "reason": r[3], "scope": r[4]}
+                for r in rows]
+
+
+def _matches(signal: str, alarm: dict, sources: set[str] | None) -> bool:
+    if alarm["signal"] != signal:
+        return False
+    return sources is None or alarm["source_id"] in sources
+
+
+def _evidence(reader: _Reader, signal: str, alarms: list[dict],
+              modes: list[dict], sources: set[str] | None, since: int) -> list[dict]:
+    """Every piece of evidence for ``signal`` after ``since`` (pipeline clock), first first:
+    ``{"at", "event_ms", "source_id", "signal"}``."""
+    where = "" if sources is None else "AND source_id IN {sources:Array(String)}"
+    params: dict[str, Any] = {"since": since}
+    if sources is not None:
+        params["sources"] = sorted(sources)
+    if signal.startswith("mode:"):
+        floor = _RANK[signal.split(":", 1)[1]]
+        return [{"at": m["at"], "event_ms": None, "source_id": m["scope"], "signal": signal}
+                for m in modes if m["at"] >= since and _RANK.get(m["to"], 0) >= floor]
+    if signal == "stale":
+        rows = reader.rows(f"SELECT source_id, min({_ms('decided_at')}), min({_ms('event_time')})"
+                           " FROM decisions FINAL WHERE NOT fresh AND path != 'canary' AND "
+                           f"{_ms('decided_at')} >= {{since:Int64}} {where} GROUP BY source_id",
+                           **params)
+        return sorted(({"at": r[1], "event_ms": r[2], "source_id": r[0], "signal": "stale"}
+                       for r in rows), key=lambda e: e["at"])
+    if signal == "dead_letters":
+        rows = reader.rows(f"SELECT min({_ms('received_at')}), count() FROM dead_letters FINAL "
+                           f"WHERE {_ms('received_at')} >= {{since:Int64}}", since=since)
+        return [{"at": rows[0][0], "event_ms": None, "source_id": "", "signal": signal}] \
+            if rows and rows[0][1] else []
+    if signal == "invariant":
+        rows = reader.rows(f"SELECT source_id, min({_ms('at')}) FROM invariant_violations FINAL"
+                           f" WHERE {_ms('at')} >= {{since:Int64}} {where} GROUP BY source_id",
+                           **params)
+        return sorted(({"at": r[1], "event_ms": None, "source_id": r[0], "signal": signal}
+                       for r in rows), key=lambda e: e["at"])
+    return [{"at": a["at"], "event_ms": a["event_ms"], "source_id": a["source_id"],
+             "signal": signal} for a in alarms
+            if a["at"] >= since and _matches(signal, a, sources)]
+
+
+def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
+    """Whether the fault, or a change the stream's generator made on purpose, explains
+    ``alarm``."""
+    start, end = truth["start"]["arrival_ms"], truth["end"]["arrival_ms"]
+    sources = set(truth["sources"])
+    value = alarm["signal"].split(":", 1)[1] if ":" in alarm["signal"] else None
+    false_signals = truth["expect"].get("per_source_false", [])
+    if alarm["source_id"] and alarm["signal"] in false_signals:
+        return False
+    if truth["kind"] != "control" and start - 1_000 <= alarm["at"] <= end + AFTERMATH_MS and \
+            (everyone or "" in sources or alarm["source_id"] in sources or
+             alarm["signal"] in truth["expect"]["signals"]):
+        return True
+    for change in truth.get("background", []):
+        if change["source_id"] == alarm["source_id"] and \
+                (value is None or value in change["values"]) and \
+                change["at_ms"] - 10_000 <= alarm["event_ms"] <= change["at_ms"] + AFTERMATH_MS:
+            return True
+    return False
+
+
+def score(store: Store, truth: dict) -> dict:
+    """The scenario's score against ``truth``, read from ``store``."""
+    reader = _Reader(store)
+    alarms, modes = reader.alarms(), reader.modes()
+    expect = truth["expect"]
+    start = truth["start"]["arrival_ms"]
+    end = truth["end"]["arrival_ms"]
+    within = expect["within_ms"]
+    all_sources = {s for s in truth["sources"] if s}
+    everyone = len(all_sources) >= truth.get("stream_sources", 1 << 30)
+    sources = None if (not all_sources or everyone) else all_sources
+    found: list[dict] = []
+    for signal in expect["signals"]:
+        found += _evidence(reader, signal, alarms, modes, sources, start)
+    found.sort(key=lambda e: e["at"])
+    first = found[0] if found else None
+    if first is not None and expect.get("each_source") and sources:
+        per = {}
+        for e in found:
+            per.setdefault(e["source_id"], e)
+        if set(per) >= sources:
+            first = {**max(per.values(), key=lambda e: e["at"]), "sources": len(per)}
+        else:
+            first = None  # not every affected source was caught
+    detected = first is not None and first["at"] <= end + within
+    delay_clock = first["at"] - start if detected and first else None
+    delay_event = (first["event_ms"] - truth["start"]["event_ms"]
+                   if detected and first and first["event_ms"] is not None else None)
+
+    window = (start, end + within) if truth["kind"] != "control" else (0, 1 << 62)
+    reached = max((m["to"] for m in modes if window[0] <= m["at"] <= window[1]),
+                  key=_RANK.__getitem__, default="NORMAL")
+    response_ok = True
+    if "min_mode" in expect:
+        response_ok &= _RANK[reached] >= _RANK[expect["min_mode"]]
+    if "max_mode" in expect:
+        response_ok &= _RANK[reached] <= _RANK[expect["max_mode"]]
+
+    counted = [a for a in alarms if a["signal"] not in RESOLUTIONS]
+    false = [a for a in counted if not _explained(a, truth, everyone)]
+    flow = truth["flow"]
+    stale_fresh = int(reader.rows(
+        "SELECT countIf(fresh AND ((path IN ('fast', 'fallback') AND age_ms > {sla:Int64}) OR "
+        "(path = 'slow' AND age_ms > {slow:Int64}))) FROM decisions FINAL",
+        sla=flow["sla_ms"], slow=flow["slow_sla_ms"])[0][0])
+    decided = int(reader.rows("SELECT uniqExact(decision_id) FROM decisions "
+                              "WHERE path NOT IN ('slow', 'canary')")[0][0])
+    escalated, fallback = reader.rows(
+        "SELECT countIf(escalated), countIf(path = 'fallback') FROM decisions FINAL WHERE "
+        f"{_ms('decided_at')} BETWEEN {{a:Int64}} AND {{b:Int64}}", a=window[0],
+        b=min(window[1], 1 << 62))[0]
+    dead = int(reader.rows("SELECT count() FROM dead_letters FINAL")[0][0])
+    counts = truth["counts"]
+    lost = max(0, counts["decisions"] - decided) + max(0, counts["dead_letters"] - dead)
+    doubled = max(0, decided - counts["decisions"]) + max(0, dead - counts["dead_letters"])
+    if truth["kind"] == "control":
+        detected, response_ok = not false, response_ok
+    passed = bool(detected and response_ok and stale_fresh == 0 and lost == 0 and
+                  doubled == 0 and (truth["kind"] != "control" or not false) and
+                  (delay_clock is None or delay_clock <= within or truth["kind"] == "control"))
+    return {
+        "scenario": truth["scenario"], "seed": truth["seed"], "kind": truth["kind"],
+        "detected": bool(detected),
+        "signal": first["signal"] if detected and first else None,
+        "source": first["source_id"] if detected and first else None,
+        "delay_event_ms": delay_event, "delay_clock_ms": delay_clock,
+        "bound_ms": within,
+        "mode_reached": reached, "response_ok": bool(response_ok),
+        "escalated": int(escalated), "fallback": int(fallback),
+        "false_alarms": len(false),
+        "false_alarm_list": [{k: a[k] for k in ("at", "source_id", "signal")} for a in false[:20]],
+        "stale_marked_fresh": stale_fresh, "lost": lost, "doubled": doubled,
+        "decisions": decided, "dead_letters": dead,
+        "alarms": [{k: a[k] for k in ("at", "source_id", "signal")} for a in counted],
+        "modes": [{k: m[k] for k in ("at", "from", "to", "reason")} for m in modes],
+        "passed": passed,
+        "details": json.dumps({"expected": expect["signals"], "response": truth["response"]}),
+    }
