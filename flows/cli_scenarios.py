@@ -36,6 +36,9 @@ def settings_options(command):  # type: ignore[no-untyped-def]
                      "drift detectors watch]"),
         click.option("--at", default=0.5, show_default=True, type=click.FloatRange(0.1, 0.9),
                      help="where in the stream the fault starts (share of its event time)"),
+        click.option("--batch", default=1_000, show_default=True, type=click.IntRange(min=1),
+                     help="lines per input batch of each replay (health is heard of once "
+                     "per batch)"),
     ]):
         command = option(command)
     return command

@@ -417,7 +417,8 @@ def _model_fault(kind: str, signals: list[str], response: str, **more: Any
 
 
 def control(ctx: _Ctx) -> dict:
-    ctx.start = ctx.t0  # the whole stream is the window
+    # judged where a fault would start: the stream before is the warm-up (baselines
+    # and the model learn), as a chaos experiment checks its steady state first
     return ctx.truth("control", [], None, [], "nothing: no alarm, NORMAL throughout", 0,
                      max_mode="NORMAL")
 

@@ -44,6 +44,9 @@ class ScenarioSettings:
     from_file: str | None = None
     value: str | None = None
     at: float = 0.5  # where in the stream the fault starts
+    # lines per input batch of the replay: health (a stalled model, a failing canary) is
+    # heard of once per batch, so a batch should span seconds of pipeline clock, as live
+    batch: int = 1_000
 
 
 def facts_of(module: ModuleType) -> FlowFacts:
@@ -112,6 +115,7 @@ def run_one(name: str, settings: ScenarioSettings, workdir: Path) -> dict:
     store_dir = workdir / f"{name}-{settings.seed}.store"
     fault = truth.get("model_fault")
     config = RunConfig(store=f"chdb://{store_dir.resolve()}", input=str(events), replay=True,
+                       batch_size=settings.batch,
                        model_fault=f"{fault['kind']}:{fault['from_ms']}-{fault['to_ms']}"
                        if fault else None)
     config.flow = settings.flow
@@ -140,7 +144,8 @@ def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], wo
         argv = [sys.executable, "-m", "flows.cli", "scenarios", "one", name,
                 "--dir", str(workdir), "--seed", str(seed), "--flow", settings.flow,
                 "--duration", str(settings.duration_s), "--sources", str(settings.sources),
-                "--rate", str(settings.rate), "--at", str(settings.at)]
+                "--rate", str(settings.rate), "--at", str(settings.at),
+                "--batch", str(settings.batch)]
         if settings.from_file:
             argv += ["--from", settings.from_file]
         if settings.value:

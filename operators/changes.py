@@ -25,6 +25,15 @@ signal wanders by itself, and keeps its whole size.
   approximation of a CUSUM's in-control run length for the allowed false
   alarms per million samples (a tenth of it, split over the four one-sided
   tests: baselines learned online are not exact).
+* Jumps: a stream whose level wanders for minutes (a temperature that follows a
+  machine's duty cycle) has a long-run scale hundreds of times its short-run sd,
+  and the CUSUM's reference is then wider than any step. Beside it, each block's
+  median is compared with the median three blocks before, in units of how much
+  such medians usually differ (their mean absolute difference, learned online):
+  a step that holds for the two blocks after it beyond a threshold from the same
+  budget is a level change at once, whatever the long-run scale. It runs where the
+  CUSUM is blind (its reference at or beyond the clip, so no step adds to it). Medians, so spikes in any
+  block move nothing.
 * Spread: the standard deviation of a block's AR(1) innovations about their
   mean, in its own CUSUM (innovations are close to independent, so
   prewhitening is right here; centring keeps a level step out of it).
@@ -51,6 +60,7 @@ import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from operators.longrun import (
     chi2_lower,
@@ -99,7 +109,8 @@ class ChangeDetector:
     __slots__ = (
         "_a_c1", "_a_k", "_a_mean", "_a_n", "_a_prev", "_a_scale", "_a_var", "_blocks", "_bm_acc",
         "_bm_fill", "_bm_n", "_bm_var", "_buf", "_c1", "_clip", "_d_prev", "_e_hi", "_e_lo", "_gn",
-        "_gp", "_hl", "_hs", "_k_raw", "_m2", "_ms_sn", "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
+        "_gp", "_hl", "_hs", "_j_abs", "_j_n", "_j_z", "_jumps", "_k_raw", "_m2", "_ms_sn",
+        "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
         "_need", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho", "_scale",
         "_sd", "_sn", "_sp", "_start_ms", "_sum_sn", "_sum_sp", "_warm", "block", "clip",
         "k_level", "k_spread", "max_pending", "memory", "spread_after", "warmup",
@@ -121,6 +132,12 @@ class ChangeDetector:
         arl = 4e7 / max(false_alarms_per_million, 1e-9)
         self._hl = cusum_threshold(k_level, arl)                    # per sample
         self._hs = cusum_threshold(k_spread, arl / block)          # per block
+        # the jump test: two-sided, per block, from the same tenth of the budget, twice
+        # the normal quantile (its scale is estimated and real streams have heavy tails)
+        tail = max(false_alarms_per_million, 1e-9) * 1e-7 * block / 2
+        self._j_z = 2.0 * NormalDist().inv_cdf(1 - tail)
+        self._jumps: deque[tuple[int, float, int]] = deque(maxlen=4)  # (end n, median, start)
+        self._j_abs, self._j_n = 0.0, 0  # mean |difference| of block medians 3 apart
         self._n = 0  # samples taken before the buffer's
         # the baseline (level, second moment, lag-1 product, samples behind them) and
         # its derived scale; the spread statistic's baseline; batch means
@@ -271,8 +288,12 @@ class ChangeDetector:
             a_acc += e
             a_sq += e * e
             raw += x
+        ordered = sorted(self._buf)
         self._buf.clear()
         self._d_prev, self._r_prev = d_prev, r_prev
+        jump = self._jump((ordered[(b - 1) // 2] + ordered[b // 2]) / 2)
+        if jump is not None:
+            return jump
         mean_e = a_acc / b  # a level step moves the innovations' mean, not their spread
         a = math.sqrt(max(a_sq / b - mean_e * mean_e, 0.0))
         # innovations are clipped too, about the last block's mean (a step moves it)
@@ -338,6 +359,49 @@ class ChangeDetector:
             self._refit()
             self._refit_spread()
         return None
+
+    def _jump(self, mean: float) -> Change | None:
+        """The jump test on this block's median (see the module's docstring)."""
+        jumps, n = self._jumps, self.n
+        jumps.append((n, mean, self._start_ms))
+        if len(jumps) < 4:
+            return None
+        diff = abs(mean - jumps[0][1])  # the statistic tested: three blocks apart
+        sigma = self._j_abs * 1.2533  # mean absolute difference to sd, for a normal one
+        # only where the CUSUM is blind: its reference at or beyond the clip, so no step,
+        # however large, adds to its statistic (elsewhere it is the better test)
+        if self._j_n >= 16 and self._k_raw >= self.clip * self._sd:
+            z = self._j_z * (1 + 1 / math.sqrt(self._j_n)) * sigma
+            (_, before, _), (_, middle, mid_ms), (_, held, _), _ = jumps
+            step, first, second = mean - before, middle - before, held - before
+            if min(abs(step), abs(second)) > z and abs(first) > z / 2 and \
+                    first * step > 0 and second * step > 0:
+                return self._jumped(before, middle, mean, mid_ms, step, z)
+        # a difference half way to what the test calls large does not teach it what is
+        # usual (a step under way would widen the scale it is judged by)
+        if self._j_n < 16 or diff <= self._j_z * sigma / 2:
+            self._j_n = min(self._j_n + 1, self.memory // self.block)
+            self._j_abs += (diff - self._j_abs) / self._j_n
+        return None
+
+    def _jumped(self, before: float, middle: float, after: float, mid_ms: int, step: float,
+                threshold: float) -> Change:
+        """A confirmed jump from ``before`` to ``after``, begun in the middle block: the
+        level moves there at once; dependence and spread are kept."""
+        b = self.block
+        share = min(max((middle - before) / step, 0.0), 1.0)  # of the middle block: new level
+        late = b - round(share * b)
+        onset_n = self.n - 3 * b + 1 + late
+        onset_ms = mid_ms + (self._jumps[2][2] - mid_ms) * late // b
+        change = Change("level", "up" if step > 0 else "down", (after - self._mu) / self._sd,
+                        self.n, onset_n, onset_ms, self._mu, self._sd, self._rho,
+                        abs(step) / (threshold or 1.0), 1.0)
+        self._mu = after
+        self._n_mu = b
+        self._refit()
+        self._reset_tests()
+        self._jumps.clear()
+        return change
 
     def _decide(self, a: float) -> Change | None:
         """The :class:`Change` a test that crossed its threshold found; moves the baseline

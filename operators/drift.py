@@ -77,6 +77,10 @@ class DriftConfig:
     adwin_clock: int = 4
     kswin_every: int = 10
     ignore: tuple[str, ...] = ()
+    # the model's scores are watched as their mean per this much pipeline clock (0: each
+    # score): an online model's scores move sample to sample as the mix of sources turns
+    # and as it learns, and a detector that takes them as independent alarms on that
+    score_bucket_ms: int = 1_000
 
     def __post_init__(self) -> None:
         for name, kind, allowed in (("values", self.values, VALUES),
@@ -171,6 +175,7 @@ class DriftMonitor:
         self._fleet_n: dict[str, int] = {}
         self._last_alarm: dict[tuple[str, str], int] = {}
         self._alarms: list[Alarm] = []
+        self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
 
     @property
     def streams(self) -> int:
@@ -241,9 +246,25 @@ class DriftMonitor:
         watch = self.observe
         for ev, now in zip(batch.events, batch.now, strict=True):
             watch(ev.source_id, ev.values, ev.event_ms, now)
-        modelled = [s for s in batch.score if s is not None]
-        if modelled:
-            self.observe_model(modelled, batch.events[-1].event_ms, batch.now[-1])
+        every = self.config.score_bucket_ms
+        if every <= 0:
+            modelled = [s for s in batch.score if s is not None]
+            if modelled:
+                self.observe_model(modelled, batch.events[-1].event_ms, batch.now[-1])
+            return
+        bucket = self._bucket  # (bucket, sum, count, event_ms) of the open bucket
+        for score, ev, now in zip(batch.score, batch.events, batch.now, strict=True):
+            if score is None:
+                continue
+            at = now // every
+            if at != bucket[0]:
+                if bucket[2]:
+                    self.observe_model([bucket[1] / bucket[2]], bucket[3], bucket[0] * every)
+                bucket = [at, 0.0, 0, ev.event_ms]
+            bucket[1] += score
+            bucket[2] += 1
+            bucket[3] = ev.event_ms
+        self._bucket = bucket
 
     def _standardise(self, s: _Stream, x: float) -> None:
         """Welford's running mean and variance over a source's first samples."""

@@ -17,6 +17,11 @@ consecutive failed slot (a young model may rank one reading wrongly once). The y
 model's single failed slot early in this replay no longer raises ``canary_failed`` nor
 degrades the mode then; the mode's one degradation starts 14 s later, and the decisions
 in between are made in NORMAL.
+
+And once more, intended: the model's scores are watched as their mean per second of
+pipeline clock (not each score), so the 8 ``confidence`` and 5 ``score`` alarms of this
+replay, raised while the model learned, are gone; every decision, mode change and other
+alarm is as before.
 """
 
 from __future__ import annotations

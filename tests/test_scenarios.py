@@ -1,4 +1,4 @@
-"""The fault scenario suite, shortened (150 s of event time each), through the CLI.
+"""The fault scenario suite, shortened (240 s of event time each), through the CLI.
 
 One run of ``lucidstream scenarios run`` covers every scenario; each test reads its
 score, which the suite computed from the store's tables alone. What every scenario
@@ -11,6 +11,8 @@ with the reason, so the day one is caught this file says so.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -19,25 +21,22 @@ from tests.conftest import cli
 
 NOT_CAUGHT_YET = {
     # The fleet's motor temperature follows each robot's speed, which the simulator
-    # switches with the battery: a near unit-root stream whose long-run scale is
-    # hundreds of its short-run sd, so the level test cannot see even a 30 C step.
-    "shift": "level test blind on a near unit-root stream (motor temperature)",
-    "ramp": "level test blind on a near unit-root stream (motor temperature)",
-    "unit_change": "level test blind on a near unit-root stream (motor temperature)",
-    # The model's score and confidence move as the model learns online: the control
-    # stream raises model-output alarms and, with them, misses its false-alarm budget.
-    "control": "model-output alarms while the model learns online",
-    # The fleet's common level is watched in rounds of samples: the full suite (300 s,
-    # `make scenarios`) finds this step within its bound, later than the shortened
-    # stream lasts after it.
-    "fleet_shift": "the shortened stream ends before the fleet alarm (caught in the full run)",
+    # switches with the battery: a near unit-root stream. The jump test catches a
+    # step there only when it clears twice the normal quantile of the budget in units
+    # of the stream's own block-to-block movement, which a 4 sd step does on some units
+    # and not others; a ramp is never a jump.
+    "shift": "the jump test finds a 4 sd step on some of the shifted units, not all",
+    "ramp": "a slow ramp on a near unit-root stream is neither a jump nor beyond its wander",
+    # The outcome labels turn while a young model's canary holds the flow in
+    # REACTIVE_ONLY, where no decision carries a score to grade.
+    "model_decay": "no graded outcomes while a failing canary keeps the model off",
 }
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     workdir = tmp_path_factory.mktemp("scenarios")
-    run = cli("scenarios", "run", "--dir", str(workdir), "--duration", "150", "--jobs", "2",
+    run = cli("scenarios", "run", "--dir", str(workdir), "--duration", "240", "--jobs", "2",
               timeout=900)
     assert "passed in" in run.stderr, run.stderr[-2000:]
     assert (workdir / "report.html").is_file()
@@ -61,15 +60,26 @@ def test_the_fault_is_caught_by_its_signal_within_its_bound(suite, name):
                                            "bound_ms", "mode_reached", "false_alarms")}
 
 
-def test_the_report_shows_each_scenario_with_its_fault_window_and_modes(suite, tmp_path):
+def test_the_report_renders_each_scenario_timeline_in_chromium(suite, tmp_path):
     from flows.report import write_report
 
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "the browser test needs Debian's chromium (make test installs it)"
     write_report(list(suite.values()), tmp_path / "r.html")
-    page = (tmp_path / "r.html").read_text()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (tmp_path / "r.html").as_uri()
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True,
+                         text=True, timeout=120).stdout
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1000,2400", url],
+                   capture_output=True, timeout=120)
     for name in SCENARIOS:
-        assert f'id="{name}-1"' in page
-    assert page.count('class="fault"') == len(SCENARIOS) - 1  # the control has no fault
-    assert 'class="mode"' in page and 'class="alarm"' in page
+        assert f'id="{name}-1"' in dom
+    assert dom.count('class="fault"') == len(SCENARIOS) - 1  # the control has no fault
+    assert dom.count("<svg") == len(SCENARIOS)
+    assert 'class="mode"' in dom and 'class="alarm"' in dom
+    assert shot.is_file() and shot.stat().st_size > 20_000  # a real page, not a blank one
 
 
 def test_faults_apply_to_any_stream_and_their_truth_says_what_was_done():
