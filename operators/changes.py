@@ -32,8 +32,8 @@ signal wanders by itself, and keeps its whole size.
   such medians usually differ (their mean absolute difference, learned online):
   a step that holds for the two blocks after it beyond a threshold from the same
   budget is a level change at once, whatever the long-run scale. It runs where the
-  CUSUM is blind (its reference at or beyond the clip, so no step adds to it). Medians, so spikes in any
-  block move nothing.
+  CUSUM is blind (its reference at or beyond the clip, so no step adds to it).
+  Medians, so spikes in any block move nothing.
 * Spread: the standard deviation of a block's AR(1) innovations about their
   mean, in its own CUSUM (innovations are close to independent, so
   prewhitening is right here; centring keeps a level step out of it).
