@@ -7,7 +7,8 @@ model path's health: a model that raises or returns a non-finite score fails the
 path, which the mode machine hears of as a lost heartbeat. In ``PAUSED`` it
 probes the lost model with one row per batch, so the path notices its return.
 
-:class:`Distillation` teaches the models the rules while no outcome labels arrive:
+:class:`Distillation` teaches the models the rules while no outcome labels arrive (or
+while the mode keeps the model from deciding, so its labels cannot grade it):
 a fixed-stride sample of each batch's fresh decisions, labelled with whether a rule
 fired, plus each rule's own probes, learned in chunks of ``learn_per_batch`` rows.
 """
@@ -152,8 +153,11 @@ class Distillation:
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         last_label = self.model.last_label_at
-        if not batch.board.flags.enabled("learning") or \
-                (last_label is not None and batch.now[-1] - last_label <= self.label_ttl_ms):
+        # Labels teach the model only while it decides (they grade its scores); while the
+        # mode keeps it off, the rules do, or a model that failed its canary would never
+        # learn its way back until the labels had stopped for label_ttl_ms.
+        labelled = last_label is not None and batch.now[-1] - last_label <= self.label_ttl_ms
+        if not batch.board.flags.enabled("learning") or (labelled and batch.mode[-1] == NORMAL):
             return
         learn: dict[str, tuple[list, list[bool]]] = {}
         fresh, variants, fired = batch.fresh, batch.variant, batch.rule_fired

@@ -27,9 +27,6 @@ NOT_CAUGHT_YET = {
     # and not others; a ramp is never a jump.
     "shift": "the jump test finds a 4 sd step on some of the shifted units, not all",
     "ramp": "a slow ramp on a near unit-root stream is neither a jump nor beyond its wander",
-    # The outcome labels turn while a young model's canary holds the flow in
-    # REACTIVE_ONLY, where no decision carries a score to grade.
-    "model_decay": "no graded outcomes while a failing canary keeps the model off",
 }
 
 
