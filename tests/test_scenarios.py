@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +110,68 @@ def test_faults_apply_to_any_stream_and_their_truth_says_what_was_done():
                     and ln.arrival - ln.event["event_time"] > 10_000]
             release = {ln.arrival for ln in late}
             assert len(release) == 1 and abs(release.pop() - truth["end"]["arrival_ms"]) < 1_000
+
+
+PLANT = '''
+"""A user's flow, outside lucidstream: pumps and their pressure."""
+import numpy as np
+
+from flows.config import RunConfig
+from flows.pipeline import FlowSpec, flow_from_config
+from operators.decider import DecisionPolicy
+from operators.rules import Rule, RuleSet
+
+POLICY = DecisionPolicy(decision_type="pumping",
+                        rules=RuleSet([Rule("overpressure", "pressure_bar", ">", 9.0, "vent")]),
+                        sla_ms=5_000, default_action="run", fallback_action="hold")
+
+
+class Pumps:
+    def __init__(self, n, hz, seed):
+        self.n, self.period_ms, self.rng = n, 1000.0 / hz, np.random.default_rng(seed)
+        self.level, self.seq = self.rng.uniform(4, 6, n), 0
+
+    def tick(self, base_ms):
+        self.seq += 1
+        noise = self.rng.normal(0, 0.1, self.n)
+        return [{"source_id": f"pump-{i}", "event_time": base_ms, "seq": self.seq,
+                 "arrival_time": base_ms + 30,
+                 "values": {"pressure_bar": round(float(self.level[i] + noise[i]), 3)}}
+                for i in range(self.n)]
+
+
+def make_generator(config):
+    return Pumps(config.sources, max(config.rate, 1) / config.sources, config.seed)
+
+
+def make_spec(config):
+    return FlowSpec("plant", POLICY, bool(config.replay), str(config.store), config.shards)
+
+
+def get_flow(config=None, telemetry=None):
+    config = config or RunConfig.from_env()
+    return flow_from_config(config, make_spec(config), make_generator, telemetry)
+'''
+
+
+def test_a_users_flow_module_outside_the_repository_gets_the_cli_and_the_suite(tmp_path):
+    (tmp_path / "plant.py").write_text(PLANT)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    assert run("simulate", "--flow", "plant", "--out", "pumps.jsonl", "--events", "2000",
+               "--sources", "10").returncode == 0
+    missing = run("replay", "pumps.jsonl", "--flow", "nowhere.plant")
+    assert missing.returncode == 1 and "module path" in missing.stderr, missing.stderr
+    replayed = run("replay", "pumps.jsonl", "--flow", "plant", "--store",
+                   f"chdb://{tmp_path}/store", "-q")
+    assert replayed.returncode == 0, replayed.stderr
+    suite = run("scenarios", "run", "--flow", "plant", "--only", "frozen", "--only", "dropped",
+                "--duration", "120", "--sources", "10", "--rate", "100", "--dir", "out")
+    results = json.loads((tmp_path / "out" / "scenarios.json").read_text())["results"]
+    assert [r["scenario"] for r in results] == ["frozen", "dropped"], suite.stderr
+    frozen, dropped = results
+    assert frozen["passed"] and frozen["signal"] == "frozen:pressure_bar", frozen
+    assert dropped["passed"] and dropped["signal"] == "seq_gap", dropped
