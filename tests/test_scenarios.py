@@ -11,6 +11,7 @@ with the reason, so the day one is caught this file says so.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import sys
 import pytest
 
 from flows.faults import SCENARIOS, FlowFacts, Stream, inject
-from tests.conftest import cli
+from tests.conftest import ROOT, cli
 
 NOT_CAUGHT_YET = {
     # The fleet's motor temperature follows each robot's speed, which the simulator
@@ -168,6 +169,19 @@ def test_a_users_flow_module_outside_the_repository_gets_the_cli_and_the_suite(t
     replayed = run("replay", "pumps.jsonl", "--flow", "plant", "--store",
                    f"chdb://{tmp_path}/store", "-q")
     assert replayed.returncode == 0, replayed.stderr
+    # installed under the entry-point group, it is named by its entry point, from anywhere
+    site = tmp_path / "site"
+    info = site / "plantpkg-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "plantmod.py").write_text(PLANT)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plantpkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[lucidstream.flows]\npumps = plantmod\n")
+    by_entry_point = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "replay", str(tmp_path / "pumps.jsonl"), "--flow",
+         "pumps", "--store", f"chdb://{tmp_path}/store2", "-q"], cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True,
+        timeout=300)
+    assert by_entry_point.returncode == 0, by_entry_point.stderr
     suite = run("scenarios", "run", "--flow", "plant", "--only", "frozen", "--only", "dropped",
                 "--duration", "120", "--sources", "10", "--rate", "100", "--dir", "out")
     results = json.loads((tmp_path / "out" / "scenarios.json").read_text())["results"]
