@@ -130,21 +130,23 @@ def _ms(value: object) -> str:
 
 
 def results_table(results: list[dict]) -> Table:
-    table = Table("scenario", "seed", "detected", "signal @ source", "delay event / clock",
-                  "bound", "response", "false alarms", "stale as fresh", "lost / doubled",
-                  "result")
+    table = Table("scenario", "seed", "caught by", "delay (clock)", "bound", "response",
+                  "false", "stale-fresh / lost / doubled", "result")
     for r in results:
         if r.get("error"):
-            table.add_row(r["scenario"], str(r["seed"]), "", "", "", "", "", "", "", "",
-                          f"error: {r['error']}"[:60])
+            table.add_row(r["scenario"], str(r["seed"]), f"error: {r['error']}"[:60], "", "",
+                          "", "", "", "FAIL")
             continue
-        caught = f"{r['signal']} @ {r['source'] or 'fleet'}" if r["detected"] else ""
-        response = f"{r['mode_reached']}" + (f", {r['escalated']} escalated" if r["escalated"]
-                                             else "") + (f", {r['fallback']} fallback"
-                                                         if r["fallback"] else "")
-        table.add_row(r["scenario"], str(r["seed"]), "yes" if r["detected"] else "NO", caught,
-                      f"{_ms(r['delay_event_ms'])} / {_ms(r['delay_clock_ms'])}",
-                      _ms(r["bound_ms"]), response + ("" if r["response_ok"] else " (wrong)"),
-                      str(r["false_alarms"]), str(r["stale_marked_fresh"]),
-                      f"{r['lost']} / {r['doubled']}", "pass" if r["passed"] else "FAIL")
+        caught = f"{r['signal']} @ {r['source'] or 'fleet'}" if r["detected"] else "NO"
+        if r["kind"] == "control":
+            caught = "-"
+        response = r["mode_reached"] + (f", {r['escalated']} escalated" if r["escalated"]
+                                        else "") + (f", {r['fallback']} fallback"
+                                                    if r["fallback"] else "")
+        table.add_row(r["scenario"], str(r["seed"]), caught, _ms(r["delay_clock_ms"]),
+                      _ms(r["bound_ms"]) if r["kind"] != "control" else "",
+                      response + ("" if r["response_ok"] else " (wrong)"),
+                      str(r["false_alarms"]),
+                      f"{r['stale_marked_fresh']} / {r['lost']} / {r['doubled']}",
+                      "pass" if r["passed"] else "FAIL")
     return table
