@@ -30,9 +30,21 @@ from flows.telemetry import Telemetry
 from operators.errors import InputError
 from sinks.kafka import check_broker, client_config
 
-__all__ = ["KafkaSource", "consumer_for", "trace_parent_of"]
+__all__ = ["KafkaSource", "consumer_for", "partition_end", "trace_parent_of"]
 
 log = logging.getLogger("lucidstream.kafka")
+
+
+def partition_end(msg: Any, name: str) -> bool | None:
+    """``None`` for a record; for a message that is not one, whether it marks the end
+    of partition ``name`` (``True``) or an error, which is logged (``False``)."""
+    err = msg.error()
+    if err is None:
+        return None
+    if err.code() == KafkaError._PARTITION_EOF:
+        return True
+    log.warning("step=ingest partition=%s error=%s", name, err)
+    return False
 
 
 def trace_parent_of(msg: Any) -> str | None:
@@ -97,12 +109,9 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         self._awake = None if len(messages) >= src.batch_size else \
             datetime.now(timezone.utc) + timedelta(seconds=src.poll_interval_s)
         for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    self._eof = True
-                else:
-                    log.warning("step=ingest partition=%s error=%s", self._name, err)
+            at_end = partition_end(msg, self._name)
+            if at_end is not None:
+                self._eof = self._eof or at_end
                 continue
             self._eof = False
             offset = msg.offset()

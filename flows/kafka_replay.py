@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -39,17 +38,15 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     TIMESTAMP_NOT_AVAILABLE,
-    KafkaError,
     TopicPartition,
 )
 
-from flows.kafka_input import KafkaSource, consumer_for, trace_parent_of
+from flows.kafka_input import KafkaSource, consumer_for, partition_end, trace_parent_of
 from flows.sources import STOP, RawBatch
 
 __all__ = ["KafkaReplaySource"]
 
 _key = itemgetter(0)
-log = logging.getLogger("lucidstream.kafka")
 
 
 @dataclass(slots=True)
@@ -93,12 +90,9 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
             lane = lanes.get((msg.topic(), msg.partition()))
             if lane is None:
                 continue
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    lane.at_end = True
-                else:
-                    log.warning("step=ingest partition=%s error=%s", lane.name, err)
+            at_end = partition_end(msg, lane.name)
+            if at_end is not None:
+                lane.at_end = lane.at_end or at_end
                 continue
             kind, stamp = msg.timestamp()
             ts = None if kind == TIMESTAMP_NOT_AVAILABLE else stamp
