@@ -13,7 +13,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 
 import click
 import orjson
@@ -60,10 +59,6 @@ def app() -> None:
     """Stream decisions with freshness, IDs and traces into ClickHouse."""
 
 
-def _flow_module(name: str) -> ModuleType:
-    return resolve_flow(name)
-
-
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
          processes: int = 1, process_id: int | None = None,
          addresses: list[str] | None = None, dashboard_port: int | None = None) -> None:
@@ -71,7 +66,7 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
     if process_id is not None:  # one process of a cluster the parent started
         config.process_id = process_id
         telemetry = Telemetry()
-        flow = _flow_module(flow_name).get_flow(config, telemetry)
+        flow = resolve_flow(flow_name).get_flow(config, telemetry)
         execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
                 config.recovery_dir, config.epoch_s, process_id, addresses)
         return
@@ -95,7 +90,7 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
             server = DashboardServer(store, port=dashboard_port).start()
             print(f"dashboard on {server.url}", file=sys.stderr, flush=True)
         telemetry = Telemetry()
-        flow = _flow_module(flow_name).get_flow(config, telemetry)
+        flow = resolve_flow(flow_name).get_flow(config, telemetry)
         report = execute(flow, telemetry, store, flow_name, config.input, workers,
                          not quiet, config.recovery_dir, config.epoch_s)
         assert report is not None
@@ -300,7 +295,7 @@ def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic
         err.print(f"wrote {truth['lines']:,} lines to {out_file} and the truth to "
                   f"{truth_path(out_file)}: {truth['description']}")
         return
-    module = _flow_module(flow_name)
+    module = resolve_flow(flow_name)
     start = time.perf_counter()
     if kafka:
         settings = {"bootstrap.servers": kafka, **parse_opts(list(kafka_opt))}
