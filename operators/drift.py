@@ -48,7 +48,7 @@ __all__ = ["DriftConfig", "DriftMonitor"]
 
 VALUES = ("cusum",)
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
-REAL = ("cusum", "adwin", "page_hinkley", "kswin")
+REAL = ("adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
 
 
@@ -290,16 +290,13 @@ class DriftMonitor:
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
                 now: int, group: str = "") -> None:
-        if signal == "model":  # the model's own signals keep their names: score, confidence
-            signal, name = name, ""
-        elif c.kind == "spread":
+        if c.kind == "spread":
             signal = "variance"
         details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
                    "autocorrelation": round(c.autocorrelation, 3)}
         if group:
             details["group"] = group
-        self._alarm(now, event_ms, source_id, f"{signal}:{name}" if name else signal, "cusum",
-                    c.statistic,
+        self._alarm(now, event_ms, source_id, f"{signal}:{name}", "cusum", c.statistic,
                     c.threshold, details,
                     onset_ms=c.onset_ms, magnitude=round(c.magnitude, 3),
                     direction=c.direction, baseline=c.baseline_mean,
@@ -324,19 +321,10 @@ class DriftMonitor:
 
     def _fleet_updates(self, signal: str, kind: str, values: list[float], event_ms: int,
                        now: int) -> None:
-        det: Any = self._fleet.get(signal)
+        det = self._fleet.get(signal)
         if det is None:
-            det = self._fleet[signal] = self.config.detector() if kind == "cusum" \
-                else _detector(kind, self.config)
+            det = self._fleet[signal] = _detector(kind, self.config)
         n = self._fleet_n.get(signal, 0)
-        if kind == "cusum":  # the model's output wanders as it learns: judged as values are
-            for value in values:
-                n += 1
-                change = det.update(value, event_ms)
-                if change is not None:
-                    self._change(change, "", signal, "model", event_ms, now)
-            self._fleet_n[signal] = n
-            return
         every = self.config.kswin_every if kind == "kswin" else 1
         update = det.update
         for value in values:
