@@ -254,17 +254,17 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         received = wall.now_ms()
         tick, before = None, replay_clock[0]
         if spec.replay and decoded.events:
-            tick = max(e.event_ms if e.arrival_ms is None else e.arrival_ms
-                       for e in decoded.events)
-            replay_clock[0] = max(replay_clock[0], tick)
+            tick = max(map(_arrival, decoded.events))
+            replay_clock[0] = max(before, tick)
         # received on the pipeline clock: in a replay, the latest arrival read so far
         stamp = replay_clock[0] if spec.replay and replay_clock[0] else received
         side = []
         if batch.alarms:
             side.append(alarm_rows(batch.alarms, spec.name))
         if decoded.dead:
-            side.append(dead_letter_rows(decoded.dead, stamp if not spec.replay else
-                                         _replay_stamps(decoded, before, stamp), spec.name))
+            stamps = _replay_stamps(decoded, before, stamp) if spec.replay else \
+                [received] * len(decoded.dead)
+            side.append(dead_letter_rows(decoded.dead, stamps, spec.name))
         if decoded.outcomes:
             side.append(outcome_rows(decoded.outcomes, stamp))
         telemetry.add(events=len(decoded.events), dead_letters=len(decoded.dead),
@@ -327,15 +327,17 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
 
 
 
+def _arrival(ev: SensorEvent) -> int:
+    """When ``ev`` reached the pipeline, on the replay clock."""
+    return ev.event_ms if ev.arrival_ms is None else ev.arrival_ms
+
+
 def _replay_stamps(decoded: Decoded, before: int, fallback: int) -> list[int]:
     """Each dead letter's place on the replay clock: the arrival of the event read just
-    before it (the clock before the batch when none was)."""
-    stamps, events = [], decoded.events
-    for n in decoded.dead_after:
-        ev = events[n - 1] if n else None
-        at = before if ev is None else (ev.event_ms if ev.arrival_ms is None else ev.arrival_ms)
-        stamps.append(max(at, before) or fallback)
-    return stamps
+    before it (the clock before the batch when none was, ``fallback`` before any)."""
+    events = decoded.events
+    return [max(_arrival(events[n - 1]), before) if n else before or fallback
+            for n in decoded.dead_after]
 
 
 def make_source(config: RunConfig, make_generator: Callable[[RunConfig], TickGenerator],

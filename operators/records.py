@@ -81,13 +81,12 @@ def alarm_rows(alarms: list[Alarm], flow: str) -> Rows:
          a.baseline, a.baseline_sd) for a in alarms])
 
 
-def dead_letter_rows(dead: list[DeadLetter], received_at: int | list[int], flow: str) -> Rows:
-    """Dead letters, received at one time or each at its own; the ID hashes origin and
-    bytes, so a replay writes the same rows."""
-    at = [received_at] * len(dead) if isinstance(received_at, int) else received_at
+def dead_letter_rows(dead: list[DeadLetter], received_at: list[int], flow: str) -> Rows:
+    """Dead letters, each received at its own time; the ID hashes origin and bytes, so
+    a replay writes the same rows."""
     return Rows("dead_letters", DEAD_LETTER_COLUMNS, [
         (row_id(d.origin, d.raw), t, d.origin, d.reason, d.raw.decode("utf-8", "replace"),
-         flow) for d, t in zip(dead, at, strict=True)])
+         flow) for d, t in zip(dead, received_at, strict=True)])
 
 
 def outcome_rows(outcomes: list[OutcomeEvent], received_at: int) -> Rows:
