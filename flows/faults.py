@@ -161,15 +161,22 @@ class _Ctx:
     value: str
     # (event time, first arrival of an event at least that recent) of the clean stream
     clean: list[tuple[int, int]] = field(default_factory=list)
+    spreads: dict[str, float] | None = None  # each source's sd of the value before the fault
 
     def pick(self, n: int) -> list[str]:
         return sorted(self.rng.sample(self.sources, min(n, len(self.sources))))
 
     def spread(self, source: str) -> float:
-        """The source's own sd of the value before the fault."""
-        return _sd([e["values"][self.value] for e in self.stream.telemetry()
-                    if e["source_id"] == source and e["event_time"] < self.start
-                    and isinstance(e["values"].get(self.value), (int, float))])
+        """The source's own sd of the value before the fault (every source's in one pass
+        over the stream, the first time one is asked for)."""
+        if self.spreads is None:
+            before: dict[str, list[float]] = {}
+            for e in self.stream.telemetry():
+                x = e["values"].get(self.value)
+                if e["event_time"] < self.start and isinstance(x, (int, float)):
+                    before.setdefault(e["source_id"], []).append(x)
+            self.spreads = {s: _sd(xs) for s, xs in before.items()}
+        return self.spreads.get(source) or _sd([])
 
     def events_of(self, sources: Iterable[str], start: int, end: int | None = None
                   ) -> Iterable[Line]:

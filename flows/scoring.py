@@ -137,10 +137,8 @@ def score(store: Store, truth: dict) -> dict:
         per = {}
         for e in found:
             per.setdefault(e["source_id"], e)
-        if set(per) >= sources:
-            first = {**max(per.values(), key=lambda e: e["at"]), "sources": len(per)}
-        else:
-            first = None  # not every affected source was caught
+        # the last source caught, once every affected source is
+        first = max(per.values(), key=lambda e: e["at"]) if set(per) >= sources else None
     detected = first is not None and first["at"] <= end + within
     delay_clock = first["at"] - start if detected and first else None
     delay_event = (first["event_ms"] - truth["start"]["event_ms"]
@@ -175,16 +173,15 @@ def score(store: Store, truth: dict) -> dict:
     escalated, fallback = reader.rows(
         "SELECT countIf(escalated), countIf(path = 'fallback') FROM decisions FINAL WHERE "
         f"{_ms('decided_at')} BETWEEN {{a:Int64}} AND {{b:Int64}}", a=window[0],
-        b=min(window[1], 1 << 62))[0]
+        b=window[1])[0]
     dead = int(reader.rows("SELECT count() FROM dead_letters FINAL")[0][0])
     counts = truth["counts"]
     lost = max(0, counts["decisions"] - decided) + max(0, counts["dead_letters"] - dead)
     doubled = max(0, decided - counts["decisions"]) + max(0, dead - counts["dead_letters"])
-    if truth["kind"] == "control":
-        detected, response_ok = not false, response_ok
+    if truth["kind"] == "control":  # nothing to detect: it passes by raising nothing false
+        detected = not false
     passed = bool(detected and response_ok and stale_fresh == 0 and lost == 0 and
-                  doubled == 0 and (truth["kind"] != "control" or not false) and
-                  (delay_clock is None or delay_clock <= within or truth["kind"] == "control"))
+                  doubled == 0 and (delay_clock is None or delay_clock <= within))
     return {
         "scenario": truth["scenario"], "seed": truth["seed"], "kind": truth["kind"],
         "detected": bool(detected),

@@ -136,7 +136,7 @@ class ChangeDetector:
         # the normal quantile (its scale is estimated and real streams have heavy tails)
         tail = max(false_alarms_per_million, 1e-9) * 1e-7 * block / 2
         self._j_z = 2.0 * NormalDist().inv_cdf(1 - tail)
-        self._jumps: deque[tuple[int, float, int]] = deque(maxlen=4)  # (end n, median, start)
+        self._jumps: deque[tuple[float, int]] = deque(maxlen=4)  # (median, first event ms)
         self._j_abs, self._j_n = 0.0, 0  # mean |difference| of block medians 3 apart
         self._n = 0  # samples taken before the buffer's
         # the baseline (level, second moment, lag-1 product, samples behind them) and
@@ -360,23 +360,23 @@ class ChangeDetector:
             self._refit_spread()
         return None
 
-    def _jump(self, mean: float) -> Change | None:
+    def _jump(self, median: float) -> Change | None:
         """The jump test on this block's median (see the module's docstring)."""
-        jumps, n = self._jumps, self.n
-        jumps.append((n, mean, self._start_ms))
+        jumps = self._jumps
+        jumps.append((median, self._start_ms))
         if len(jumps) < 4:
             return None
-        diff = abs(mean - jumps[0][1])  # the statistic tested: three blocks apart
+        diff = abs(median - jumps[0][0])  # the statistic tested: three blocks apart
         sigma = self._j_abs * 1.2533  # mean absolute difference to sd, for a normal one
         # only where the CUSUM is blind: its reference at or beyond the clip, so no step,
         # however large, adds to its statistic (elsewhere it is the better test)
         if self._j_n >= 16 and self._k_raw >= self.clip * self._sd:
             z = self._j_z * (1 + 1 / math.sqrt(self._j_n)) * sigma
-            (_, before, _), (_, middle, mid_ms), (_, held, _), _ = jumps
-            step, first, second = mean - before, middle - before, held - before
+            (before, _), (middle, mid_ms), (held, held_ms), _ = jumps
+            step, first, second = median - before, middle - before, held - before
             if min(abs(step), abs(second)) > z and abs(first) > z / 2 and \
                     first * step > 0 and second * step > 0:
-                return self._jumped(before, middle, mean, mid_ms, step, z)
+                return self._jumped(before, middle, median, mid_ms, held_ms, step, z)
         # a difference half way to what the test calls large does not teach it what is
         # usual (a step under way would widen the scale it is judged by)
         if self._j_n < 16 or diff <= self._j_z * sigma / 2:
@@ -384,15 +384,15 @@ class ChangeDetector:
             self._j_abs += (diff - self._j_abs) / self._j_n
         return None
 
-    def _jumped(self, before: float, middle: float, after: float, mid_ms: int, step: float,
-                threshold: float) -> Change:
+    def _jumped(self, before: float, middle: float, after: float, mid_ms: int, held_ms: int,
+                step: float, threshold: float) -> Change:
         """A confirmed jump from ``before`` to ``after``, begun in the middle block: the
         level moves there at once; dependence and spread are kept."""
         b = self.block
         share = min(max((middle - before) / step, 0.0), 1.0)  # of the middle block: new level
         late = b - round(share * b)
         onset_n = self.n - 3 * b + 1 + late
-        onset_ms = mid_ms + (self._jumps[2][2] - mid_ms) * late // b
+        onset_ms = mid_ms + (held_ms - mid_ms) * late // b
         change = Change("level", "up" if step > 0 else "down", (after - self._mu) / self._sd,
                         self.n, onset_n, onset_ms, self._mu, self._sd, self._rho,
                         abs(step) / (threshold or 1.0), 1.0)
