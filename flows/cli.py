@@ -182,6 +182,13 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @click.option("--epoch", default=default("epoch_s"), show_default=True,
               type=click.FloatRange(min=0.1),
               help="seconds between recovery snapshots")
+@click.option("--store-give-up", type=click.FloatRange(min=0, min_open=True),
+              help="end the run once every store write has failed for S seconds "
+              "[default: hold the input and wait for the store]")
+@click.option("--store-buffer", default=default("store_buffer"), show_default=True,
+              type=click.IntRange(min=1),
+              help="batches that may wait for the embedded store's writer; then the "
+              "input is held")
 @click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
@@ -201,7 +208,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool,
         decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
         replay_topic: bool, partition_idle_ms: int, recovery_dir: str | None, epoch: float,
-        processes: int, process_id: int | None, addresses: str | None,
+        store_give_up: float | None, store_buffer: int, processes: int,
+        process_id: int | None, addresses: str | None,
         dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
         workers: int, shards: int, quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
@@ -216,7 +224,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        dead_letters_topic=dead_letters_topic, batch_size=batch,
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
                        replay=True if replay_topic else False if source == "kafka" else None,
-                       partition_idle_ms=partition_idle_ms)
+                       partition_idle_ms=partition_idle_ms, store_buffer=store_buffer,
+                       **({"store_give_up_s": store_give_up} if store_give_up else {}))
     if dashboard_port is not None and processes > 1:
         raise ConfigError("--dashboard serves from the process that owns the store; with "
                           "--processes, run lucidstream dashboard against a ClickHouse server "

@@ -27,11 +27,15 @@ LUCIDSTREAM_CONTROL        control directory (override, flags)         <store>-c
 LUCIDSTREAM_TRACE_RATIO    share of unremarkable decisions traced      0.01
 LUCIDSTREAM_TRACE_BUDGET   spans per second per process (0: no traces) 500
 LUCIDSTREAM_GC             garbage collector: tuned, default or A,B,C  tuned (see gctune)
+LUCIDSTREAM_STORE_GIVE_UP  end the run after the store failed S s      (wait for it)
+LUCIDSTREAM_STORE_BUFFER   batches waiting for the store writer        2
 =========================  ==========================================  ==================
 
 ``LUCIDSTREAM_PARTITION_IDLE_MS`` (Kafka replay: how long a quiet partition holds the
-others back; 2000) too, and ``LUCIDSTREAM_MODEL_FAULT`` (``broken:FROM_MS-TO_MS`` or
-``stalled:...``: a model fault injected on purpose, as the fault scenarios do).
+others back; 2000) too, ``LUCIDSTREAM_MODEL_FAULT`` (``broken:FROM_MS-TO_MS`` or
+``stalled:...``: a model fault injected on purpose, as the fault scenarios do) and
+``LUCIDSTREAM_STORE_FAULT`` (``errors:SECONDS[@AFTER_S]`` or ``hang:...``: store inserts
+that fail or hang for a while, see :mod:`sinks.storefault`).
 """
 
 from __future__ import annotations
@@ -89,6 +93,14 @@ class RunConfig:
     # a model fault injected on purpose (fault scenarios): KIND:FROM_MS-TO_MS
     model_fault: str | None = field(
         default_factory=lambda: os.environ.get("LUCIDSTREAM_MODEL_FAULT") or None)
+    # a store fault injected on purpose (fault scenarios): KIND:SECONDS[@AFTER_S]
+    store_fault: str | None = field(
+        default_factory=lambda: os.environ.get("LUCIDSTREAM_STORE_FAULT") or None)
+    # end the run once the store has failed every write for this long (None: wait)
+    store_give_up_s: float | None = field(
+        default_factory=lambda: _env_number("STORE_GIVE_UP", 0.0) or None)
+    # batches that may wait for the embedded store's writer (then the input is held)
+    store_buffer: int = 2
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)
@@ -117,6 +129,15 @@ class RunConfig:
             raise ConfigError(f"trace ratio {self.trace_ratio} / budget {self.trace_budget}: "
                               "use a ratio in [0, 1] and a budget of spans per second >= 0")
         parse_gc(self.gc)  # a malformed setting fails here, before anything starts
+        if self.store_give_up_s is not None and self.store_give_up_s <= 0:
+            raise ConfigError(f"store give-up {self.store_give_up_s} s: use a positive "
+                              "number of seconds, or leave it unset to wait for the store")
+        if self.store_buffer < 1:
+            raise ConfigError(f"store buffer {self.store_buffer}: use at least 1 batch")
+        if self.store_fault:
+            from sinks.storefault import StoreFault
+
+            StoreFault.parse(self.store_fault)
 
     @property
     def kafka_settings(self) -> dict[str, str]:
@@ -164,6 +185,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "TOPIC": ("topic", str), "OUTCOMES_TOPIC": ("outcomes_topic", str),
     "STOP_AT_END": ("stop_at_end", bool), "EMIT_KAFKA": ("emit_kafka", bool),
     "RECOVERY_DIR": ("recovery_dir", str), "PARTITION_IDLE_MS": ("partition_idle_ms", int),
+    "STORE_BUFFER": ("store_buffer", int),
 }
 
 

@@ -423,6 +423,23 @@ def _model_fault(kind: str, signals: list[str], response: str, **more: Any
     return fault
 
 
+def store_outage(ctx: _Ctx) -> dict:
+    # The stream is untouched: the store fails every write for 30 s of wall time once it
+    # holds the decisions of the events before the fault's start (sinks/storefault.py).
+    at = ctx.clock_at(ctx.start)
+    before = sum(1 for ln in ctx.stream.lines
+                 if ln.arrival < at and ln.event is not None and "values" in ln.event)
+    truth = ctx.truth("store_outage", [""], None, ["store_outage"],
+                      "the input is held while writes fail (nothing decided meanwhile, "
+                      "nothing dropped); one store_outage alarm once writes succeed; "
+                      "nothing lost or doubled", MINUTE)
+    # the bound is on the pipeline clock, which stands still while the input is held:
+    # the alarm comes with the first batch decided after the outage, behind the batches
+    # that were in flight (the writer's buffer) when it began
+    truth["store_fault"] = f"errors:30@decisions={before}"
+    return truth
+
+
 def control(ctx: _Ctx) -> dict:
     # judged where a fault would start: the stream before is the warm-up (baselines
     # and the model learn), as a chaos experiment checks its steady state first
@@ -455,6 +472,7 @@ SCENARIOS: dict[str, tuple[Callable[[_Ctx], dict], str]] = {
                                    "within 2 s, NORMAL again once it answers",
                                    min_mode="PAUSED"),
                       "the model stops answering for a minute"),
+    "store_outage": (store_outage, "the store fails every write for 30 s"),
     "control": (control, "no fault: the clean stream, for false alarms"),
 }
 

@@ -36,7 +36,7 @@ from flows.config import RunConfig
 from flows.controls import ProcessControls
 from flows.gctune import parse_gc, tune_gc
 from flows.routing import shard_key
-from flows.sources import JSONLSource, RawBatch, SimulatorSource, TickGenerator
+from flows.sources import STOP, JSONLSource, RawBatch, SimulatorSource, TickGenerator
 from flows.telemetry import Telemetry
 from flows.tracing import DecisionTracer, Traced, tracer_for
 from operators.canary import CANARY_COLUMNS, Canary, CanarySchedule
@@ -64,8 +64,10 @@ from operators.rollout import RolloutConfig
 from operators.sampling import TraceSampler
 from operators.slowpath import SlowPathConfig
 from operators.variants import Variant
+from sinks.breaker import StoreStatus
 from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
 from sinks.control import Answer, control_dir_for
+from sinks.storefault import StoreFault
 
 __all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
            "make_source", "shard_of"]
@@ -98,6 +100,9 @@ class FlowSpec:
     trace_ratio: float = 0.01  # share of the unremarkable decisions traced
     trace_budget: int = 500  # spans per second per process; 0 switches tracing off
     model_fault: ModelFault | None = None  # injected on purpose (fault scenarios)
+    store_fault: StoreFault | None = None  # injected on purpose (fault scenarios)
+    store_give_up_s: float | None = None  # end the run after the store failed this long
+    store_buffer: int = 2  # batches that may wait for the embedded store's writer
 
 
 @dataclass(slots=True)
@@ -310,16 +315,20 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     shards = op.flat_map("shard", decoded, split)
     decided = op.stateful_batch("decide", shards, build_decider)  # type: ignore[arg-type]
     rows = op.merge("rows", contract_rows, op.key_rm("unkey", decided))
+    def store_health(status: StoreStatus) -> None:
+        board.sink_result(status.ok)
+        telemetry.store_status(status)
+
+    settings = {"on_write": telemetry.on_write, "on_health": store_health,
+                "on_stored": on_stored, "give_up_after_s": spec.store_give_up_s,
+                "stop": STOP, "wrap": None if spec.store_fault is None else spec.store_fault.wrap}
     if spec.store.startswith("chdb://"):
         keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
-        op.output("store", keyed, EmbeddedStoreSink(spec.store, on_write=telemetry.on_write,
-                                                     on_health=board.sink_result,
-                                                     on_stored=on_stored,
-                                                     durable_snapshots=spec.snapshots))
+        op.output("store", keyed, EmbeddedStoreSink(spec.store, durable_snapshots=spec.snapshots,
+                                                     buffer_batches=spec.store_buffer,
+                                                     **settings))
     else:
-        op.output("store", rows, ClickHouseSink(spec.store, on_write=telemetry.on_write,
-                                                on_health=board.sink_result,
-                                                on_stored=on_stored))
+        op.output("store", rows, ClickHouseSink(spec.store, **settings))
     for i, sink in enumerate(extra_sinks):
         op.output(f"emit_{i}", rows, sink)
     return flow
@@ -387,6 +396,9 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     spec.trace_ratio, spec.trace_budget = config.trace_ratio, config.trace_budget
     if config.model_fault:
         spec.model_fault = ModelFault.parse(config.model_fault)
+    if config.store_fault:
+        spec.store_fault = StoreFault.parse(config.store_fault)
+    spec.store_give_up_s, spec.store_buffer = config.store_give_up_s, config.store_buffer
     flow = build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))
     tune_gc(parse_gc(config.gc))  # what is alive now lives as long as the flow

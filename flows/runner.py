@@ -33,6 +33,10 @@ def progress_line(s: TelemetrySnapshot) -> str:
     line = (f"events {s.events:,} ({s.events_per_s:,.0f}/s) | decisions {s.decisions:,} | "
             f"stale {s.stale_pct:.1f}% | dead letters {s.dead_letters:,} | "
             f"lag {s.lag_ms:,} ms | mode {s.mode}")
+    if s.store_down_s is not None:
+        wait = "" if s.store_next_try_s is None else f", next try in {s.store_next_try_s:.0f} s"
+        line += (f" | STORE DOWN for {s.store_down_s:.0f} s ({s.store_attempts} failed "
+                 f"writes{wait}; input held)")
     if s.kafka_down_s is not None:
         line += f" | KAFKA UNREACHABLE for {s.kafka_down_s:.0f} s"
     elif s.kafka_lag is not None:

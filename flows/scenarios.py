@@ -117,7 +117,7 @@ def run_one(name: str, settings: ScenarioSettings, workdir: Path) -> dict:
     config = RunConfig(store=f"chdb://{store_dir.resolve()}", input=str(events), replay=True,
                        batch_size=settings.batch,
                        model_fault=f"{fault['kind']}:{fault['from_ms']}-{fault['to_ms']}"
-                       if fault else None)
+                       if fault else None, store_fault=truth.get("store_fault"))
     config.flow = settings.flow
     module = resolve_flow(settings.flow)
     with open_store(config.store) as store:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from operators.modes import MODES, NORMAL
+from sinks.breaker import StoreStatus
 
 __all__ = ["Telemetry", "TelemetrySnapshot"]
 
@@ -37,6 +38,10 @@ class TelemetrySnapshot:
     kafka_down_s: float | None = None  # None while the broker answers
     traced: int = 0  # decisions given a span tree
     traces_dropped: int = 0  # trees the span budget refused
+    store_down_s: float | None = None  # None while store writes succeed
+    store_attempts: int = 0  # failed writes in the current outage
+    store_next_try_s: float | None = None  # until the next write attempt, while waiting
+    store_outages: int = 0  # outages that ended in this run
 
     @property
     def events_per_s(self) -> float:
@@ -62,6 +67,8 @@ class Telemetry:
         self._kafka_lag: dict[str, int | None] = {}
         self._kafka_down: dict[str, float | None] = {}
         self._kafka_listeners: list[Callable[[int], None]] = []
+        self._store: StoreStatus | None = None  # the latest failure; None while healthy
+        self._store_outages = 0
 
     def on_kafka_lag(self, listener: Callable[[int], None]) -> None:
         """Call ``listener`` with the process's total consumer lag whenever it is read."""
@@ -87,6 +94,15 @@ class Telemetry:
         for listener in self._kafka_listeners:
             listener(total)
 
+    def store_status(self, status: StoreStatus) -> None:
+        """A store write failed, or succeeded after failing (the sink's breaker)."""
+        with self._lock:
+            if status.ok:
+                self._store_outages += self._store is not None
+                self._store = None
+            else:
+                self._store = status
+
     def on_write(self, table: str, rows: int, elapsed_s: float) -> None:
         with self._lock:
             self._rows[table] += rows
@@ -107,4 +123,14 @@ class Telemetry:
                 if self._kafka_lag else None,
                 kafka_down_s=max((d for d in self._kafka_down.values() if d is not None),
                                  default=None),
-                traced=c["traced"], traces_dropped=c["traces_dropped"])
+                traced=c["traced"], traces_dropped=c["traces_dropped"],
+                **self._store_fields())
+
+    def _store_fields(self) -> dict:
+        store, now = self._store, time.monotonic()
+        if store is None or store.failing_since is None:
+            return {"store_outages": self._store_outages}
+        return {"store_down_s": now - store.failing_since, "store_attempts": store.attempts,
+                "store_next_try_s": None if store.next_try_at is None
+                else max(0.0, store.next_try_at - now),
+                "store_outages": self._store_outages}

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from operators.alarms import Alarm
 from operators.batch import BatchResult, DecideBatch, Part
 from operators.canary import Canary
 from operators.canarychecks import CanaryChecks
@@ -192,7 +193,7 @@ class Decider:
             clock.observe(tick_ms)
         now = clock.now_ms()
         self._check(now, out)
-        out.alarms = tracker.drain_alarms()
+        out.alarms = tracker.drain_alarms() + self._store_outages(now)
         for alarm in out.alarms:
             if alarm.signal == "retired":
                 for part in self.parts:
@@ -233,6 +234,18 @@ class Decider:
         self.quality.add_alarms(len(out.alarms), out.now_ms)
         out.quality = self.quality.close(out.now_ms, force=True)
         return out
+
+    def _store_outages(self, now: int) -> list[Alarm]:
+        """One alarm per store outage that ended (taken by whichever shard asks first).
+
+        The flow is held while the store is down, so the alarm comes with the first
+        batch decided after it; its ID is keyed on the outage's wall-clock start.
+        """
+        return [Alarm(detected_at=now, event_ms=now, source_id="", signal="store_outage",
+                      detector="sink", value=(o.ended_ms - o.started_ms) / 1000, threshold=0,
+                      details={"started_ms": o.started_ms, "ended_ms": o.ended_ms},
+                      key=str(o.started_ms))
+                for o in self.board.take_outages()]
 
     def health(self, now: int) -> Health:
         """This shard's view of the pipeline's health at pipeline time ``now``."""

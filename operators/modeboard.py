@@ -28,13 +28,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from operators.flags import Flags
 from operators.lags import merge, sketch_lag
 from operators.modes import Health, ModeChange, ModeConfig, ModeMachine, Override
 from operators.rollout import Rollout, RolloutChange, RolloutConfig
 
-__all__ = ["ModeBoard", "combine"]
+__all__ = ["ModeBoard", "StoreOutage", "combine"]
+
+
+@dataclass(frozen=True)
+class StoreOutage:
+    """A span of wall time (epoch ms) in which every store write failed."""
+
+    started_ms: int
+    ended_ms: int
 
 Peers = Callable[[Health], Sequence[Health]]
 
@@ -95,6 +104,7 @@ class ModeBoard:
         self._shards: dict[str, Health] = {}
         self._kafka_lag = 0
         self._sink_failing_since: float | None = None
+        self._outages: list[StoreOutage] = []
         self._now = 0
         self._timeline: list[ModeChange] = []  # transitions in force, the newest last
 
@@ -167,12 +177,24 @@ class ModeBoard:
         self._kafka_lag = max(lag, 0)
 
     def sink_result(self, ok: bool) -> None:
-        """A store write finished (``ok``) or failed; failing time is wall time."""
+        """A store write failed, or succeeded (``ok``) after failures; failing time is
+        wall time. An outage that ended is kept for :meth:`take_outages`."""
         with self._lock:
-            if ok:
+            since = self._sink_failing_since
+            if ok and since is not None:
+                ended = time.time()
+                self._outages.append(StoreOutage(
+                    started_ms=int((ended - (time.monotonic() - since)) * 1000),
+                    ended_ms=int(ended * 1000)))
                 self._sink_failing_since = None
-            elif self._sink_failing_since is None:
+            elif not ok and since is None:
                 self._sink_failing_since = time.monotonic()
+
+    def take_outages(self) -> list[StoreOutage]:
+        """The store outages that ended since the last call (each is taken once)."""
+        with self._lock:
+            outages, self._outages = self._outages, []
+        return outages
 
     def control(self, changed: bool, override: Override | None, who: str = "",
                 wall_ms: int | None = None) -> list[ModeChange]:

@@ -5,20 +5,26 @@ Each item is a :class:`~operators.records.Rows` (one table, many rows). Every
 columnar insert, so the number of inserts follows the number of batches, not
 events.
 
-Delivery: at-least-once underneath. A write that fails is retried with
-backoff; if the store stays down the dataflow stops with a
-:class:`~operators.errors.StoreUnavailable` and, with Bytewax recovery, resumes
-from its last snapshot and writes again. The *effect* is exactly-once because
-every row carries a deterministic ID in a ReplacingMergeTree (read with FINAL);
-a retried block carries the same deduplication token, so a retry that did land
-is not stored twice even before ClickHouse merges.
+Delivery: at-least-once underneath. A write that fails because the store is
+down, slow or overloaded is retried with backoff behind a circuit breaker
+(:mod:`sinks.breaker`) for as long as the store is down; meanwhile the flow
+waits (backpressure: the sources are not read, nothing is dropped). A run
+stopped during an outage (Ctrl-C, ``give_up_after_s``) ends with a
+:class:`~operators.errors.StoreUnavailable`; with Bytewax recovery it resumes
+from its last snapshot, which never covers unstored rows, and writes again.
+The *effect* is exactly-once because every row carries a deterministic ID in a
+ReplacingMergeTree (read with FINAL); a retried block carries the same
+deduplication token, so a retry that did land is not stored twice even before
+ClickHouse merges.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from bytewax.outputs import (
     DynamicSink,
@@ -27,8 +33,9 @@ from bytewax.outputs import (
     StatelessSinkPartition,
 )
 
-from operators.errors import StoreUnavailable
+from operators.errors import ConfigError
 from operators.records import Rows
+from sinks.breaker import CircuitBreaker, StoreStatus
 from sinks.store import Store, open_store
 from sinks.writer import BackgroundWriter
 
@@ -37,10 +44,18 @@ __all__ = ["ClickHouseSink", "EmbeddedStoreSink", "merge_rows"]
 log = logging.getLogger("lucidstream.sink")
 
 OnWrite = Callable[[str, int, float], None]
-OnHealth = Callable[[bool], None]  # told after each insert whether it succeeded
+OnHealth = Callable[[StoreStatus], None]  # told of every failed insert and of recovery
 # told, after a batch is stored, the trace items its Rows carried and when (monotonic
 # ns) their table's insert started and ended
 OnStored = Callable[[list, int, int], None]
+
+
+class Writable(Protocol):
+    """What a sink partition needs of a store (a :class:`~sinks.store.Store`)."""
+
+    def insert(self, rows: Rows, dedup: bool = True) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def merge_rows(items: list[Rows]) -> list[Rows]:
@@ -63,21 +78,19 @@ def merge_rows(items: list[Rows]) -> list[Rows]:
 
 
 class _Partition(StatelessSinkPartition[Rows]):
-    def __init__(self, store: Store, retries: int, on_write: OnWrite | None,
-                 on_health: OnHealth | None = None, on_stored: OnStored | None = None
-                 ) -> None:
+    def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
+                 on_stored: OnStored | None = None) -> None:
         self._store = store
-        self._retries = retries
+        self._breaker = breaker
         self._on_write = on_write
-        self._on_health = on_health
         self._on_stored = on_stored
 
     def write_batch(self, items: list[Rows]) -> None:
         self._write(items)
 
-    def wait(self) -> None:
-        """Every write handed over so far is stored or failed (a synchronous partition
-        always); a failure is raised by the next write or the close."""
+    def flush(self) -> None:
+        """Every write handed over so far is stored (a synchronous partition always:
+        a failure was raised by the write)."""
 
     def _write(self, items: list[Rows]) -> None:
         traced: dict[str, list] = {item.table: [] for item in items if item.trace}
@@ -97,22 +110,7 @@ class _Partition(StatelessSinkPartition[Rows]):
                       elapsed * 1000)
 
     def _insert(self, rows: Rows) -> None:
-        delay = 0.5
-        for attempt in range(self._retries + 1):
-            try:
-                self._store.insert(rows)
-                if self._on_health is not None:
-                    self._on_health(True)
-                return
-            except StoreUnavailable as exc:
-                if self._on_health is not None:
-                    self._on_health(False)  # the mode machine hears of it while we retry
-                if attempt == self._retries:
-                    raise
-                log.warning("step=sink table=%s rows=%d attempt=%d error=%s retry_in_s=%.1f",
-                            rows.table, rows.count, attempt + 1, exc, delay)
-                time.sleep(delay)
-                delay *= 2
+        self._breaker.call(lambda: self._store.insert(rows))
 
     def close(self) -> None:
         self._store.close()
@@ -122,20 +120,22 @@ class _BackgroundPartition(_Partition):
     """Writes on a :class:`~sinks.writer.BackgroundWriter`; the dataflow's thread
     goes on deciding while the embedded store inserts."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
+                 on_stored: OnStored | None = None, depth: int = 2) -> None:
+        super().__init__(store, breaker, on_write, on_stored)
         # A live stream arrives in many small batches: those that come within 50 ms
-        # go into one insert, since an insert costs mostly per call. Two batches bound
-        # what waits, and so the store owner's memory (RESULTS.md, "Settings measured").
+        # go into one insert, since an insert costs mostly per call. ``depth`` batches
+        # bound what waits, and so the store owner's memory (RESULTS.md, "Settings
+        # measured"), and what is decided after the store fails.
         self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
-            self._write, depth=2, name="lucidstream-store-writer", linger=0.05,
+            self._write, depth=depth, name="lucidstream-store-writer", linger=0.05,
             merge=lambda batches: [rows for batch in batches for rows in batch])
 
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)
 
-    def wait(self) -> None:
-        self._writer.wait()
+    def flush(self) -> None:
+        self._writer.flush()
 
     def close(self) -> None:
         try:
@@ -145,33 +145,49 @@ class _BackgroundPartition(_Partition):
 
 
 class _StoreSinkSettings:
-    """What both sinks are configured with: the store, retries and the callbacks."""
+    """What both sinks are configured with: the store, its retries and the callbacks.
 
-    def __init__(self, dsn: str, retries: int = 3, on_write: OnWrite | None = None,
-                 on_health: OnHealth | None = None, on_stored: OnStored | None = None
-                 ) -> None:
+    ``give_up_after_s`` ends the run after the store has failed for that long
+    (unset: wait for it); ``stop`` set (Ctrl-C) ends the wait; ``wrap`` wraps the
+    opened store (a fault injected on purpose: :mod:`sinks.storefault`);
+    ``buffer_batches`` is how many batches may wait for a background writer.
+    """
+
+    def __init__(self, dsn: str, on_write: OnWrite | None = None,
+                 on_health: OnHealth | None = None, on_stored: OnStored | None = None,
+                 give_up_after_s: float | None = None, stop: threading.Event | None = None,
+                 wrap: Callable[[Store], Writable] | None = None,
+                 buffer_batches: int = 2) -> None:
+        if buffer_batches < 1:
+            raise ConfigError(f"store buffer of {buffer_batches} batches: use at least 1")
         self.dsn = dsn
-        self.retries = retries
+        self.buffer_batches = buffer_batches
         self.on_write = on_write
         self.on_health = on_health
         self.on_stored = on_stored
+        self.give_up_after_s = give_up_after_s
+        self.stop = stop
+        self.wrap = wrap
+        CircuitBreaker(give_up_after_s=give_up_after_s)  # a bad setting fails here
 
-    def _partition(self, kind: type[_Partition] = _Partition) -> _Partition:
-        return kind(open_store(self.dsn), self.retries, self.on_write, self.on_health,
-                    self.on_stored)
+    def _parts(self) -> tuple[Writable, CircuitBreaker]:
+        opened = open_store(self.dsn)
+        store = opened if self.wrap is None else self.wrap(opened)
+        return store, CircuitBreaker(give_up_after_s=self.give_up_after_s,
+                                     on_status=self.on_health, stop=self.stop, what="insert")
 
 
 class ClickHouseSink(_StoreSinkSettings, DynamicSink[Rows]):
     """Writes :class:`Rows` to the store at ``dsn``; one store handle per worker.
 
-    Each batch of :class:`Rows` is one columnar insert per table, retried ``retries``
-    times with a deduplication token, so a retried block is written once::
+    Each batch of :class:`Rows` is one columnar insert per table, retried while the
+    store is down with a deduplication token, so a retried block is written once::
 
         op.output("store", rows, ClickHouseSink("http://default:@127.0.0.1:8123/default"))
     """
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return self._partition()
+        return _Partition(*self._parts(), self.on_write, self.on_stored)
 
 
 class _OwnerPartition(StatefulSinkPartition[Rows, None]):
@@ -183,10 +199,10 @@ class _OwnerPartition(StatefulSinkPartition[Rows, None]):
         self._inner.write_batch(values)
 
     def snapshot(self) -> None:
-        # A snapshot never covers rows not stored yet. An error is raised by the next
-        # write or the close: Bytewax reports those with their cause, a snapshot's not.
+        # A snapshot never covers rows not stored yet: it waits for every write, and
+        # after a failed one it raises, so the epoch is not committed.
         if self._durable:
-            self._inner.wait()
+            self._inner.flush()
         return None
 
     def close(self) -> None:
@@ -217,4 +233,6 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
-        return _OwnerPartition(self._partition(_BackgroundPartition), self.durable_snapshots)
+        inner = _BackgroundPartition(*self._parts(), self.on_write, self.on_stored,
+                                     self.buffer_batches)
+        return _OwnerPartition(inner, self.durable_snapshots)

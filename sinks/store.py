@@ -312,10 +312,41 @@ def _short(exc: Exception) -> str:
     return text.splitlines()[0][:120] if text else type(exc).__name__
 
 
+# ClickHouse errors that say "not now" rather than "not this": an overloaded, read-only
+# or restarting server, a lost connection. A write that meets them is retried.
+_TRANSIENT_CODES = frozenset({
+    3,    # UNEXPECTED_END_OF_FILE (a connection cut mid-answer)
+    159,  # TIMEOUT_EXCEEDED
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    203,  # NO_FREE_CONNECTION
+    209,  # SOCKET_TIMEOUT
+    210,  # NETWORK_ERROR
+    236,  # ABORTED
+    241,  # MEMORY_LIMIT_EXCEEDED
+    242,  # TABLE_IS_READ_ONLY (a replica lost its coordination service)
+    252,  # TOO_MANY_PARTS (merges are behind)
+    319,  # UNKNOWN_STATUS_OF_INSERT
+    394,  # QUERY_WAS_CANCELLED
+    425,  # SYSTEM_ERROR
+    999,  # KEEPER_EXCEPTION
+})
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+
+
 def _is_connection_error(exc: Exception) -> bool:
+    """Whether ``exc`` means the store cannot take the statement now (retry later).
+
+    >>> _is_connection_error(Exception("Code: 252. DB::Exception: Too many parts"))
+    True
+    >>> _is_connection_error(Exception("Code: 62. DB::Exception: Syntax error"))
+    False
+    """
     from clickhouse_connect.driver.exceptions import OperationalError
 
-    return isinstance(exc, (OperationalError, ConnectionError, TimeoutError))
+    if isinstance(exc, (OperationalError, ConnectionError, TimeoutError)):
+        return True
+    code = _CODE.search(str(exc))
+    return code is not None and int(code.group(1)) in _TRANSIENT_CODES
 
 
 def _columns(rows: Sequence[tuple]) -> Sequence[Sequence]:

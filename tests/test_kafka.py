@@ -275,3 +275,25 @@ def test_a_topic_replays_to_the_decisions_of_the_same_records_from_a_file(broker
     assert digests[0] == digests[1] == digests[2]  # a file, one process, two processes
     decisions, _, stale = digests[0][0].split(",")
     assert int(decisions) > 24_000 and int(stale) > 0  # slow and canary rows; some stale
+
+
+def test_a_store_outage_stops_reading_the_topic_and_resumes_where_it_stopped(broker,
+                                                                              tmp_path):
+    """The store fails for 4 s (injected, see tests/test_store_outage.py): the consumer
+    is not polled meanwhile, and afterwards every record is decided once."""
+    topic, n = topic_name("outage"), 40_000
+    produce(broker.bootstrap, topic, n)
+    dsn = f"chdb://{tmp_path}/store"
+    run = Watched(*[a for a in run_args(broker.bootstrap, topic, dsn, "--batch", "1000")
+                    if a != "--quiet"], env={"LUCIDSTREAM_STORE_FAULT": "errors:4@1"})
+    assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
+    held = [int(m.group(1).replace(",", "")) for _, line in run.lines
+            if "STORE DOWN" in line and (m := re.match(r"events ([\d,]+)", line))]
+    # what was in flight when the store failed is decided (the writer's buffer), then
+    # no more is read: the last readings of the outage agree
+    assert len(held) >= 10 and len(set(held[-8:])) == 1 and held[-1] < n, held
+    assert held[-1] - held[0] <= 10_000, f"more read than the buffers hold: {held}"
+    assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL "
+                                 "WHERE path IN ('fast', 'fallback')")) == n
+    assert int(query_scalar(dsn, "SELECT uniqExact(decision_id) FROM decisions "
+                                 "WHERE path IN ('fast', 'fallback')")) == n

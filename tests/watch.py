@@ -15,8 +15,9 @@ from tests.conftest import ROOT
 class Watched:
     """A CLI run in the background whose progress lines we read as they come."""
 
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "LUCIDSTREAM_PROGRESS_S": "0.2"}
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        env = {**os.environ, "LUCIDSTREAM_PROGRESS_S": "0.2", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=ROOT,
                                      env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
