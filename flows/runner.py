@@ -112,7 +112,8 @@ def execute(
     prefix = f"[process {process_id}] " if process_id is not None else ""
     tty = sys.stderr.isatty() and process_id is None
     bar = _Progress(telemetry, sys.stderr.write, tty, prefix) if progress else None
-    previous = signal.getsignal(signal.SIGINT)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, a service manager's stop
+    previous = {signum: signal.getsignal(signum) for signum in stop_signals}
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         if STOP.is_set():  # a second Ctrl-C stops at once
@@ -121,7 +122,8 @@ def execute(
 
     STOP.clear()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, on_interrupt)
+        for signum in stop_signals:
+            signal.signal(signum, on_interrupt)
     if bar:
         bar.start()
     try:
@@ -140,7 +142,8 @@ def execute(
         if bar:
             bar.stop()
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         STOP.clear()
     snap = telemetry.snapshot()
     if store is None:

@@ -21,6 +21,7 @@ from types import ModuleType
 
 import orjson
 
+from flows.broker import die_with_parent
 from flows.config import RunConfig
 from flows.faults import SCENARIOS, FlowFacts, Stream, inject
 from flows.registry import resolve_flow
@@ -150,7 +151,8 @@ def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], wo
             argv += ["--from", settings.from_file]
         if settings.value:
             argv += ["--value", settings.value]
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=os.getcwd())
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=os.getcwd(),
+                              preexec_fn=die_with_parent)
         if done.returncode != 0 or not out.is_file():
             result = {"scenario": name, "seed": seed, "passed": False, "detected": False,
                       "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}

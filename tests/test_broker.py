@@ -1,14 +1,16 @@
 """The development broker stops with whoever started it: no tansu is left listening
-after its parent ends, however it ends. Make ``_die_with_parent`` in ``flows/broker.py``
+after its parent ends, however it ends. Make ``die_with_parent`` in ``flows/broker.py``
 a no-op and every case here fails: the child then stops only on a signal sent to its
 whole process group (Ctrl-C in a terminal), never on one sent to its parent."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +52,54 @@ def test_a_program_that_exits_without_stopping_its_broker_leaves_none():
                           text=True, timeout=30)
     assert done.stdout.strip() == f"127.0.0.1:{port}", done.stderr
     assert gone_within(port, 5)
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """Live processes whose command line contains ``marker``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue  # gone meanwhile
+    return pids
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_cluster_stops_with_its_parent(tmp_path, how):
+    """SIGTERM is forwarded (each process drains); after SIGKILL the kernel tells them."""
+    store = f"chdb://{tmp_path}/cluster-store"
+    parent = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--processes", "2",
+                               "--store", store, "--rate", "500", "--sources", "10"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert parent.stderr is not None
+        for line in parent.stderr:  # both processes are deciding
+            if line.startswith("[process 1] events") and "decisions 0 " not in line:
+                break
+        assert len(processes_mentioning(store)) == 3
+        parent.send_signal(how)
+        parent.wait(30)
+        deadline = time.monotonic() + 30
+        while processes_mentioning(store) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not processes_mentioning(store), f"cluster processes outlived {how.name}"
+    finally:
+        parent.kill()
+        for pid in processes_mentioning(store):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_drains_a_run_like_ctrl_c(tmp_path):
+    store = f"chdb://{tmp_path}/store"
+    run = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--store", store,
+                            "--rate", "2000", "--sources", "20"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err[-2000:]
+    assert "decisions" in out + err  # the closing summary: it stopped as Ctrl-C stops it

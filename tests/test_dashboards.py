@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import yaml
 
-from flows.cluster import free_port
+from flows.broker import free_port
 from flows.grafana import DATASOURCE, dashboard_json
 from flows.panels import load_panels
 from tests.conftest import ROOT, cli, with_outage
