@@ -36,7 +36,7 @@ from operators.escalation import ANSWERS, STATUSES
 from operators.flags import CAPABILITIES
 from operators.modes import MODES
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
-from sinks.store import Store, open_store
+from sinks.store import Store, open_store, redact
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -106,7 +106,7 @@ def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
         t = report.totals
         out.print(f"cluster of {cluster} processes finished: {t['decisions']:,} decisions, "
                   f"{t['dead_letters']:,} dead letters, {t['alarms']:,} alarms in the store")
-        out.print(f"store: {config.store}")
+        out.print(f"store: {redact(config.store)}")
         return
     s = report.snapshot
     table = Table(title=f"lucidstream run {report.run_id[:8]}", show_header=True)
@@ -128,7 +128,7 @@ def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
     table.add_row("mode", s.mode, "")
     table.add_row("wall time", f"{s.elapsed_s:.1f} s", "")
     out.print(table)
-    out.print(f"store: {config.store}")
+    out.print(f"store: {redact(config.store)}")
 
 
 kafka_options = [
@@ -612,7 +612,7 @@ def dashboard(store: str | None, host: str, port: int, refresh: int) -> None:
 
     with open_store(store) as handle:
         server = DashboardServer(handle, host, port, refresh)
-        print(f"dashboard of {handle.dsn} on {server.url} (Ctrl-C stops it)", flush=True)
+        print(f"dashboard of {handle.safe_dsn} on {server.url} (Ctrl-C stops it)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

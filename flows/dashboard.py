@@ -163,7 +163,7 @@ def render_page(store: Store, refresh_s: int = 5) -> str:
         "table{border-collapse:collapse;font-size:11px;display:block;max-height:220px;"
         "overflow:auto}td,th{border-bottom:1px solid #eee;padding:2px 6px;text-align:left}"
         ".error{color:#b00}.empty{color:#888}</style></head><body>"
-        f"<h1>lucidstream</h1><p>store: {html.escape(store.dsn)} &middot; {now} &middot; "
+        f"<h1>lucidstream</h1><p>store: {html.escape(store.safe_dsn)} &middot; {now} &middot; "
         f"refreshes every {refresh_s} s</p><main>{sections}</main></body></html>")
 
 

@@ -5,18 +5,24 @@ A sensor event is one JSON object::
     {"source_id": "sensor-7", "event_time": "2026-01-01T00:00:00.250Z",
      "values": {"battery": 41.5, "speed": 1.2}, "seq": 17, "kind": "telemetry"}
 
-``source_id`` (1-128 characters), ``event_time`` (RFC 3339 with an offset, or
-epoch milliseconds) and ``values`` (names to finite numbers, at least one) are
-required; ``seq`` (integer >= 0), ``kind`` (default ``telemetry``) and
-``arrival_time`` (replay only) are optional; unknown fields are kept in
-``extra``. An outcome event carries ``decision_id``, ``outcome``, ``label`` and
-``event_time``. Anything else becomes a :class:`DeadLetter` with a reason, its
+``source_id`` (1-128 printable characters), ``event_time`` (RFC 3339 with an
+offset, or epoch milliseconds) and ``values`` (names of 1-128 printable characters
+to finite numbers, at least one, at most 256) are required; ``seq`` (integer >= 0),
+``kind`` (default ``telemetry``) and ``arrival_time`` (replay only) are optional;
+unknown fields are kept in ``extra``. "Printable" excludes control characters (NUL
+among them), bidirectional and other format marks (a right-to-left override makes
+an ID read differently than it is), surrogates and unassigned code points. A key
+repeated within one object is refused: parsers disagree on which copy counts. An
+outcome event carries ``decision_id``, ``outcome``, ``label`` and ``event_time``.
+Anything else becomes a :class:`DeadLetter` with a reason, its
 origin and the raw bytes; decoding never raises on bad input.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,6 +33,8 @@ import orjson
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_NAME",
+    "DEFAULT_MAX_VALUES",
     "DeadLetter",
     "Decoded",
     "EventDecoder",
@@ -36,8 +44,11 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 1 << 20
+DEFAULT_MAX_VALUES = 256
+DEFAULT_MAX_NAME = 128
 MAX_SOURCE_ID = 128
 MAX_KIND = 64
+MAX_DEPTH = 32  # objects and arrays within an event, unknown fields included
 # Epoch milliseconds below this bound (year 5138) are plausible; larger numbers
 # are almost always microseconds or nanoseconds sent by mistake.
 MAX_EPOCH_MS = 100_000_000_000_000
@@ -120,7 +131,8 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True):
 _WIRE = msgspec.json.Decoder(_Wire)
 
 
-def _fast(payload: bytes, origin: str, trace_parent: str | None) -> SensorEvent | None:
+def _fast(payload: bytes, origin: str, trace_parent: str | None, max_values: int,
+          max_name: int) -> SensorEvent | None:
     """A sensor event in the common shape (no unknown fields, epoch-ms times), typed
     by msgspec in one pass; ``None`` for anything else, which the full
     validation then decodes or dead-letters with its reason."""
@@ -140,8 +152,87 @@ def _fast(payload: bytes, origin: str, trace_parent: str | None) -> SensorEvent 
     if arrival_ms is not None and (type(arrival_ms) is not int
                                    or not 0 <= arrival_ms < MAX_EPOCH_MS):
         return None
+    names = "".join(values)  # one C call each below, not one per name
+    if not (source_id + names).isprintable() or "" in values or len(values) > max_values \
+            or (len(names) > max_name and max(map(len, values)) > max_name) \
+            or (kind != "telemetry" and not kind.isprintable()):
+        return None
+    # an optional field sent with its default (null, "telemetry") also falls through
+    keys = 3 + len(values) + (seq is not None) + (arrival_ms is not None) + \
+        (kind != "telemetry")
+    if _may_repeat_keys(payload, keys):
+        return None
     return SensorEvent(source_id, event_ms, values, seq, kind, arrival_ms, origin, None,
                        trace_parent)
+
+
+def _may_repeat_keys(payload: bytes, keys: int) -> bool:
+    """Whether ``payload``, which parsed to ``keys`` keys in all, may hold a key twice.
+
+    Cheap, and never wrong when it answers no: every key is followed by a colon, so
+    as many colons as keys leave no room for a repeat; failing that (a colon in a
+    string), every key without whitespace before its colon ends in ``":``.
+    :func:`_repeated_key` decides the rest exactly.
+
+    >>> _may_repeat_keys(b'{"a":1,"b":{"c":"x:y"}}', 3), _may_repeat_keys(b'{"a":1,"a":2}', 1)
+    (False, True)
+    """
+    if payload.count(b":") == keys:
+        return False
+    return payload.count(b'":') != keys or _QUOTE_SPACE.search(payload) is not None
+
+
+_QUOTE_SPACE = re.compile(rb'"[ \t\n\r]')
+
+
+def _repeated_key(payload: bytes | str) -> str | None:
+    """The first key that appears twice in one object of ``payload``, if any.
+
+    >>> _repeated_key(b'{"a": 1, "b": {"c": 2, "c": 3}}'), _repeated_key(b'{"a" : 1}')
+    ('c', None)
+    """
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        if not found and len({k for k, _ in items}) != len(items):
+            seen: set[str] = set()
+            found.append(next(k for k, _ in items if k in seen or seen.add(k)))  # type: ignore[func-returns-value]
+        return dict(items)
+
+    try:
+        json.loads(payload, object_pairs_hook=pairs)
+    except ValueError:  # orjson parsed it; where the two disagree, orjson decides
+        return None
+    return found[0] if found else None
+
+
+def _shape(obj: Any) -> tuple[int, int]:
+    """Keys in every object of a parsed JSON value, and how deep it nests (iterative:
+    JSON may nest deeper than Python recurses).
+
+    >>> _shape({"a": 1, "b": [{"c": 2}, {"d": {"e": 3}}]})
+    (5, 4)
+    """
+    keys, deepest, todo = 0, 0, [(obj, 1)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        inner = item.values() if type(item) is dict else item
+        keys += len(item) if type(item) is dict else 0
+        todo.extend((v, depth + 1) for v in inner if type(v) in (dict, list))
+    return keys, deepest
+
+
+def _text_problem(text: str) -> str | None:
+    r"""What makes ``text`` unfit for an ID or a name, or ``None``.
+
+    >>> _text_problem("robot-7"), _text_problem("robot\u202e7"), _text_problem("a\x00")
+    (None, 'U+202E at 5', 'U+0000 at 1')
+    """
+    if text.isprintable():
+        return None
+    at = next(i for i, c in enumerate(text) if not c.isprintable())
+    return f"U+{ord(text[at]):04X} at {at}"
 
 
 class _Invalid(Exception):
@@ -173,13 +264,23 @@ def parse_time_ms(value: Any, name: str = "event_time") -> int:
     raise _Invalid(f"bad_type: {name} must be RFC 3339 text or epoch ms, got {kind.__name__}")
 
 
-def _check_values(values: Any) -> dict[str, float]:
+def _check_values(values: Any, max_values: int, max_name: int) -> dict[str, float]:
     if type(values) is not dict:
         raise _Invalid(f"bad_type: values must be an object, got {type(values).__name__}")
     if not values:
         raise _Invalid("empty_values: values needs at least one number")
+    if len(values) > max_values:
+        raise _Invalid(f"too_many_values: {len(values)} values, more than the limit of "
+                       f"{max_values}")
     isfinite = math.isfinite
     for name, number in values.items():
+        if not 0 < len(name) <= max_name:
+            raise _Invalid(f"bad_value_name: a value name must have 1 to {max_name} "
+                           f"characters, got {len(name)}")
+        problem = _text_problem(name)
+        if problem is not None:
+            raise _Invalid(f"bad_value_name: values.{name.encode('unicode_escape')[:64]!r} "
+                           f"has a non-printable character ({problem})")
         kind = type(number)
         if kind is not float and kind is not int:
             raise _Invalid(f"bad_value: values.{name[:64]} is {kind.__name__}, not a number")
@@ -188,12 +289,15 @@ def _check_values(values: Any) -> dict[str, float]:
     return values
 
 
-def _sensor(obj: dict, origin: str) -> SensorEvent:
+def _sensor(obj: dict, origin: str, max_values: int, max_name: int) -> SensorEvent:
     source_id = obj.get("source_id")
     if source_id is None:
         raise _Invalid("missing_field: source_id")
     if type(source_id) is not str or not 0 < len(source_id) <= MAX_SOURCE_ID:
         raise _Invalid("bad_source_id: source_id must be a string of 1 to 128 characters")
+    problem = _text_problem(source_id)
+    if problem is not None:
+        raise _Invalid(f"bad_source_id: source_id has a non-printable character ({problem})")
     if "event_time" not in obj:
         raise _Invalid("missing_field: event_time")
     event_ms = obj["event_time"]
@@ -201,13 +305,14 @@ def _sensor(obj: dict, origin: str) -> SensorEvent:
         event_ms = parse_time_ms(event_ms)
     if "values" not in obj:
         raise _Invalid("missing_field: values")
-    values = _check_values(obj["values"])
+    values = _check_values(obj["values"], max_values, max_name)
     seq = obj.get("seq")
     if seq is not None and (type(seq) is not int or seq < 0):
         raise _Invalid(f"bad_seq: seq must be an integer >= 0, got {seq!r:.40}")
     kind = obj.get("kind", "telemetry")
-    if kind != "telemetry" and (type(kind) is not str or not 0 < len(kind) <= MAX_KIND):
-        raise _Invalid("bad_kind: kind must be a string of 1 to 64 characters")
+    if kind != "telemetry" and (type(kind) is not str or not 0 < len(kind) <= MAX_KIND
+                                or not kind.isprintable()):
+        raise _Invalid("bad_kind: kind must be a string of 1 to 64 printable characters")
     arrival_ms = obj.get("arrival_time")
     if arrival_ms is not None and (type(arrival_ms) is not int
                                    or not 0 <= arrival_ms < MAX_EPOCH_MS):
@@ -260,15 +365,19 @@ class EventDecoder:
     (['s1'], ['missing_field: event_time'])
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_values: int = DEFAULT_MAX_VALUES, max_name: int = DEFAULT_MAX_NAME
+                 ) -> None:
         self.max_bytes = max_bytes
+        self.max_values = max_values
+        self.max_name = max_name
 
     def decode(
         self, origin: str, payload: Payload, trace_parent: str | None = None
     ) -> SensorEvent | OutcomeEvent | DeadLetter:
         """Decode one payload; never raises on bad input."""
         if type(payload) is bytes and len(payload) <= self.max_bytes:
-            event = _fast(payload, origin, trace_parent)
+            event = _fast(payload, origin, trace_parent, self.max_values, self.max_name)
             if event is not None:
                 return event
         try:
@@ -285,9 +394,18 @@ class EventDecoder:
                     raise _Invalid(f"invalid_json: {exc}"[:200]) from None
             if type(obj) is not dict:
                 raise _Invalid(f"not_an_object: got JSON {type(obj).__name__}")
+            keys, depth = _shape(obj)
+            if depth > MAX_DEPTH:
+                raise _Invalid(f"too_deep: JSON nested {depth} levels, more than the limit "
+                               f"of {MAX_DEPTH}")
+            if not isinstance(payload, dict) and _may_repeat_keys(_as_bytes(payload), keys):
+                repeated = _repeated_key(payload)
+                if repeated is not None:
+                    raise _Invalid(f"duplicate_key: {repeated[:64]!r} appears twice in one "
+                                   "object; which copy counts would be a guess")
             if "source_id" not in obj and "decision_id" in obj:
                 return _outcome(obj, origin)
-            event = _sensor(obj, origin)
+            event = _sensor(obj, origin, self.max_values, self.max_name)
             if trace_parent is None and event.extra:  # a file line may carry the context
                 field = event.extra.get("traceparent")
                 trace_parent = field if type(field) is str else None

@@ -31,7 +31,8 @@ import numpy as np
 from operators.errors import ConfigError, StoreBusy, StoreError, StoreUnavailable
 from operators.records import Rows
 
-__all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "close_all", "normalize_dsn", "open_store"]
+__all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "close_all", "normalize_dsn", "open_store",
+           "redact"]
 
 log = logging.getLogger("lucidstream.store")
 
@@ -51,23 +52,52 @@ def normalize_dsn(dsn: str | None) -> str:
     >>> normalize_dsn("http://default:@localhost:8123/default")
     'http://default:@localhost:8123/default'
     """
-    dsn = (dsn or os.environ.get("LUCIDSTREAM_STORE") or DEFAULT_STORE).strip()
+    dsn = (dsn or os.environ.get("LUCIDSTREAM_STORE") or _secret_file() or DEFAULT_STORE).strip()
     scheme = dsn.split("://", 1)[0].lower() if "://" in dsn else ""
     if scheme in ("http", "https", "clickhouse", "clickhouses"):
         parts = urlsplit(dsn)
         if not parts.hostname:
-            raise ConfigError(f"store DSN {dsn!r} has no host; use http://user:pass@host:8123/db")
+            raise ConfigError(f"store DSN {redact(dsn)!r} has no host; use http://user:pass@host:8123/db")
         return dsn
     if scheme == "chdb":
         path = dsn[len("chdb://"):]
     elif scheme:
-        raise ConfigError(f"store DSN {dsn!r}: unknown scheme {scheme!r}; "
+        raise ConfigError(f"store DSN {redact(dsn)!r}: unknown scheme {scheme!r}; "
                           "use chdb:///abs/path or http(s)://user:pass@host:8123/db")
     else:
         path = dsn
     if not path or path == "/":
         raise ConfigError(f"store DSN {dsn!r} has no path; use chdb:///abs/path")
     return "chdb://" + os.path.realpath(os.path.expanduser(path))
+
+
+def _secret_file() -> str | None:
+    """The DSN in the file ``LUCIDSTREAM_STORE_FILE`` names (a mounted secret), if set."""
+    path = os.environ.get("LUCIDSTREAM_STORE_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"LUCIDSTREAM_STORE_FILE={path!r}: cannot read it ({exc.strerror}); "
+                          "point it at a readable file holding the store DSN") from None
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` with its password (and any ``password=`` parameter) hidden: what may be
+    printed, logged or stored.
+
+    >>> redact("https://ingest:s3cr%40t@ch.example:8443/prod?password=x&secure=1")
+    'https://ingest:***@ch.example:8443/prod?password=***&secure=1'
+    >>> redact("chdb:///var/lib/lucidstream")
+    'chdb:///var/lib/lucidstream'
+    """
+    hidden = re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", r"\1:***@", dsn, flags=re.I)
+    return re.sub(r"([?&](?:password|pass|pwd|access_token)=)[^&]*", r"\1***", hidden,
+                  flags=re.I)
+
+
+_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.I)
 
 
 class Store:
@@ -82,6 +112,7 @@ class Store:
 
     def __init__(self, dsn: str, client: Any) -> None:
         self.dsn = dsn
+        self.safe_dsn = redact(dsn)  # what messages, logs and pages show
         self.embedded = dsn.startswith("chdb://")
         self._client = client
         self._lock = threading.RLock()
@@ -103,9 +134,9 @@ class Store:
         except Exception as exc:  # the driver raises many types; translate them all
             text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
             if _is_connection_error(exc):
-                raise StoreUnavailable(f"store {self.dsn} unavailable during {what}: {text}; "
+                raise StoreUnavailable(f"store {self.safe_dsn} unavailable during {what}: {text}; "
                                        "check that ClickHouse is running and reachable") from exc
-            raise StoreError(f"store {self.dsn} rejected {what}: {text}") from exc
+            raise StoreError(f"store {self.safe_dsn} rejected {what}: {text}") from exc
 
     def command(self, sql: str) -> Any:
         with self._errors(sql.split("(")[0].strip()[:60]):
@@ -118,7 +149,13 @@ class Store:
         if read_only and not _READ_ONLY.match(sql):
             raise ConfigError("only read-only queries are allowed here (SELECT, WITH, SHOW, "
                               f"DESCRIBE, EXPLAIN, EXISTS); got: {sql.strip()[:60]!r}")
-        settings = {"readonly": 1} if read_only and self.embedded else None
+        if read_only and _OUTFILE.search(sql):  # the embedded engine writes it even read-only
+            raise ConfigError("INTO OUTFILE writes a file; read-only queries cannot. Use "
+                              "--format csv and redirect the output instead")
+        # No writes, no DDL: readonly=1 in the embedded store (it also refuses table
+        # functions such as file()), 2 on a server, where the driver sends session
+        # settings with each query and 1 would refuse those too.
+        settings = {"readonly": 1 if self.embedded else 2} if read_only else None
         with self._errors("query"):
             result = self._client.query(sql, parameters=parameters, settings=settings)
             return list(result.column_names), [tuple(r) for r in result.result_rows]
@@ -208,7 +245,7 @@ class Store:
         try:
             self._client.close()
         except Exception as exc:
-            log.warning("store=%s event=close_failed error=%s", self.dsn, exc)
+            log.warning("store=%s event=close_failed error=%s", self.safe_dsn, exc)
 
     def __enter__(self) -> Store:
         return self
@@ -294,11 +331,10 @@ def _connect(dsn: str) -> Any:
             client = clickhouse_connect.get_client(dsn=dsn, connect_timeout=5,
                                                    send_receive_timeout=60)
         except Exception as exc:
-            safe = re.sub(r"//[^@/]*@", "//***@", dsn)
-            raise StoreUnavailable(f"cannot reach ClickHouse at {safe} ({_short(exc)}); check "
-                                   "the host, port and credentials, and that the server "
+            raise StoreUnavailable(f"cannot reach ClickHouse at {redact(dsn)} ({_short(exc)}); "
+                                   "check the host, port and credentials, and that the server "
                                    "is running") from exc
-    log.info("event=store_open store=%s elapsed_ms=%.0f", dsn,
+    log.info("event=store_open store=%s elapsed_ms=%.0f", redact(dsn),
              (time.perf_counter() - started) * 1000)
     return client
 

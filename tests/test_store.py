@@ -47,6 +47,20 @@ def test_read_only_queries_refuse_writes(store):
     assert store.query("-- title: x\n/* why */\nSELECT 1 AS one", read_only=True)[1] == [(1,)]
 
 
+def test_read_only_is_enforced_by_the_store_not_only_by_the_statement_check(store, tmp_path):
+    """Statements that start with SELECT and still write, read files or lift the limit."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    for sneaky in ("SELECT 1 SETTINGS readonly = 0",
+                   f"SELECT * FROM file('{secret}', 'LineAsString')",
+                   "WITH 1 AS x SELECT x FROM system.one SETTINGS readonly = 0"):
+        with pytest.raises(StoreError):
+            store.query(sneaky, read_only=True)
+    with pytest.raises(ConfigError, match="INTO OUTFILE"):
+        store.query(f"SELECT 1 INTO OUTFILE '{tmp_path / 'out.csv'}'", read_only=True)
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_dsn_validation():
     assert normalize_dsn("chdb:///tmp/a/../b") == "chdb:///tmp/b"
     with pytest.raises(ConfigError, match="unknown scheme"):
@@ -63,6 +77,26 @@ def test_a_second_embedded_path_in_one_process_is_a_clear_error(store, tmp_path)
 def test_unreachable_server_is_store_unavailable():
     with pytest.raises(StoreUnavailable, match="cannot reach ClickHouse"):
         open_store("http://default:@127.0.0.1:1/default")
+
+
+def test_a_password_in_the_dsn_is_never_in_an_error():
+    with pytest.raises(StoreUnavailable) as caught:
+        open_store("http://ingest:Hunter2Secret@127.0.0.1:1/default?password=Hunter2Secret")
+    assert "Hunter2Secret" not in str(caught.value) and "ingest:***@" in str(caught.value)
+    with pytest.raises(ConfigError) as bad:
+        normalize_dsn("ftp://ingest:Hunter2Secret@host/db")
+    assert "Hunter2Secret" not in str(bad.value)
+
+
+def test_the_dsn_can_come_from_a_secret_file(tmp_path, monkeypatch):
+    secret = tmp_path / "store-dsn"
+    secret.write_text(f"chdb://{tmp_path}/from-secret\n")
+    monkeypatch.delenv("LUCIDSTREAM_STORE", raising=False)
+    monkeypatch.setenv("LUCIDSTREAM_STORE_FILE", str(secret))
+    assert normalize_dsn(None) == f"chdb://{tmp_path}/from-secret"
+    monkeypatch.setenv("LUCIDSTREAM_STORE_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match=r"LUCIDSTREAM_STORE_FILE.*cannot read"):
+        normalize_dsn(None)
 
 
 def test_merge_rows_groups_per_table():
