@@ -85,9 +85,9 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
     server = None
     try:
         if dashboard_port is not None:
-            from flows.dashboard import DashboardServer
+            from flows.dashboard import DashboardServer, load_token
 
-            server = DashboardServer(store, port=dashboard_port).start()
+            server = DashboardServer(store, port=dashboard_port, token=load_token()).start()
             print(f"dashboard on {server.url}", file=sys.stderr, flush=True)
         telemetry = Telemetry()
         flow = resolve_flow(flow_name).get_flow(config, telemetry)
@@ -513,11 +513,12 @@ def escalations() -> None:
 @store_option
 def escalations_list(status: str, limit: int, store: str | None) -> None:
     """Escalations in their latest state, oldest first."""
-    where = "" if status == "all" else f"WHERE status = '{status}'"
+    where = "" if status == "all" else "WHERE status = {status:String}"
     with open_store(store) as handle:
         columns, rows = handle.query(
             "SELECT escalation_id, decision_id, source_id, action, status, created_at, due_at, "
-            f"responder FROM escalations FINAL {where} ORDER BY created_at LIMIT {limit}",
+            f"responder FROM escalations FINAL {where} ORDER BY created_at "
+            "LIMIT {limit:UInt32}", parameters={"status": status, "limit": limit},
             read_only=True)
     if not rows:
         print(f"no escalations{'' if status == 'all' else ' ' + status}")
@@ -606,12 +607,17 @@ def escalations_reject(escalation_id: str, who: str | None, store: str | None,
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--refresh", default=5, show_default=True, type=click.IntRange(min=1),
               help="seconds between page refreshes")
-def dashboard(store: str | None, host: str, port: int, refresh: int) -> None:
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="file holding the token a request must carry (else LUCIDSTREAM_TOKEN); "
+              "required when --host is not a loopback address")
+def dashboard(store: str | None, host: str, port: int, refresh: int,
+              token_file: str | None) -> None:
     """Serve the dashboard panels as an HTML page (Ctrl-C stops it)."""
-    from flows.dashboard import DashboardServer
+    from flows.dashboard import DashboardServer, load_token
 
+    token = load_token(token_file)
     with open_store(store) as handle:
-        server = DashboardServer(handle, host, port, refresh)
+        server = DashboardServer(handle, host, port, refresh, token)
         print(f"dashboard of {handle.safe_dsn} on {server.url} (Ctrl-C stops it)", flush=True)
         try:
             server.serve_forever()

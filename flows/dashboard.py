@@ -7,24 +7,35 @@ on an isolated host. ``/panel/NAME.json`` returns a panel's rows as JSON.
 With the embedded store, run it inside the flow's process (``lucidstream run
 --dashboard``), since one process owns a chdb path; the store handle is shared
 and locked, so the page and the flow take turns.
+
+It binds 127.0.0.1 unless told otherwise. On any other address it needs a token
+(``LUCIDSTREAM_TOKEN`` or ``--token-file``) and refuses to start without one;
+a request then carries it as ``Authorization: Bearer TOKEN``, or once as
+``?token=TOKEN`` (a browser), which sets an HttpOnly cookie. ``/healthz`` is
+open.
 """
 
 from __future__ import annotations
 
+import hmac
 import html
+import ipaddress
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from flows.panels import Panel, load_panels, panel
 from operators.errors import ConfigError, LucidstreamError
 from sinks.store import Store
 
-__all__ = ["DashboardServer", "render_page", "svg_chart"]
+__all__ = ["DashboardServer", "load_token", "render_page", "svg_chart"]
 
 log = logging.getLogger("lucidstream.dashboard")
 COLORS = ("#2f6fdf", "#e0662b", "#2a9d5c", "#c03a6b", "#8a5cd0", "#7a7a7a")
@@ -167,6 +178,39 @@ def render_page(store: Store, refresh_s: int = 5) -> str:
         f"refreshes every {refresh_s} s</p><main>{sections}</main></body></html>")
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only.
+
+    >>> _loopback("127.0.0.1"), _loopback("::1"), _loopback("localhost"), _loopback("0.0.0.0")
+    (True, True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def load_token(token_file: str | None = None) -> str | None:
+    """The dashboard's token: from ``token_file``, else ``LUCIDSTREAM_TOKEN``, else none."""
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {token_file!r} ({exc.strerror}); "
+                              "pass a readable --token-file") from None
+        if len(token) < 16:
+            raise ConfigError(f"the token in {token_file!r} has {len(token)} characters: use "
+                              "at least 16 (for example: openssl rand -hex 16)")
+        return token
+    token = os.environ.get("LUCIDSTREAM_TOKEN", "").strip()
+    if token and len(token) < 16:
+        raise ConfigError(f"LUCIDSTREAM_TOKEN has {len(token)} characters: use at least 16 "
+                          "(for example: openssl rand -hex 16)")
+    return token or None
+
+
 class DashboardServer:
     """Serves the dashboard of ``store`` on ``host:port`` from a background thread.
 
@@ -175,9 +219,14 @@ class DashboardServer:
     """
 
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 8050,
-                 refresh_s: int = 5) -> None:
+                 refresh_s: int = 5, token: str | None = None) -> None:
+        if token is None and not _loopback(host):
+            raise ConfigError(f"the dashboard on {host} is reachable from other machines: "
+                              "set LUCIDSTREAM_TOKEN (or pass --token-file) so only those "
+                              "with the token see it, or bind 127.0.0.1")
         self.store = store
         self.refresh_s = refresh_s
+        self.token = token
         handler = self._handler()
         try:
             self.httpd = ThreadingHTTPServer((host, port), handler)
@@ -192,7 +241,40 @@ class DashboardServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _allowed(self) -> bool:
+                """Whether the request carries the token (always, without one)."""
+                if server.token is None or self.path == "/healthz":
+                    return True
+                expected = server.token.encode()
+                given = self.headers.get("Authorization", "")
+                if given.startswith("Bearer ") and \
+                        hmac.compare_digest(given[7:].strip().encode(), expected):
+                    return True
+                for part in self.headers.get("Cookie", "").split(";"):
+                    name, _, value = part.strip().partition("=")
+                    if name == "lucidstream_token" and \
+                            hmac.compare_digest(value.encode(), expected):
+                        return True
+                return False
+
             def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                offered = parse_qs(url.query).get("token", [""])[0]
+                if server.token is not None and offered:
+                    if not hmac.compare_digest(offered.encode(), server.token.encode()):
+                        self._send(401, "text/plain", "wrong token")
+                        return
+                    self.send_response(303)  # keep the token out of the address bar
+                    self.send_header("Location", url.path or "/")
+                    self.send_header("Set-Cookie", f"lucidstream_token={server.token}; "
+                                     "HttpOnly; SameSite=Strict; Path=/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if not self._allowed():
+                    self._send(401, "text/plain", "this dashboard needs its token: open it "
+                               "once with ?token=TOKEN, or send Authorization: Bearer TOKEN")
+                    return
                 if self.path in ("/", "/index.html"):
                     self._send(200, "text/html; charset=utf-8",
                                render_page(server.store, server.refresh_s))

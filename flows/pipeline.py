@@ -87,7 +87,9 @@ class FlowSpec:
     variants: tuple[Variant, ...] = (Variant("control", 1.0),)
     drift: DriftConfig = field(default_factory=DriftConfig)
     slow: SlowPathConfig = field(default_factory=SlowPathConfig)
-    max_bytes: int = 1 << 20
+    max_bytes: int = 1 << 20  # a message's size limit (larger: a dead letter)
+    max_values: int = 256  # values per event
+    max_name: int = 128  # characters in a value name
     # Bytewax asks every stateful step for a snapshot at each epoch, recovery or not;
     # pickling a shard (models, detectors, pending outcomes) costs ~0.1-0.4 s, so
     # without recovery the snapshot is an empty placeholder.
@@ -235,7 +237,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     """The decision dataflow for ``spec`` reading ``source``; every row also goes to
     each of ``extra_sinks`` (for example Kafka topics)."""
     telemetry = telemetry or Telemetry()
-    decoder = EventDecoder(spec.max_bytes)
+    decoder = EventDecoder(spec.max_bytes, spec.max_values, spec.max_name)
     wall = WallClock()
     controls = ProcessControls(spec.name, spec.control, spec.modes, spec.rollout,
                                spec.process_id)

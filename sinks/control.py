@@ -16,6 +16,11 @@ process to open it. Default location: ``<store path>-control/`` for a
 ``chdb://`` store, else ``./lucidstream-control/``; ``LUCIDSTREAM_CONTROL`` or
 ``--control`` moves it. Processes on other hosts need the same directory (a
 shared mount).
+
+Who may steer a flow is who may write this directory: it is created owner-only
+(0700, files 0600), and a flow ignores (and logs, once) a file that others could
+have written: in a directory writable by group or others, or owned by a user
+other than the flow's (or root).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import logging
 import os
+import stat as stat_bits
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +41,39 @@ from operators.flags import Flags
 from operators.modes import Health, Override
 
 __all__ = ["Answer", "AnswersDir", "ControlFile", "FlagsFile", "HealthExchange",
-           "control_dir_for"]
+           "control_dir_for", "untrusted"]
+
+log = logging.getLogger("lucidstream.control")
+_WARNED: set[str] = set()
+
+
+def untrusted(path: Path) -> str | None:
+    """Why a control file at ``path`` might not come from someone allowed to steer the
+    flow, or ``None`` when it is fine (or does not exist)."""
+    try:
+        file, folder = path.stat(), path.parent.stat()
+    except OSError:
+        return None
+    others = stat_bits.S_IWGRP | stat_bits.S_IWOTH
+    if folder.st_mode & others:
+        return (f"{path.parent} is writable by others (mode {folder.st_mode & 0o777:o}); "
+                f"chmod 700 {path.parent}")
+    if file.st_mode & others:
+        return f"{path} is writable by others (mode {file.st_mode & 0o777:o}); chmod 600 {path}"
+    if file.st_uid not in (os.getuid(), 0):
+        return f"{path} belongs to user {file.st_uid}, not to this flow's user {os.getuid()}"
+    return None
+
+
+def _trusted(path: Path) -> bool:
+    """Whether to read ``path``; the first refusal of each file is logged."""
+    problem = untrusted(path)
+    if problem is None:
+        return True
+    if str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        log.error("step=control event=ignored file=%s reason=%s", path, problem)
+    return False
 
 
 def control_dir_for(store_dsn: str, explicit: str | None = None) -> Path:
@@ -50,9 +89,13 @@ def control_dir_for(store_dsn: str, explicit: str | None = None) -> Path:
 def _write_json(path: Path, data: dict) -> None:
     """Write ``data`` to ``path`` atomically (temp file + rename): readers never see half."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        root = path.parent.parent if path.parent.name == "answers" else path.parent
+        root.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (root, path.parent):  # owner-only: see the module's note
+            folder.mkdir(mode=0o700, exist_ok=True)
         temp = path.with_suffix(f".tmp{os.getpid()}")
-        temp.write_text(json.dumps(data))
+        with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(data))
         os.replace(temp, path)
     except OSError as exc:
         raise ConfigError(f"cannot write control file {path}: {exc.strerror}; "
@@ -108,6 +151,8 @@ class _JsonFile:
         if stamp == self._seen:
             return None
         self._seen = stamp
+        if not _trusted(self.path):
+            return None
         try:
             return self.load()
         except ConfigError:
@@ -233,7 +278,7 @@ class HealthExchange:
                         {"at": wall, "health": asdict(own)})
         peers = []
         for path in self.directory.glob("health-*.json"):
-            if path.name == f"health-{self.scope}.json":
+            if path.name == f"health-{self.scope}.json" or not _trusted(path):
                 continue
             try:
                 data = json.loads(path.read_text())
@@ -291,7 +336,7 @@ class AnswersDir:
         self._next = now + self.poll_s
         found = []
         for path in sorted(self.path.glob("*.json")):
-            if path.name in self._seen:
+            if path.name in self._seen or not _trusted(path):
                 continue
             try:
                 found.append(Answer(**json.loads(path.read_text())))

@@ -350,3 +350,22 @@ def test_a_healthy_model_passes_on_readings_the_stream_never_visited_and_a_const
         judged = [c["status"] for c in model if c["status"] != "warmup"]
         assert judged and set(judged) == {status}, (scorer, model[-1])  # from the first check
         assert [c[1] for c in transitions(results)] == modes
+
+
+def test_only_whoever_may_write_the_control_directory_steers_the_flow(tmp_path):
+    from sinks.control import ControlFile, untrusted
+
+    directory = tmp_path / "store-control"
+    control = ControlFile(directory)
+    control.set(Override("CONSERVATIVE", "drill", "ops"))
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert (directory / "mode.json").stat().st_mode & 0o777 == 0o600
+    assert control.poll(force=True)[1].mode == "CONSERVATIVE"
+
+    directory.chmod(0o777)  # anyone could have written it now: the flow ignores it
+    control.set(Override("PAUSED", "someone else", "mallory"))
+    assert "writable by others" in untrusted(directory / "mode.json")
+    assert control.poll(force=True) == (False, None)
+    directory.chmod(0o700)
+    (directory / "mode.json").touch()  # a change the flow sees again, from its owner
+    assert control.poll(force=True)[1].mode == "PAUSED"

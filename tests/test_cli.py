@@ -101,3 +101,17 @@ def test_the_flow_sets_the_garbage_collector_unless_told_not_to(tmp_path, monkey
     result = cli("run", "--source", str(data), "--store", f"chdb://{tmp_path}/c",
                  env={"LUCIDSTREAM_GC": "0,0,0"})
     assert result.returncode != 0 and "thresholds must be at least 1" in result.stderr
+
+
+@pytest.mark.parametrize("hostile", ["x' OR '1'='1'; DROP TABLE decisions; --",
+                                     "{id:String}\x1b[31mred\x1b[0m\u202e"])
+def test_sql_looking_cli_arguments_are_values_not_sql(tmp_path, hostile):
+    store = f"chdb://{tmp_path}/s"
+    traced = cli("trace", hostile, "--store", store)
+    assert traced.returncode == 1 and "no trace for decision" in traced.stderr
+    answered = cli("escalations", "approve", hostile, "--store", store, "--who", hostile)
+    assert answered.returncode == 1 and "no escalation" in answered.stderr
+    tables = cli("query", "SELECT count() FROM system.tables WHERE database = "
+                 "currentDatabase() AND name = 'decisions'", "--store", store,
+                 "--format", "csv")
+    assert tables.stdout.strip().splitlines()[-1] == "1"  # nothing was dropped

@@ -16,6 +16,7 @@ import yaml
 from flows.broker import free_port
 from flows.grafana import DATASOURCE, dashboard_json
 from flows.panels import load_panels
+from operators.errors import ConfigError
 from tests.conftest import ROOT, cli, with_outage
 from tests.test_semantic_e2e import write
 
@@ -108,3 +109,40 @@ def test_grafana_and_compose_agree_with_the_panel_sql():
     assert source["jsonData"]["host"] == "clickhouse"
     assert source["jsonData"]["traces"]["defaultTable"] == "otel_traces"
     assert (infra / "Dockerfile").is_file()
+
+
+def test_off_loopback_the_dashboard_needs_its_token(session_store, tmp_path):
+    from urllib.error import HTTPError
+    from urllib.request import HTTPCookieProcessor, Request, build_opener, urlopen
+
+    from flows.dashboard import DashboardServer, load_token
+
+    with pytest.raises(ConfigError, match="LUCIDSTREAM_TOKEN"):
+        DashboardServer(session_store, host="0.0.0.0", port=0)
+    token_file = tmp_path / "token"
+    token_file.write_text("short")
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_token(str(token_file))
+    token = "0123456789abcdef0123"
+    token_file.write_text(token + "\n")
+    server = DashboardServer(session_store, host="0.0.0.0", port=0,
+                             token=load_token(str(token_file))).start()
+    base = f"http://127.0.0.1:{server.httpd.server_address[1]}"
+    try:
+        assert urlopen(f"{base}/healthz").read() == b"ok"  # probes need no token
+        for path in ("/", "/panel/stale_rate.json"):
+            with pytest.raises(HTTPError) as refused:
+                urlopen(base + path)
+            assert refused.value.code == 401
+        with pytest.raises(HTTPError) as wrong:
+            urlopen(Request(base + "/", headers={"Authorization": "Bearer nope"}))
+        assert wrong.value.code == 401
+        ok = urlopen(Request(base + "/panel/stale_rate.json",
+                             headers={"Authorization": f"Bearer {token}"}))
+        assert ok.status == 200
+        browser = build_opener(HTTPCookieProcessor())  # ?token= once, then the cookie
+        page = browser.open(f"{base}/?token={token}")
+        assert page.status == 200 and page.url == base + "/"
+        assert browser.open(base + "/").status == 200
+    finally:
+        server.stop()
