@@ -77,6 +77,10 @@ class DriftConfig:
     adwin_clock: int = 4
     kswin_every: int = 10
     ignore: tuple[str, ...] = ()
+    # bounds on memory whatever the stream sends: value names watched per source, and
+    # value names with a fleet reference per shard; names beyond are not watched
+    max_names_per_source: int = 64
+    max_fleet_names: int = 1_024
     # the model's scores are watched as their mean per this much pipeline clock (0: each
     # score): an online model's scores move sample to sample as the mix of sources turns
     # and as it learns, and a detector that takes them as independent alarms on that
@@ -90,6 +94,8 @@ class DriftConfig:
                 raise ValueError(f"drift {name}={kind!r}: use one of {allowed} or None")
         if self.warmup < 10:
             raise ValueError(f"drift warmup={self.warmup}: use at least 10 samples")
+        if self.max_names_per_source < 1 or self.max_fleet_names < 1:
+            raise ValueError("drift max_names_per_source and max_fleet_names: use at least 1")
         if self.min_peers is not None and self.min_peers < 3:
             raise ValueError(f"drift min_peers={self.min_peers}: a median of fewer than 3 "
                              "sources is no reference; use 3 or more, or None")
@@ -196,11 +202,14 @@ class DriftMonitor:
                 continue
             s = streams.get(name)
             if s is None:
+                if len(streams) >= cfg.max_names_per_source:
+                    self._unwatched(source_id, name, event_ms, now)
+                    continue
                 fleet = None
                 if cfg.min_peers is not None:
                     group = cfg.peer_group(source_id) if cfg.peer_group else ""
                     fleet = fleets.get((group, name))
-                    if fleet is None:
+                    if fleet is None and len(fleets) < cfg.max_fleet_names:
                         fleet = fleets[group, name] = _Fleet(cfg.detector(), group)
                 s = streams[name] = _Stream(cfg.detector(), fleet)
             x = float(x)
@@ -339,10 +348,19 @@ class DriftMonitor:
         self._fleet_n[signal] = n
 
     def forget(self, source_id: str) -> None:
-        """Drop a retired source's streams and its place in the fleet (bounds memory)."""
+        """Drop a retired source's streams, its place in the fleet and its alarm
+        debounce (bounds memory)."""
         self._streams.pop(source_id, None)
         for fleet in self._fleets.values():
             fleet.latest.pop(source_id, None)  # the next round sees one source fewer
+        for key in [k for k in self._last_alarm if k[0] == source_id]:
+            del self._last_alarm[key]
+
+    def _unwatched(self, source_id: str, name: str, event_ms: int, now: int) -> None:
+        """A value name beyond the source's limit: one alarm (debounced), not watched."""
+        self._alarm(now, event_ms, source_id, "too_many_names", "limit",
+                    self.config.max_names_per_source + 1, self.config.max_names_per_source,
+                    {"name": name[:64]})
 
     def drain_alarms(self) -> list[Alarm]:
         alarms, self._alarms = self._alarms, []

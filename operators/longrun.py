@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 __all__ = ["chi2_lower", "cusum_threshold", "long_run_factor", "median", "onset_index",
            "sample_sd"]
 
 
+@lru_cache(maxsize=256)  # every new stream asks with the same few settings
 def cusum_threshold(k: float, arl0: float) -> float:
     """The threshold ``h`` (in standard deviations) at which a one-sided CUSUM with
     reference ``k`` runs ``arl0`` samples between false alarms on average.

@@ -84,7 +84,8 @@ class ModelPath:
         batch.variant, batch.score = variants, scores
 
     def forget(self, source_id: str) -> None:
-        """Nothing per source: variants are routed by a hash of the source."""
+        """The source's cached route (variants are routed by a hash of the source)."""
+        self.router.forget(source_id)
 
     def version(self, variant: str) -> str:
         return self.scorers[variant].version

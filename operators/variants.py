@@ -60,3 +60,8 @@ class VariantRouter:
                          len(self.variants) - 1)
             name = self._cache[source_id] = self.variants[index].name
         return name
+
+    def forget(self, source_id: str) -> None:
+        """Drop ``source_id``'s cached route (a retired source; it routes the same way
+        if it comes back)."""
+        self._cache.pop(source_id, None)
