@@ -36,6 +36,7 @@ class _Watched:
     failed_since: float = 0.0  # monotonic time of the first of the checks failing in a row
     failures: int = 0  # checks failed in a row; an outage from KafkaHealth.failures on
     alarms: deque[Alarm] = field(default_factory=deque)
+    past_end: int | None = None  # the partition's end, when the reader was found beyond it
     checking: threading.Lock = field(default_factory=threading.Lock)  # vs. its close
 
 
@@ -80,6 +81,20 @@ class KafkaHealth:
         watched = self._watched.get(name)
         if watched is not None:
             watched.position = offset
+
+    def past_end(self, name: str) -> int | None:
+        """The partition's end offset when its reader was found beyond it since the last
+        call (the broker lost the records, or the topic was recreated), else ``None``.
+
+        A broker answers a fetch beyond the end with an error that makes librdkafka
+        reset the position, or, as tansu does, with nothing, forever: this catches
+        both."""
+        watched = self._watched.get(name)
+        if watched is None or watched.past_end is None:
+            return None
+        end, watched.past_end = watched.past_end, None
+        watched.position = -1
+        return end
 
     def drain(self, name: str) -> list[Alarm]:
         """Alarms found for the partition since the last call."""
@@ -150,6 +165,11 @@ class KafkaHealth:
             w.alarms.append(Alarm(wall_ms, wall_ms, name, "kafka_recovered", "kafka", down, 0,
                                   {"down_s": round(down, 1)}, key=f"up={wall_ms}"))
         w.failures = 0
+        # the end the partition's own fetches saw: a broker's answer to a listing can
+        # trail it (tansu gives the last batch's first offset), a fetch's cannot
+        _, fetched_end = w.consumer.get_watermark_offsets(w.tp, cached=True)
+        if 0 <= fetched_end < w.position:
+            w.past_end = fetched_end
         position = w.position if w.position >= 0 else high
         self._report(name, max(0, high - position), None)
 

@@ -13,24 +13,42 @@ Offsets live in Bytewax's recovery snapshots, not in the consumer group: a
 restart with ``--recovery-dir`` resumes from the last snapshot (at-least-once
 input; the store's deterministic IDs make the effect exactly-once). Without
 recovery a run starts from ``start`` (``earliest`` by default).
+
+Offsets that go backwards (a broker restarted without its data, a topic deleted
+and recreated) or out of range (the position is past the partition's end, or
+before its start after retention): the policy is never to skip. The consumer
+resumes from the partition's earliest offset, whatever ``start`` says, and a
+``kafka_offset_reset`` alarm records the partition, the position it had and the
+offset it got; a record read twice gets the decision it got the first time
+(same ID), so the store keeps one.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from flows.kafka_health import KafkaHealth
 from flows.sources import STOP, RawBatch
 from flows.telemetry import Telemetry
+from operators.alarms import Alarm
 from operators.errors import InputError
 from sinks.kafka import check_broker, client_config
 
-__all__ = ["KafkaSource", "consumer_for", "partition_end", "trace_parent_of"]
+__all__ = ["KafkaSource", "consumer_for", "offset_reset", "partition_end", "rewind",
+           "trace_parent_of"]
 
 log = logging.getLogger("lucidstream.kafka")
 
@@ -47,6 +65,33 @@ def partition_end(msg: Any, name: str) -> bool | None:
     return False
 
 
+def rewind(consumer: Consumer, tp: TopicPartition) -> None:
+    """Move an assigned partition's position to ``tp.offset``."""
+    try:
+        consumer.seek(tp)
+    except KafkaException:  # not fetching yet: assigning it again sets the position
+        consumer.incremental_unassign([tp])
+        consumer.incremental_assign([tp])
+
+
+def offset_reset(name: str, expected: int, got: int) -> Alarm | None:
+    """An alarm when a partition's next record is ``got`` though ``expected`` was next
+    (``None`` when nothing went backwards; a forward jump is normal: transaction
+    markers and compaction take offsets too)."""
+    if expected < 0 or got >= expected:  # before the first record, or in order
+        return None
+    wall_ms = time.time_ns() // 1_000_000
+    log.error("step=ingest partition=%s event=offset_reset expected=%d got=%d (the topic "
+              "was recreated or the broker lost its data; reading on from its earliest "
+              "offset)",
+              name, expected, got)
+    return Alarm(wall_ms, wall_ms, name, "kafka_offset_reset", "kafka", expected - got, 0,
+                 {"expected": expected, "got": got,
+                  "policy": "read on from the partition's earliest offset; a record read "
+                            "again keeps its decision ID"},
+                 key=f"reset={expected}>{got}@{wall_ms}")
+
+
 def trace_parent_of(msg: Any) -> str | None:
     """The W3C ``traceparent`` header of a consumed message, if it has one."""
     headers = msg.headers()
@@ -61,7 +106,9 @@ def consumer_for(source: KafkaSource) -> Consumer:
     """A consumer with the source's settings; offsets are assigned, never committed."""
     return Consumer(client_config({
         "group.id": source.group_id, "enable.auto.commit": False,
-        "enable.partition.eof": True, "auto.offset.reset": source.start,
+        # out of range (a recreated topic, a broker that lost its data, retention):
+        # never skip; the first position is assigned explicitly from `start`
+        "enable.partition.eof": True, "auto.offset.reset": "earliest",
         # librdkafka prefetches up to 64 MB per partition by default, and a queued
         # message pins its whole fetch response (up to 50 MB): a small queue of
         # small responses bounds memory at no cost in speed (RESULTS.md, "Settings
@@ -99,6 +146,14 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         if STOP.is_set():
             raise StopIteration
         alarms = self._health.drain(self._name)
+        end = self._health.past_end(self._name)
+        if end is not None:  # beyond the partition's end: read it again from its start
+            reset = offset_reset(self._name, self._offset, end)
+            if reset is not None:
+                alarms.append(reset)
+            rewind(self._consumer, TopicPartition(self._topic, self._partition,
+                                                  OFFSET_BEGINNING))
+            self._offset = -1
         records: list[tuple[str, Any, str | None]] = []
         prefix = f"kafka:{self._name}/"
         # Take what librdkafka has queued, without waiting: a blocking poll held the
@@ -115,6 +170,9 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
                 continue
             self._eof = False
             offset = msg.offset()
+            reset = offset_reset(self._name, self._offset, offset)
+            if reset is not None:
+                alarms.append(reset)
             records.append((f"{prefix}{offset}", msg.value(), trace_parent_of(msg)))
             self._offset = offset + 1
         if src.stop_at_end and self._eof and not records and not alarms:

@@ -41,8 +41,16 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from flows.kafka_input import KafkaSource, consumer_for, partition_end, trace_parent_of
+from flows.kafka_input import (
+    KafkaSource,
+    consumer_for,
+    offset_reset,
+    partition_end,
+    rewind,
+    trace_parent_of,
+)
 from flows.sources import STOP, RawBatch
+from operators.alarms import Alarm
 
 __all__ = ["KafkaReplaySource"]
 
@@ -78,6 +86,7 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
                 offset = (resume or {}).get(name, start)
                 self._lanes[topic, p] = _Lane(name, TopicPartition(topic, p, offset), offset)
         self._consumer.assign([lane.tp for lane in self._lanes.values()])
+        self._resets: list[Alarm] = []  # offsets that went backwards, for the next batch
         self._health = source.health()
         for (topic, p), lane in self._lanes.items():
             self._health.watch(lane.name, self._consumer, topic, p)
@@ -99,6 +108,9 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
             if ts is not None and ts > lane.watermark:
                 lane.watermark = ts
             offset = msg.offset()
+            reset = offset_reset(lane.name, lane.next_offset, offset)
+            if reset is not None:
+                self._resets.append(reset)
             # ordered by the lane's watermark, so a lane's own order is never changed
             lane.waiting.append((lane.watermark, offset, f"kafka:{lane.name}/{offset}",
                                  msg.value(), trace_parent_of(msg), ts))
@@ -106,6 +118,19 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
             lane.at_end = False
             lane.last_read = now
         self._align()
+
+    def _rewind_past_end(self) -> None:
+        """A lane found beyond its partition's end reads it again from its start."""
+        for lane in self._lanes.values():
+            end = self._health.past_end(lane.name)
+            if end is None:
+                continue
+            reset = offset_reset(lane.name, lane.next_offset, end)
+            if reset is not None:
+                self._resets.append(reset)
+            rewind(self._consumer, TopicPartition(lane.tp.topic, lane.tp.partition,
+                                                  OFFSET_BEGINNING))
+            lane.next_offset = -1
 
     def _align(self) -> None:
         """Pause a lane that has too much waiting (it runs ahead); resume it at half."""
@@ -131,8 +156,10 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
         src = self._src
         if STOP.is_set():
             raise StopIteration
+        self._rewind_past_end()
         self._read()
         alarms = [a for lane in self._lanes.values() for a in self._health.drain(lane.name)]
+        alarms, self._resets = self._resets + alarms, []
         watermark = self._watermark()
         want = src.batch_size
         if src.max_events is not None:

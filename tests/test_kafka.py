@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from flows.broker import broker_for_tests, free_port, start_broker
+from sinks.kafka import ensure_topic
 from tests.conftest import cli, query_scalar
 from tests.watch import Watched
 
@@ -297,3 +298,39 @@ def test_a_store_outage_stops_reading_the_topic_and_resumes_where_it_stopped(bro
                                  "WHERE path IN ('fast', 'fallback')")) == n
     assert int(query_scalar(dsn, "SELECT uniqExact(decision_id) FROM decisions "
                                  "WHERE path IN ('fast', 'fallback')")) == n
+
+
+def test_a_broker_restarted_without_its_data_is_an_alarm_and_nothing_is_skipped(tmp_path):
+    """tansu keeps topics in memory: after a restart the topic is recreated empty and
+    its offsets start again at 0, below the flow's positions. The flow reconnects,
+    raises kafka_offset_reset per partition, and decides every new record."""
+    port = free_port()
+    own = start_broker(port=port)
+    try:
+        topic = topic_name("restart")
+        produce(own.bootstrap, topic, 4_000)
+        dsn = f"chdb://{tmp_path}/store"
+        run = Watched("run", "--source", "kafka", "--kafka", own.bootstrap, "--topic", topic,
+                      "--store", dsn)
+        run.wait_for(lambda: run.events() >= 4_000)
+        own.stop()
+        own = start_broker(port=port)
+        # new sources (a restarted producer numbering from 0 again would repeat IDs)
+        ensure_topic({"bootstrap.servers": own.bootstrap}, topic, 4)
+        producer = Producer({"bootstrap.servers": own.bootstrap})
+        now = int(time.time() * 1000)
+        for i in range(2_000):
+            producer.produce(topic, orjson.dumps({
+                "source_id": f"after-{i % 20}", "event_time": now + i, "seq": i // 20,
+                "values": {"speed": 1.0, "battery": 80.0}}), partition=i % 4)
+        producer.flush(10)
+        run.wait_for(lambda: run.events() >= 6_000, timeout=120)
+        run.proc.send_signal(signal.SIGINT)
+        assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
+        assert int(query_scalar(dsn, "SELECT count() FROM decisions FINAL "
+                                     "WHERE path IN ('fast', 'fallback')")) == 6_000
+        resets = query_scalar(dsn, "SELECT count(), min(value) FROM drift_events FINAL "
+                                   "WHERE signal = 'kafka_offset_reset'").split(",")
+        assert int(resets[0]) >= 1 and float(resets[1]) > 0
+    finally:
+        own.stop()

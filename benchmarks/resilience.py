@@ -1,0 +1,177 @@
+"""Resilience measured on whole runs: memory under source churn, and store outages.
+
+Each case runs ``lucidstream replay`` in its own process, samples that process's
+resident memory (``/proc/PID/status``) every half second, and reads the store
+afterwards. Cases:
+
+* ``churn``: one hour of a fleet whose sources come and go (10,000 distinct, 500
+  reporting at a time, every 5 s, each for 3 minutes): RSS through the run.
+* ``outage-30s``, ``outage-5min``, ``hang-30s``: a replay while the store fails every
+  write (or lets each hang) for that long, injected around the real store
+  (``LUCIDSTREAM_STORE_FAULT``): decisions stored against events, copies, the
+  outage alarm, RSS before and during the outage.
+
+    python -m benchmarks.resilience [--only churn] [--json benchmarks/resilience.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_767_225_600_000
+
+
+def churn_file(path: Path, sources: int = 10_000, active: int = 500, every_s: float = 5.0,
+               hours: float = 1.0) -> int:
+    """One hour of ``sources`` units, ``active`` reporting at any time."""
+    rng = random.Random(1)
+    life_s = 3600 * hours * active / sources
+    events = []
+    for i in range(sources):
+        born = (3600 * hours - life_s) * i / (sources - 1) + rng.random() * every_s
+        level, seq, t = rng.uniform(20, 80), 0, born
+        while t < born + life_s:
+            ms = T0 + int(t * 1000)
+            events.append((ms, i, seq, level + rng.gauss(0, 1), rng.random()))
+            seq, t = seq + 1, t + every_s
+    events.sort()
+    with open(path, "wb") as out:
+        for ms, i, seq, temp, load in events:
+            out.write(orjson.dumps({"source_id": f"unit-{i:05d}", "event_time": ms,
+                                    "seq": seq, "arrival_time": ms + 20,
+                                    "values": {"temp": round(temp, 3),
+                                               "load": round(load, 3)}}) + b"\n")
+    return len(events)
+
+
+def fleet_file(path: Path, events: int) -> int:
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--out", str(path),
+                           "--events", str(events), "--sources", "50"], cwd=ROOT,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr)
+    return events
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def replay(path: Path, store: str, env: dict[str, str] | None = None
+           ) -> tuple[float, list[tuple[float, float]], str]:
+    """Replay ``path`` into ``store``; wall seconds, (t, RSS MB) samples, stderr."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "replay", str(path),
+                             "--store", store, "--batch", "1000"], cwd=ROOT,
+                            env={**os.environ, "LUCIDSTREAM_PROGRESS_S": "1", **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples: list[tuple[float, float]] = []
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr or []), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        rss = _rss_mb(proc.pid)
+        if rss is not None:
+            samples.append((time.monotonic() - started, rss))
+        time.sleep(0.5)
+    reader.join(5)
+    if proc.returncode:
+        raise RuntimeError("".join(lines[-20:]))
+    return time.monotonic() - started, samples, "".join(lines)
+
+
+def query(store: str, sql: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "query", sql, "--store", store,
+                           "--format", "csv"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def at_share(samples: list[tuple[float, float]], share: float) -> float:
+    return samples[min(len(samples) - 1, int(share * len(samples)))][1]
+
+
+def churn_case(work: Path) -> dict:
+    path = work / "churn.jsonl"
+    events = churn_file(path)
+    store = f"chdb://{work}/churn-store"
+    wall, samples, _ = replay(path, store)
+    decided = int(query(store, "SELECT count() FROM decisions FINAL WHERE path IN "
+                               "('fast', 'fallback')"))
+    quarter, end = at_share(samples, 0.25), samples[-1][1]
+    return {"case": "churn", "events": events, "decided": decided, "wall_s": round(wall, 1),
+            "rss_mb": {f"{int(s * 100)}%": round(at_share(samples, s)) for s in
+                       (0.1, 0.25, 0.5, 0.75, 1.0)},
+            "growth_after_warmup_pct": round(100 * (end - quarter) / quarter, 1),
+            "peak_mb": round(max(r for _, r in samples))}
+
+
+def outage_case(work: Path, name: str, fault: str, events: int = 300_000) -> dict:
+    path = work / "fleet.jsonl"
+    if not path.exists():
+        fleet_file(path, events)
+    store = f"chdb://{work}/{name}-store"
+    wall, samples, said = replay(path, store, {"LUCIDSTREAM_STORE_FAULT": fault})
+    row = query(store, "SELECT count(), uniqExact(decision_id) FROM decisions "
+                       "WHERE path IN ('fast', 'fallback')").split(",")
+    stored = int(query(store, "SELECT count() FROM decisions FINAL WHERE path IN "
+                              "('fast', 'fallback')"))
+    alarm = query(store, "SELECT count(), max(value) FROM drift_events FINAL "
+                         "WHERE signal = 'store_outage'").split(",")
+    before = [r for t, r in samples if t < 2]
+    return {"case": name, "fault": fault, "events": events, "stored": stored,
+            "raw_rows": int(row[0]), "distinct": int(row[1]),
+            "outage_alarms": int(alarm[0]),
+            "outage_s": round(float(alarm[1]), 1) if alarm[0] != "0" else None,
+            "wall_s": round(wall, 1),
+            "rss_before_mb": round(max(before)) if before else None,
+            "rss_peak_mb": round(max(r for _, r in samples)),
+            "down_lines": said.count("STORE DOWN")}
+
+
+CASES = {
+    "churn": churn_case,
+    "outage-30s": lambda w: outage_case(w, "outage-30s", "errors:30@2"),
+    "hang-30s": lambda w: outage_case(w, "hang-30s", "hang:30@2"),
+    "outage-5min": lambda w: outage_case(w, "outage-5min", "errors:300@2"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=list(CASES))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"machine: {machine}; {time.strftime('%Y-%m-%d')}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only or list(CASES):
+            result = CASES[name](Path(tmp))
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "date": time.strftime("%Y-%m-%d"),
+                                         "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
