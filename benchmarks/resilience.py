@@ -6,10 +6,11 @@ afterwards. Cases:
 
 * ``churn``: one hour of a fleet whose sources come and go (10,000 distinct, 500
   reporting at a time, every 5 s, each for 3 minutes): RSS through the run.
+* ``steady``: the same hour with the same 500 sources throughout, for comparison.
 * ``outage-30s``, ``outage-5min``, ``hang-30s``: a replay while the store fails every
   write (or lets each hang) for that long, injected around the real store
   (``LUCIDSTREAM_STORE_FAULT``): decisions stored against events, copies, the
-  outage alarm, RSS before and during the outage.
+  outage (or stall) alarm, peak RSS; ``no-fault`` is the same replay without one.
 
     python -m benchmarks.resilience [--only churn] [--json benchmarks/resilience.json]
 """
@@ -109,15 +110,16 @@ def at_share(samples: list[tuple[float, float]], share: float) -> float:
     return samples[min(len(samples) - 1, int(share * len(samples)))][1]
 
 
-def churn_case(work: Path) -> dict:
-    path = work / "churn.jsonl"
-    events = churn_file(path)
-    store = f"chdb://{work}/churn-store"
+def churn_case(work: Path, sources: int = 10_000) -> dict:
+    name = "churn" if sources > 500 else "steady"
+    path = work / f"{name}.jsonl"
+    events = churn_file(path, sources=sources)
+    store = f"chdb://{work}/{name}-store"
     wall, samples, _ = replay(path, store)
     decided = int(query(store, "SELECT count() FROM decisions FINAL WHERE path IN "
                                "('fast', 'fallback')"))
     quarter, end = at_share(samples, 0.25), samples[-1][1]
-    return {"case": "churn", "events": events, "decided": decided, "wall_s": round(wall, 1),
+    return {"case": name, "sources": sources, "events": events, "decided": decided, "wall_s": round(wall, 1),
             "rss_mb": {f"{int(s * 100)}%": round(at_share(samples, s)) for s in
                        (0.1, 0.25, 0.5, 0.75, 1.0)},
             "growth_after_warmup_pct": round(100 * (end - quarter) / quarter, 1),
@@ -129,13 +131,14 @@ def outage_case(work: Path, name: str, fault: str, events: int = 300_000) -> dic
     if not path.exists():
         fleet_file(path, events)
     store = f"chdb://{work}/{name}-store"
-    wall, samples, said = replay(path, store, {"LUCIDSTREAM_STORE_FAULT": fault})
+    wall, samples, said = replay(path, store, {"LUCIDSTREAM_STORE_FAULT": fault} if fault
+                                 else None)
     row = query(store, "SELECT count(), uniqExact(decision_id) FROM decisions "
                        "WHERE path IN ('fast', 'fallback')").split(",")
     stored = int(query(store, "SELECT count() FROM decisions FINAL WHERE path IN "
                               "('fast', 'fallback')"))
     alarm = query(store, "SELECT count(), max(value) FROM drift_events FINAL "
-                         "WHERE signal = 'store_outage'").split(",")
+                         "WHERE signal IN ('store_outage', 'store_stall')").split(",")
     before = [r for t, r in samples if t < 2]
     return {"case": name, "fault": fault, "events": events, "stored": stored,
             "raw_rows": int(row[0]), "distinct": int(row[1]),
@@ -149,6 +152,10 @@ def outage_case(work: Path, name: str, fault: str, events: int = 300_000) -> dic
 
 CASES = {
     "churn": churn_case,
+    # the same hour and rate with the same 500 sources throughout: what the run's
+    # length alone does to memory (the store's parts, caches), for comparison
+    "steady": lambda w: churn_case(w, sources=500),
+    "no-fault": lambda w: outage_case(w, "no-fault", ""),
     "outage-30s": lambda w: outage_case(w, "outage-30s", "errors:30@2"),
     "hang-30s": lambda w: outage_case(w, "hang-30s", "hang:30@2"),
     "outage-5min": lambda w: outage_case(w, "outage-5min", "errors:300@2"),

@@ -318,7 +318,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     decided = op.stateful_batch("decide", shards, build_decider)  # type: ignore[arg-type]
     rows = op.merge("rows", contract_rows, op.key_rm("unkey", decided))
     def store_health(status: StoreStatus) -> None:
-        board.sink_result(status.ok)
+        if status.writing_since is None:  # a write's outcome, not its start
+            board.sink_result(status.ok, slow_s=status.slow_s)
         telemetry.store_status(status)
 
     settings = {"on_write": telemetry.on_write, "on_health": store_health,

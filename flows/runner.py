@@ -37,6 +37,8 @@ def progress_line(s: TelemetrySnapshot) -> str:
         wait = "" if s.store_next_try_s is None else f", next try in {s.store_next_try_s:.0f} s"
         line += (f" | STORE DOWN for {s.store_down_s:.0f} s ({s.store_attempts} failed "
                  f"writes{wait}; input held)")
+    elif s.store_writing_s is not None and s.store_writing_s >= 5:
+        line += f" | STORE SLOW: a write has waited {s.store_writing_s:.0f} s (input held)"
     if s.kafka_down_s is not None:
         line += f" | KAFKA UNREACHABLE for {s.kafka_down_s:.0f} s"
     elif s.kafka_lag is not None:

@@ -42,6 +42,7 @@ class TelemetrySnapshot:
     store_attempts: int = 0  # failed writes in the current outage
     store_next_try_s: float | None = None  # until the next write attempt, while waiting
     store_outages: int = 0  # outages that ended in this run
+    store_writing_s: float | None = None  # how long the write in progress has waited
 
     @property
     def events_per_s(self) -> float:
@@ -69,6 +70,7 @@ class Telemetry:
         self._kafka_listeners: list[Callable[[int], None]] = []
         self._store: StoreStatus | None = None  # the latest failure; None while healthy
         self._store_outages = 0
+        self._writing_since: float | None = None
 
     def on_kafka_lag(self, listener: Callable[[int], None]) -> None:
         """Call ``listener`` with the process's total consumer lag whenever it is read."""
@@ -95,8 +97,11 @@ class Telemetry:
             listener(total)
 
     def store_status(self, status: StoreStatus) -> None:
-        """A store write failed, or succeeded after failing (the sink's breaker)."""
+        """A store write started, failed, or succeeded (the sink's breaker)."""
         with self._lock:
+            self._writing_since = status.writing_since
+            if status.writing_since is not None:
+                return
             if status.ok:
                 self._store_outages += self._store is not None
                 self._store = None
@@ -129,7 +134,8 @@ class Telemetry:
     def _store_fields(self) -> dict:
         store, now = self._store, time.monotonic()
         if store is None or store.failing_since is None:
-            return {"store_outages": self._store_outages}
+            writing = None if self._writing_since is None else now - self._writing_since
+            return {"store_outages": self._store_outages, "store_writing_s": writing}
         return {"store_down_s": now - store.failing_since, "store_attempts": store.attempts,
                 "store_next_try_s": None if store.next_try_at is None
                 else max(0.0, store.next_try_at - now),

@@ -236,12 +236,14 @@ class Decider:
         return out
 
     def _store_outages(self, now: int) -> list[Alarm]:
-        """One alarm per store outage that ended (taken by whichever shard asks first).
+        """One alarm per store outage that ended, or per write so slow that it held the
+        input (``store_stall``), taken by whichever shard asks first.
 
         The flow is held while the store is down, so the alarm comes with the first
         batch decided after it; its ID is keyed on the outage's wall-clock start.
         """
-        return [Alarm(detected_at=now, event_ms=now, source_id="", signal="store_outage",
+        return [Alarm(detected_at=now, event_ms=now, source_id="",
+                      signal="store_outage" if o.kind == "failing" else "store_stall",
                       detector="sink", value=(o.ended_ms - o.started_ms) / 1000, threshold=0,
                       details={"started_ms": o.started_ms, "ended_ms": o.ended_ms},
                       key=str(o.started_ms))

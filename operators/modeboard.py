@@ -40,10 +40,12 @@ __all__ = ["ModeBoard", "StoreOutage", "combine"]
 
 @dataclass(frozen=True)
 class StoreOutage:
-    """A span of wall time (epoch ms) in which every store write failed."""
+    """A span of wall time (epoch ms) in which every store write failed (``failing``)
+    or one write took that long to answer (``slow``)."""
 
     started_ms: int
     ended_ms: int
+    kind: str = "failing"
 
 Peers = Callable[[Health], Sequence[Health]]
 
@@ -176,17 +178,21 @@ class ModeBoard:
         """The input's consumer lag, summed over this process's partitions."""
         self._kafka_lag = max(lag, 0)
 
-    def sink_result(self, ok: bool) -> None:
-        """A store write failed, or succeeded (``ok``) after failures; failing time is
-        wall time. An outage that ended is kept for :meth:`take_outages`."""
+    def sink_result(self, ok: bool, slow_s: float | None = None) -> None:
+        """A store write failed, or succeeded (``ok``), after failures or after
+        ``slow_s`` seconds; failing time is wall time. An outage that ended, and a write
+        slow enough to be reported, are kept for :meth:`take_outages`."""
         with self._lock:
             since = self._sink_failing_since
+            ended = time.time()
             if ok and since is not None:
-                ended = time.time()
                 self._outages.append(StoreOutage(
                     started_ms=int((ended - (time.monotonic() - since)) * 1000),
                     ended_ms=int(ended * 1000)))
                 self._sink_failing_since = None
+            elif ok and slow_s is not None:
+                self._outages.append(StoreOutage(int((ended - slow_s) * 1000),
+                                                 int(ended * 1000), kind="slow"))
             elif not ok and since is None:
                 self._sink_failing_since = time.monotonic()
 

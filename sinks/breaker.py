@@ -46,6 +46,10 @@ class StoreStatus:
     attempts: int = 0                   # failed attempts in this outage
     next_try_at: float | None = None    # time.monotonic() of the next probe, while waiting
     error: str = ""
+    # a report that a write started (time.monotonic()), not of how one ended; and how
+    # long the last write took when it was slower than ``slow_s``
+    writing_since: float | None = None
+    slow_s: float | None = None
 
 
 class CircuitBreaker:
@@ -69,7 +73,7 @@ class CircuitBreaker:
                  on_status: Callable[[StoreStatus], None] | None = None,
                  stop: threading.Event | None = None, what: str = "write",
                  clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, slow_s: float = 5.0) -> None:
         if not 0 < base_s <= cap_s or threshold < 1:
             raise ConfigError(f"store retry base {base_s} s, cap {cap_s} s, threshold "
                               f"{threshold}: use 0 < base <= cap and a threshold of 1 or more")
@@ -78,6 +82,7 @@ class CircuitBreaker:
                               "number of seconds, or leave it unset to wait for the store")
         self.base_s, self.cap_s, self.threshold = base_s, cap_s, threshold
         self.give_up_after_s = give_up_after_s
+        self.slow_s = slow_s  # a write slower than this is reported (it held the input)
         self.state = CLOSED
         self._on_status = on_status
         self._stop = stop or threading.Event()
@@ -94,13 +99,24 @@ class CircuitBreaker:
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried while it raises :class:`StoreUnavailable`."""
         while True:
+            started = self._clock()
+            if self._on_status is not None:
+                self._on_status(StoreStatus(True, self.state, self._failing_since,
+                                            self._failures, writing_since=started))
             try:
                 result = fn()
             except StoreUnavailable as exc:
                 self._failed(exc)
                 continue
+            took = self._clock() - started
             if self._failing_since is not None:
                 self._recovered()
+            elif took >= self.slow_s:  # it answered, late: the input was held meanwhile
+                log.warning("step=sink event=slow_write %s_s=%.1f", self._what, took)
+                if self._on_status is not None:
+                    self._on_status(StoreStatus(True, slow_s=took))
+            elif self._on_status is not None:
+                self._on_status(StoreStatus(True))
             return result
 
     def _failed(self, exc: StoreUnavailable) -> None:
