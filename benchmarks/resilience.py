@@ -119,7 +119,8 @@ def churn_case(work: Path, sources: int = 10_000) -> dict:
     decided = int(query(store, "SELECT count() FROM decisions FINAL WHERE path IN "
                                "('fast', 'fallback')"))
     quarter, end = at_share(samples, 0.25), samples[-1][1]
-    return {"case": name, "sources": sources, "events": events, "decided": decided, "wall_s": round(wall, 1),
+    return {"case": name, "sources": sources, "events": events, "decided": decided,
+            "wall_s": round(wall, 1),
             "rss_mb": {f"{int(s * 100)}%": round(at_share(samples, s)) for s in
                        (0.1, 0.25, 0.5, 0.75, 1.0)},
             "growth_after_warmup_pct": round(100 * (end - quarter) / quarter, 1),
