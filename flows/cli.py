@@ -132,11 +132,13 @@ def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
 
 
 kafka_options = [
-    click.option("--kafka", help="Kafka bootstrap HOST:PORT"),
+    click.option("--kafka", envvar="LUCIDSTREAM_KAFKA", help="Kafka bootstrap HOST:PORT "
+                 "[env LUCIDSTREAM_KAFKA]"),
     click.option("--topic", default=default("topic"), show_default=True,
                  help="sensor topic"),
     click.option("--kafka-opt", multiple=True, metavar="KEY=VALUE",
-                 help="any librdkafka setting (TLS, SASL, ...); repeatable"),
+                 help="any librdkafka setting (TLS, SASL, ...); repeatable; added to "
+                 "LUCIDSTREAM_KAFKA_OPTS (k=v;k=v), which keeps secrets off the command line"),
 ]
 
 
@@ -219,7 +221,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
     config = RunConfig(store=store, input=source, events=events, duration_s=duration,
                        sources=sources, rate=rate, seed=seed, shards=shards, kafka=kafka,
                        topic=topic, outcomes_topic=outcomes_topic or None,
-                       kafka_opts=parse_opts(list(kafka_opt)), stop_at_end=stop_at_end,
+                       kafka_opts={**parse_opts(os.environ.get("LUCIDSTREAM_KAFKA_OPTS")),
+                                   **parse_opts(list(kafka_opt))}, stop_at_end=stop_at_end,
                        emit_kafka=emit_kafka, decisions_topic=decisions_topic,
                        dead_letters_topic=dead_letters_topic, batch_size=batch,
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
@@ -307,7 +310,9 @@ def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic
     module = resolve_flow(flow_name)
     start = time.perf_counter()
     if kafka:
-        settings = {"bootstrap.servers": kafka, **parse_opts(list(kafka_opt))}
+        settings = {"bootstrap.servers": kafka,
+                    **parse_opts(os.environ.get("LUCIDSTREAM_KAFKA_OPTS")),
+                    **parse_opts(list(kafka_opt))}
         ensure_topic(settings, topic, partitions)
         hz_rate = rate or 10_000.0
         config = RunConfig(store=None, input="sim", replay=True, sources=sources, seed=seed,

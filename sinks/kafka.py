@@ -62,8 +62,12 @@ def parse_opts(opts: list[str] | str | None) -> dict[str, str]:
 
 def check_broker(config: dict[str, Any], timeout: float = 5.0) -> dict[str, int]:
     """Topic name to partition count; a one-line InputError when unreachable."""
-    admin = AdminClient(client_config({**config,
-                                       "socket.connection.setup.timeout.ms": int(timeout * 1000)}))
+    try:
+        admin = AdminClient(client_config({**config, "socket.connection.setup.timeout.ms":
+                                           int(timeout * 1000)}))
+    except KafkaException as exc:  # a setting librdkafka does not know or accept
+        raise ConfigError(f"Kafka settings rejected: {exc.args[0].str() if exc.args else exc}; "
+                          "check --kafka-opt and LUCIDSTREAM_KAFKA_OPTS") from None
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:

@@ -353,6 +353,8 @@ def test_a_healthy_model_passes_on_readings_the_stream_never_visited_and_a_const
 
 
 def test_only_whoever_may_write_the_control_directory_steers_the_flow(tmp_path):
+    """Fails without sinks.control._trusted (a world-writable directory's override would
+    be obeyed) or with _write_json's default permissions."""
     from sinks.control import ControlFile, untrusted
 
     directory = tmp_path / "store-control"

@@ -115,3 +115,13 @@ def test_sql_looking_cli_arguments_are_values_not_sql(tmp_path, hostile):
                  "currentDatabase() AND name = 'decisions'", "--store", store,
                  "--format", "csv")
     assert tables.stdout.strip().splitlines()[-1] == "1"  # nothing was dropped
+
+
+def test_kafka_settings_from_the_environment_reach_librdkafka(tmp_path):
+    """LUCIDSTREAM_KAFKA_OPTS keeps secrets off the command line; a setting librdkafka
+    rejects is one line naming where it came from."""
+    bad = cli("run", "--source", "kafka", "--kafka", "127.0.0.1:1", "--store",
+              f"chdb://{tmp_path}/s", env={"LUCIDSTREAM_KAFKA_OPTS": "no.such.setting=1"})
+    assert bad.returncode == 1
+    assert "no.such.setting" in bad.stderr and "LUCIDSTREAM_KAFKA_OPTS" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -112,6 +112,8 @@ def test_grafana_and_compose_agree_with_the_panel_sql():
 
 
 def test_off_loopback_the_dashboard_needs_its_token(session_store, tmp_path):
+    """Fails when DashboardServer starts off loopback without a token, or serves a
+    request without it."""
     from urllib.error import HTTPError
     from urllib.request import HTTPCookieProcessor, Request, build_opener, urlopen
 

@@ -73,6 +73,8 @@ def test_objects_that_almost_follow_the_contract_decode_or_dead_letter(obj):
 @given(st.sampled_from(["source_id", "event_time", "values", "v"]), st.integers(0, 2),
        st.sampled_from(["", " ", "\t"]))
 def test_a_repeated_key_is_refused_wherever_it_is(key, where, space):
+    """Fails without _may_repeat_keys / _repeated_key in operators/events.py (the last
+    copy silently won); the whitespace cases fail if the cheap test trusts `":` alone."""
     values = '{"v": 1, "v": 2}' if key == "v" else '{"v": 1}'
     fields = [f'"source_id"{space}:"a"', f'"event_time"{space}:1', f'"values"{space}:{values}']
     if key != "v":

@@ -303,7 +303,8 @@ def test_a_store_outage_stops_reading_the_topic_and_resumes_where_it_stopped(bro
 def test_a_broker_restarted_without_its_data_is_an_alarm_and_nothing_is_skipped(tmp_path):
     """tansu keeps topics in memory: after a restart the topic is recreated empty and
     its offsets start again at 0, below the flow's positions. The flow reconnects,
-    raises kafka_offset_reset per partition, and decides every new record."""
+    raises kafka_offset_reset per partition, and decides every new record. Fails
+    without KafkaHealth.past_end: the flow sat at its old offsets, reporting no lag."""
     port = free_port()
     own = start_broker(port=port)
     try:
