@@ -11,6 +11,9 @@ afterwards. Cases:
   write (or lets each hang) for that long, injected around the real store
   (``LUCIDSTREAM_STORE_FAULT``): decisions stored against events, copies, the
   outage (or stall) alarm, peak RSS; ``no-fault`` is the same replay without one.
+* ``kafka-outage-30s``: a live run reading 200,000 events that a producer sends to the
+  development broker at 4,000 events/s, while the store fails for 30 s: the same
+  counts, the modes the run went through, RSS before and during the outage.
 
     python -m benchmarks.resilience [--only churn] [--json benchmarks/resilience.json]
 """
@@ -151,6 +154,68 @@ def outage_case(work: Path, name: str, fault: str, events: int = 300_000) -> dic
             "down_lines": said.count("STORE DOWN")}
 
 
+def kafka_outage_case(work: Path, events: int = 200_000, rate: int = 4_000) -> dict:
+    """A live Kafka run fed at ``rate`` events/s while the store fails for 30 s."""
+    import re
+    import signal
+
+    from flows.broker import start_broker
+    from sinks.kafka import ensure_topic
+
+    store, topic = f"chdb://{work}/kafka-store", "outage"
+    with start_broker() as broker:
+        ensure_topic({"bootstrap.servers": broker.bootstrap}, topic, 4)
+        started = time.monotonic()
+        flow = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "run", "--source", "kafka", "--kafka",
+             broker.bootstrap, "--topic", topic, "--store", store, "--batch", "1000"],
+            cwd=ROOT, env={**os.environ, "LUCIDSTREAM_PROGRESS_S": "1",
+                           "LUCIDSTREAM_STORE_FAULT": "errors:30@15"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        lines: list[tuple[float, str]] = []
+        reader = threading.Thread(target=lambda: lines.extend(
+            (time.monotonic() - started, line) for line in flow.stderr or []), daemon=True)
+        reader.start()
+        time.sleep(8)  # the flow starts (imports, store, consumer) before events flow
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "simulate", "--kafka", broker.bootstrap,
+             "--topic", topic, "--events", str(events), "--rate", str(rate)], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples: list[tuple[float, float]] = []
+        seen = 0
+        while flow.poll() is None and seen < events:
+            rss = _rss_mb(flow.pid)
+            if rss is not None:
+                samples.append((time.monotonic() - started, rss))
+            counts = [int(m.group(1).replace(",", "")) for _, line in lines[-5:]
+                      if (m := re.match(r"events ([\d,]+)", line))]
+            seen = max(counts, default=seen)
+            time.sleep(0.5)
+        producer.wait()
+        flow.send_signal(signal.SIGINT)
+        flow.wait(120)
+        reader.join(5)
+    down = [t for t, line in lines if "STORE DOWN" in line]
+    before = [r for t, r in samples if down and t < down[0]]
+    during = [r for t, r in samples if down and down[0] <= t <= down[-1]]
+    row = query(store, "SELECT count(), uniqExact(decision_id) FROM decisions "
+                       "WHERE path IN ('fast', 'fallback')").split(",")
+    modes = query(store, "SELECT groupArray(to_mode) FROM (SELECT to_mode FROM "
+                         "mode_changes FINAL ORDER BY at)")
+    alarm = query(store, "SELECT count(), max(value) FROM drift_events FINAL "
+                         "WHERE signal = 'store_outage'").split(",")
+    return {"case": "kafka-outage-30s", "events": events, "rate": rate,
+            "stored": int(query(store, "SELECT count() FROM decisions FINAL WHERE path IN "
+                                       "('fast', 'fallback')")),
+            "raw_rows": int(row[0]), "distinct": int(row[1]),
+            "outage_alarms": int(alarm[0]),
+            "outage_s": round(float(alarm[1]), 1) if alarm[0] != "0" else None,
+            "down_lines": len(down), "modes": modes,
+            "rss_before_outage_mb": round(max(before)) if before else None,
+            "rss_during_outage_mb": round(max(during)) if during else None,
+            "rss_peak_mb": round(max(r for _, r in samples)) if samples else None}
+
+
 CASES = {
     "churn": churn_case,
     # the same hour and rate with the same 500 sources throughout: what the run's
@@ -160,6 +225,7 @@ CASES = {
     "outage-30s": lambda w: outage_case(w, "outage-30s", "errors:30@2"),
     "hang-30s": lambda w: outage_case(w, "hang-30s", "hang:30@2"),
     "outage-5min": lambda w: outage_case(w, "outage-5min", "errors:300@2"),
+    "kafka-outage-30s": kafka_outage_case,
 }
 
 

@@ -39,6 +39,9 @@ def settings_options(command):  # type: ignore[no-untyped-def]
         click.option("--batch", default=1_000, show_default=True, type=click.IntRange(min=1),
                      help="lines per input batch of each replay (health is heard of once "
                      "per batch)"),
+        click.option("--outage", "outage_s", default=30.0, show_default=True,
+                     type=click.FloatRange(min=1),
+                     help="seconds of wall time the store_outage scenario's store fails"),
     ]):
         command = option(command)
     return command

@@ -162,6 +162,7 @@ class _Ctx:
     # (event time, first arrival of an event at least that recent) of the clean stream
     clean: list[tuple[int, int]] = field(default_factory=list)
     spreads: dict[str, float] | None = None  # each source's sd of the value before the fault
+    outage_s: float = 30.0  # the store outage's length, wall time
 
     def pick(self, n: int) -> list[str]:
         return sorted(self.rng.sample(self.sources, min(n, len(self.sources))))
@@ -424,7 +425,7 @@ def _model_fault(kind: str, signals: list[str], response: str, **more: Any
 
 
 def store_outage(ctx: _Ctx) -> dict:
-    # The stream is untouched: the store fails every write for 30 s of wall time once it
+    # The stream is untouched: the store fails every write for outage_s of wall time once it
     # holds the decisions of the events before the fault's start (sinks/storefault.py).
     at = ctx.clock_at(ctx.start)
     before = sum(1 for ln in ctx.stream.lines
@@ -436,7 +437,7 @@ def store_outage(ctx: _Ctx) -> dict:
     # the bound is on the pipeline clock, which stands still while the input is held:
     # the alarm comes with the first batch decided after the outage, behind the batches
     # that were in flight (the writer's buffer) when it began
-    truth["store_fault"] = f"errors:30@decisions={before}"
+    truth["store_fault"] = f"errors:{ctx.outage_s:g}@decisions={before}"
     return truth
 
 
@@ -472,16 +473,17 @@ SCENARIOS: dict[str, tuple[Callable[[_Ctx], dict], str]] = {
                                    "within 2 s, NORMAL again once it answers",
                                    min_mode="PAUSED"),
                       "the model stops answering for a minute"),
-    "store_outage": (store_outage, "the store fails every write for 30 s"),
+    "store_outage": (store_outage, "the store fails every write for 30 s (--outage)"),
     "control": (control, "no fault: the clean stream, for false alarms"),
 }
 
 
 def inject(name: str, stream: Stream, facts: FlowFacts, seed: int = 0,
-           value: str | None = None, at: float = 0.5) -> dict:
+           value: str | None = None, at: float = 0.5, outage_s: float = 30.0) -> dict:
     """Apply scenario ``name`` to ``stream`` in place; its truth record.
 
-    The fault starts ``at`` of the way through the stream's event time.
+    The fault starts ``at`` of the way through the stream's event time; the store
+    outage lasts ``outage_s`` of wall time.
     """
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
@@ -498,7 +500,7 @@ def inject(name: str, stream: Stream, facts: FlowFacts, seed: int = 0,
             latest = ev["event_time"]
             clean.append((latest, ln.arrival))
     ctx = _Ctx(stream, facts, random.Random(seed), t0, t0 + int((t1 - t0) * at), sources,
-               value, clean)
+               value, clean, outage_s=outage_s)
     truth = SCENARIOS[name][0](ctx)
     truth = {"scenario": name, "description": SCENARIOS[name][1], "seed": seed, **truth}
     truth["stream_sources"] = len(sources)

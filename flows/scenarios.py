@@ -48,6 +48,7 @@ class ScenarioSettings:
     # lines per input batch of the replay: health (a stalled model, a failing canary) is
     # heard of once per batch, so a batch should span seconds of pipeline clock, as live
     batch: int = 1_000
+    outage_s: float = 30.0  # how long the store_outage scenario's store fails (wall time)
 
 
 def facts_of(module: ModuleType) -> FlowFacts:
@@ -90,7 +91,8 @@ def build(name: str, settings: ScenarioSettings, out: Path) -> dict:
     (``out`` with ``.truth.json``); the truth."""
     module = resolve_flow(settings.flow)
     stream, background = base_stream(module, settings)
-    truth = inject(name, stream, facts_of(module), settings.seed, settings.value, settings.at)
+    truth = inject(name, stream, facts_of(module), settings.seed, settings.value, settings.at,
+                   settings.outage_s)
     truth["flow"]["name"] = settings.flow
     truth["background"] = background
     truth["lines"] = stream.write(out)
@@ -146,7 +148,7 @@ def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], wo
                 "--dir", str(workdir), "--seed", str(seed), "--flow", settings.flow,
                 "--duration", str(settings.duration_s), "--sources", str(settings.sources),
                 "--rate", str(settings.rate), "--at", str(settings.at),
-                "--batch", str(settings.batch)]
+                "--batch", str(settings.batch), "--outage", str(settings.outage_s)]
         if settings.from_file:
             argv += ["--from", settings.from_file]
         if settings.value:

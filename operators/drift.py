@@ -360,7 +360,7 @@ class DriftMonitor:
         """A value name beyond the source's limit: one alarm (debounced), not watched."""
         self._alarm(now, event_ms, source_id, "too_many_names", "limit",
                     self.config.max_names_per_source + 1, self.config.max_names_per_source,
-                    {"name": name[:64]})
+                    {"name": name[:64], "sample": event_ms})
 
     def drain_alarms(self) -> list[Alarm]:
         alarms, self._alarms = self._alarms, []

@@ -226,8 +226,8 @@ def _shape(obj: Any) -> tuple[int, int]:
 def _text_problem(text: str) -> str | None:
     r"""What makes ``text`` unfit for an ID or a name, or ``None``.
 
-    >>> _text_problem("robot-7"), _text_problem("robot\u202e7"), _text_problem("a\x00")
-    (None, 'U+202E at 5', 'U+0000 at 1')
+    >>> _text_problem("unit-7"), _text_problem("unit\u202e7"), _text_problem("a\x00")
+    (None, 'U+202E at 4', 'U+0000 at 1')
     """
     if text.isprintable():
         return None

@@ -122,3 +122,15 @@ def test_alarm_ids_repeat_exactly_on_replay():
 def test_unknown_detector_is_a_clear_error():
     with pytest.raises(ValueError, match="use one of"):
         DriftConfig(values="magic")
+
+
+def test_names_beyond_the_per_source_limit_are_one_alarm_not_a_crash():
+    """Fails when drift watches every name a source ever sends (unbounded memory) or
+    when the alarm for the rest cannot be raised (a KeyError stopped the flow once)."""
+    monitor = DriftMonitor(DriftConfig(max_names_per_source=8))
+    for i in range(40):
+        monitor.observe("wide", {f"v{(i + k) % 20}": float(k) for k in range(5)},
+                        event_ms=i * 1_000, now=i * 1_000)
+    assert monitor.streams == 8
+    alarms = [a for a in monitor.drain_alarms() if a.signal == "too_many_names"]
+    assert len(alarms) == 2 and alarms[0].source_id == "wide"  # debounced: 30 s apart

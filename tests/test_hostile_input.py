@@ -59,7 +59,7 @@ def test_arbitrary_bytes_never_raise(payload):
     assert_well_formed(EventDecoder().decode("o", payload))
 
 
-@settings(max_examples=700, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(near_events)
 def test_objects_that_almost_follow_the_contract_decode_or_dead_letter(obj):
     payload = json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")

@@ -36,7 +36,7 @@ NOT_CAUGHT_YET = {
 def suite(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     workdir = tmp_path_factory.mktemp("scenarios")
     run = cli("scenarios", "run", "--dir", str(workdir), "--duration", "240", "--jobs", "2",
-              timeout=900)
+              "--outage", "6", timeout=900)
     assert "passed in" in run.stderr, run.stderr[-2000:]
     assert (workdir / "report.html").is_file()
     results = json.loads((workdir / "scenarios.json").read_text())["results"]
