@@ -103,9 +103,8 @@ def test_the_flow_sets_the_garbage_collector_unless_told_not_to(tmp_path, monkey
     assert result.returncode != 0 and "thresholds must be at least 1" in result.stderr
 
 
-@pytest.mark.parametrize("hostile", ["x' OR '1'='1'; DROP TABLE decisions; --",
-                                     "{id:String}\x1b[31mred\x1b[0m\u202e"])
-def test_sql_looking_cli_arguments_are_values_not_sql(tmp_path, hostile):
+def test_sql_looking_cli_arguments_are_values_not_sql(tmp_path):
+    hostile = "x' OR '1'='1'; DROP TABLE decisions; -- {id:String}\x1b[31mred\u202e"
     store = f"chdb://{tmp_path}/s"
     traced = cli("trace", hostile, "--store", store)
     assert traced.returncode == 1 and "no trace for decision" in traced.stderr

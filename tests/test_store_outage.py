@@ -160,13 +160,13 @@ def test_an_outage_holds_the_input_then_stores_every_decision_once(tmp_path):
 
 def test_lost_replies_are_retried_and_each_block_stored_once(tmp_path):
     """Fails without the deduplication token on each insert (Store.insert)."""
-    run, dsn = outage_run(tmp_path, "no_reply:2@0.5", 30_000)
+    run, dsn = outage_run(tmp_path, "no_reply:2@0.5", 20_000)
     assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
     assert any("reply was lost" in line for _, line in run.lines)
     # the retried blocks carry their first attempt's token: no copy even before a merge
     raw = query_scalar(dsn, "SELECT count(), uniqExact(decision_id) FROM decisions "
                             "WHERE path IN ('fast', 'fallback')")
-    assert raw == "30000,30000"
+    assert raw == "20000,20000"
 
 
 def test_stopped_or_killed_during_an_outage_a_restart_loses_and_doubles_nothing(tmp_path):
@@ -197,11 +197,11 @@ def test_a_hung_store_shows_and_is_recorded_when_it_answers(tmp_path):
     """Every insert hangs for 7 s, then the store answers (a hang shorter than the
     client's timeout): no failure, but the progress line and a store_stall alarm say
     the input was held."""
-    run, dsn = outage_run(tmp_path, "hang:7@1", 30_000)
+    run, dsn = outage_run(tmp_path, "hang:7@1", 20_000)
     assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
     assert any("STORE SLOW" in line for _, line in run.lines)
     assert any("slow_write" in line for _, line in run.lines)
     stall = query_scalar(dsn, "SELECT count(), max(value) FROM drift_events FINAL "
                               "WHERE signal = 'store_stall'").split(",")
     assert int(stall[0]) >= 1 and 4 <= float(stall[1]) <= 15
-    assert int(query_scalar(dsn, f"SELECT count() {FAST}")) == 30_000
+    assert int(query_scalar(dsn, f"SELECT count() {FAST}")) == 20_000
