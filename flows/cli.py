@@ -142,6 +142,11 @@ kafka_options = [
 ]
 
 
+def _kafka_opts(given: tuple[str, ...]) -> dict[str, str]:
+    """librdkafka settings: ``LUCIDSTREAM_KAFKA_OPTS``, then ``--kafka-opt`` over them."""
+    return {**parse_opts(os.environ.get("LUCIDSTREAM_KAFKA_OPTS")), **parse_opts(list(given))}
+
+
 def with_kafka(command):  # type: ignore[no-untyped-def]
     for option in reversed(kafka_options):
         command = option(command)
@@ -221,8 +226,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
     config = RunConfig(store=store, input=source, events=events, duration_s=duration,
                        sources=sources, rate=rate, seed=seed, shards=shards, kafka=kafka,
                        topic=topic, outcomes_topic=outcomes_topic or None,
-                       kafka_opts={**parse_opts(os.environ.get("LUCIDSTREAM_KAFKA_OPTS")),
-                                   **parse_opts(list(kafka_opt))}, stop_at_end=stop_at_end,
+                       kafka_opts=_kafka_opts(kafka_opt), stop_at_end=stop_at_end,
                        emit_kafka=emit_kafka, decisions_topic=decisions_topic,
                        dead_letters_topic=dead_letters_topic, batch_size=batch,
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
@@ -310,9 +314,7 @@ def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic
     module = resolve_flow(flow_name)
     start = time.perf_counter()
     if kafka:
-        settings = {"bootstrap.servers": kafka,
-                    **parse_opts(os.environ.get("LUCIDSTREAM_KAFKA_OPTS")),
-                    **parse_opts(list(kafka_opt))}
+        settings = {"bootstrap.servers": kafka, **_kafka_opts(kafka_opt)}
         ensure_topic(settings, topic, partitions)
         hz_rate = rate or 10_000.0
         config = RunConfig(store=None, input="sim", replay=True, sources=sources, seed=seed,

@@ -195,20 +195,20 @@ def _loopback(host: str) -> bool:
 def load_token(token_file: str | None = None) -> str | None:
     """The dashboard's token: from ``token_file``, else ``LUCIDSTREAM_TOKEN``, else none."""
     if token_file:
+        where = f"the token in {token_file!r}"
         try:
             token = Path(token_file).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"cannot read the token file {token_file!r} ({exc.strerror}); "
                               "pass a readable --token-file") from None
-        if len(token) < 16:
-            raise ConfigError(f"the token in {token_file!r} has {len(token)} characters: use "
-                              "at least 16 (for example: openssl rand -hex 16)")
-        return token
-    token = os.environ.get("LUCIDSTREAM_TOKEN", "").strip()
-    if token and len(token) < 16:
-        raise ConfigError(f"LUCIDSTREAM_TOKEN has {len(token)} characters: use at least 16 "
-                          "(for example: openssl rand -hex 16)")
-    return token or None
+    else:
+        where, token = "LUCIDSTREAM_TOKEN", os.environ.get("LUCIDSTREAM_TOKEN", "").strip()
+        if not token:
+            return None
+    if len(token) < 16:
+        raise ConfigError(f"{where} has {len(token)} characters: use at least 16 (for "
+                          "example: openssl rand -hex 16)")
+    return token
 
 
 class DashboardServer:

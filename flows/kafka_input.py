@@ -47,7 +47,7 @@ from operators.alarms import Alarm
 from operators.errors import InputError
 from sinks.kafka import check_broker, client_config
 
-__all__ = ["KafkaSource", "consumer_for", "offset_reset", "partition_end", "rewind",
+__all__ = ["KafkaSource", "consumer_for", "offset_reset", "partition_end", "reread_past_end",
            "trace_parent_of"]
 
 log = logging.getLogger("lucidstream.kafka")
@@ -65,13 +65,22 @@ def partition_end(msg: Any, name: str) -> bool | None:
     return False
 
 
-def rewind(consumer: Consumer, tp: TopicPartition) -> None:
-    """Move an assigned partition's position to ``tp.offset``."""
+def reread_past_end(health: KafkaHealth, consumer: Consumer, name: str, tp: TopicPartition,
+                    expected: int) -> list[Alarm] | None:
+    """``None`` unless partition ``name`` was found read beyond its end; then its position
+    is moved back to its start and the ``kafka_offset_reset`` alarm (if ``expected``, the
+    reader's next offset, was known) is returned. The caller forgets its position."""
+    end = health.past_end(name)
+    if end is None:
+        return None
+    start = TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)
     try:
-        consumer.seek(tp)
+        consumer.seek(start)
     except KafkaException:  # not fetching yet: assigning it again sets the position
-        consumer.incremental_unassign([tp])
-        consumer.incremental_assign([tp])
+        consumer.incremental_unassign([start])
+        consumer.incremental_assign([start])
+    reset = offset_reset(name, expected, end)
+    return [] if reset is None else [reset]
 
 
 def offset_reset(name: str, expected: int, got: int) -> Alarm | None:
@@ -83,8 +92,7 @@ def offset_reset(name: str, expected: int, got: int) -> Alarm | None:
     wall_ms = time.time_ns() // 1_000_000
     log.error("step=ingest partition=%s event=offset_reset expected=%d got=%d (the topic "
               "was recreated or the broker lost its data; reading on from its earliest "
-              "offset)",
-              name, expected, got)
+              "offset)", name, expected, got)
     return Alarm(wall_ms, wall_ms, name, "kafka_offset_reset", "kafka", expected - got, 0,
                  {"expected": expected, "got": got,
                   "policy": "read on from the partition's earliest offset; a record read "
@@ -146,13 +154,10 @@ class _KafkaPartition(StatefulSourcePartition[RawBatch, int]):
         if STOP.is_set():
             raise StopIteration
         alarms = self._health.drain(self._name)
-        end = self._health.past_end(self._name)
-        if end is not None:  # beyond the partition's end: read it again from its start
-            reset = offset_reset(self._name, self._offset, end)
-            if reset is not None:
-                alarms.append(reset)
-            rewind(self._consumer, TopicPartition(self._topic, self._partition,
-                                                  OFFSET_BEGINNING))
+        resets = reread_past_end(self._health, self._consumer, self._name, self._tp,
+                                 self._offset)
+        if resets is not None:
+            alarms += resets
             self._offset = -1
         records: list[tuple[str, Any, str | None]] = []
         prefix = f"kafka:{self._name}/"

@@ -46,7 +46,7 @@ from flows.kafka_input import (
     consumer_for,
     offset_reset,
     partition_end,
-    rewind,
+    reread_past_end,
     trace_parent_of,
 )
 from flows.sources import STOP, RawBatch
@@ -122,15 +122,11 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, dict[str, int]]):
     def _rewind_past_end(self) -> None:
         """A lane found beyond its partition's end reads it again from its start."""
         for lane in self._lanes.values():
-            end = self._health.past_end(lane.name)
-            if end is None:
-                continue
-            reset = offset_reset(lane.name, lane.next_offset, end)
-            if reset is not None:
-                self._resets.append(reset)
-            rewind(self._consumer, TopicPartition(lane.tp.topic, lane.tp.partition,
-                                                  OFFSET_BEGINNING))
-            lane.next_offset = -1
+            resets = reread_past_end(self._health, self._consumer, lane.name, lane.tp,
+                                     lane.next_offset)
+            if resets is not None:
+                self._resets += resets
+                lane.next_offset = -1
 
     def _align(self) -> None:
         """Pause a lane that has too much waiting (it runs ahead); resume it at half."""

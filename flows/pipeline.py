@@ -317,6 +317,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
     shards = op.flat_map("shard", decoded, split)
     decided = op.stateful_batch("decide", shards, build_decider)  # type: ignore[arg-type]
     rows = op.merge("rows", contract_rows, op.key_rm("unkey", decided))
+
     def store_health(status: StoreStatus) -> None:
         if status.writing_since is None:  # a write's outcome, not its start
             board.sink_result(status.ok, slow_s=status.slow_s)

@@ -194,9 +194,11 @@ def _repeated_key(payload: bytes | str) -> str | None:
     found: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
-        if not found and len({k for k, _ in items}) != len(items):
-            seen: set[str] = set()
-            found.append(next(k for k, _ in items if k in seen or seen.add(k)))  # type: ignore[func-returns-value]
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
         return dict(items)
 
     try:

@@ -38,7 +38,8 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 @dataclass(frozen=True)
 class StoreStatus:
-    """What a breaker reports after every attempt: the store's health as writes see it."""
+    """What a breaker reports before and after every attempt: the store's health as
+    writes see it."""
 
     ok: bool
     state: str = CLOSED
@@ -94,15 +95,18 @@ class CircuitBreaker:
 
     def bounds(self, failures: int) -> list[float]:
         """The upper bound of the wait after each of ``failures`` failures."""
-        return [min(self.cap_s, self.base_s * 2 ** n) for n in range(failures)]
+        return [self._bound(n) for n in range(1, failures + 1)]
+
+    def _bound(self, failures: int) -> float:
+        """The upper bound of the wait after the ``failures``-th failure in a row."""
+        return min(self.cap_s, self.base_s * 2 ** (failures - 1))
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried while it raises :class:`StoreUnavailable`."""
         while True:
             started = self._clock()
-            if self._on_status is not None:
-                self._on_status(StoreStatus(True, self.state, self._failing_since,
-                                            self._failures, writing_since=started))
+            self._emit(StoreStatus(True, self.state, self._failing_since, self._failures,
+                                   writing_since=started))
             try:
                 result = fn()
             except StoreUnavailable as exc:
@@ -113,10 +117,9 @@ class CircuitBreaker:
                 self._recovered()
             elif took >= self.slow_s:  # it answered, late: the input was held meanwhile
                 log.warning("step=sink event=slow_write %s_s=%.1f", self._what, took)
-                if self._on_status is not None:
-                    self._on_status(StoreStatus(True, slow_s=took))
-            elif self._on_status is not None:
-                self._on_status(StoreStatus(True))
+                self._emit(StoreStatus(True, slow_s=took))
+            else:
+                self._emit(StoreStatus(True))
             return result
 
     def _failed(self, exc: StoreUnavailable) -> None:
@@ -132,8 +135,7 @@ class CircuitBreaker:
                 f"({self._failures} attempts; last: {exc}); giving up as configured "
                 "(--store-give-up). Nothing decided since the last stored batch is "
                 "acknowledged: with --recovery-dir a restart decides it again") from exc
-        bound = min(self.cap_s, self.base_s * 2 ** (self._failures - 1))
-        wait = bound * (0.5 + 0.5 * self._rng.random())
+        wait = self._bound(self._failures) * (0.5 + 0.5 * self._rng.random())
         if self.state == CLOSED and self._failures >= self.threshold:
             log.error("step=sink event=circuit_open %s=failing attempts=%d error=%s "
                       "retry_in_s=%.1f (input held until the store answers)", self._what,
@@ -161,6 +163,9 @@ class CircuitBreaker:
         self._report(True, None, "")
 
     def _report(self, ok: bool, next_try_at: float | None, error: str) -> None:
+        self._emit(StoreStatus(ok, self.state, self._failing_since, self._failures,
+                               next_try_at, error))
+
+    def _emit(self, status: StoreStatus) -> None:
         if self._on_status is not None:
-            self._on_status(StoreStatus(ok, self.state, self._failing_since, self._failures,
-                                        next_try_at, error))
+            self._on_status(status)
