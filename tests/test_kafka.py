@@ -286,7 +286,7 @@ def test_a_store_outage_stops_reading_the_topic_and_resumes_where_it_stopped(bro
     produce(broker.bootstrap, topic, n)
     dsn = f"chdb://{tmp_path}/store"
     run = Watched(*[a for a in run_args(broker.bootstrap, topic, dsn, "--batch", "1000")
-                    if a != "--quiet"], env={"LUCIDSTREAM_STORE_FAULT": "errors:4@1"})
+                    if a != "--quiet"], env={"LUCIDSTREAM_STORE_FAULT": "errors:4@decisions=5000"})
     assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
     held = [int(m.group(1).replace(",", "")) for _, line in run.lines
             if "STORE DOWN" in line and (m := re.match(r"events ([\d,]+)", line))]

@@ -142,7 +142,7 @@ def held_counts(run: Watched) -> list[int]:
 def test_an_outage_holds_the_input_then_stores_every_decision_once(tmp_path):
     """Fails without the breaker in sinks/clickhouse.py (three retries, then the run
     stopped) and without the writer's bounded queue (the input would not be held)."""
-    run, dsn = outage_run(tmp_path, "errors:4@1", 40_000)
+    run, dsn = outage_run(tmp_path, "errors:4@decisions=5000", 40_000)
     assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
     held = held_counts(run)
     assert len(held) >= 10, "the progress line never showed the outage"
@@ -160,7 +160,7 @@ def test_an_outage_holds_the_input_then_stores_every_decision_once(tmp_path):
 
 def test_lost_replies_are_retried_and_each_block_stored_once(tmp_path):
     """Fails without the deduplication token on each insert (Store.insert)."""
-    run, dsn = outage_run(tmp_path, "no_reply:2@0.5", 20_000)
+    run, dsn = outage_run(tmp_path, "no_reply:2@decisions=2000", 20_000)
     assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
     assert any("reply was lost" in line for _, line in run.lines)
     # the retried blocks carry their first attempt's token: no copy even before a merge
@@ -174,7 +174,7 @@ def test_stopped_or_killed_during_an_outage_a_restart_loses_and_doubles_nothing(
     waiting without raising, as it once did): the Ctrl-C run then committed an epoch
     past unstored rows, and the restart lost 3,000 decisions."""
     recovery = str(tmp_path / "recovery")
-    run, dsn = outage_run(tmp_path, "errors:600@2", 40_000, "--recovery-dir", recovery,
+    run, dsn = outage_run(tmp_path, "errors:600@decisions=5000", 40_000, "--recovery-dir", recovery,
                           "--epoch", "0.5")
     run.wait_for(lambda: len(held_counts(run)) >= 3)
     run.proc.send_signal(signal.SIGINT)  # Ctrl-C: the wait ends, the run says why
@@ -182,7 +182,7 @@ def test_stopped_or_killed_during_an_outage_a_restart_loses_and_doubles_nothing(
     said = "\n".join(line for _, line in run.lines)
     assert "stopped while the store was down" in said and "--recovery-dir" in said
 
-    again = Watched(*run.args, env={"LUCIDSTREAM_STORE_FAULT": "errors:600@1"})
+    again = Watched(*run.args, env={"LUCIDSTREAM_STORE_FAULT": "errors:600@decisions=1000"})
     again.wait_for(lambda: len(held_counts(again)) >= 3)
     again.proc.send_signal(signal.SIGKILL)
     assert again.finish() == -signal.SIGKILL
@@ -194,10 +194,11 @@ def test_stopped_or_killed_during_an_outage_a_restart_loses_and_doubles_nothing(
 
 
 def test_a_hung_store_shows_and_is_recorded_when_it_answers(tmp_path):
-    """Every insert hangs for 7 s, then the store answers (a hang shorter than the
-    client's timeout): no failure, but the progress line and a store_stall alarm say
-    the input was held."""
-    run, dsn = outage_run(tmp_path, "hang:7@1", 20_000)
+    """Once 2,000 decisions are stored, inserts hang for 7 s, then the store answers (a
+    hang shorter than the client's timeout): no failure, but the progress line and a
+    store_stall alarm say the input was held. The hang starts on a decision count, not a
+    time: a run on a fast moment could end before a timed hang began."""
+    run, dsn = outage_run(tmp_path, "hang:7@decisions=2000", 20_000)
     assert run.finish() == 0, "\n".join(line for _, line in run.lines[-20:])
     assert any("STORE SLOW" in line for _, line in run.lines)
     assert any("slow_write" in line for _, line in run.lines)
