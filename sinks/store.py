@@ -66,6 +66,11 @@ def normalize_dsn(dsn: str | None) -> str:
                           "use chdb:///abs/path or http(s)://user:pass@host:8123/db")
     else:
         path = dsn
+    if scheme == "chdb" and ("?" in path or "@" in path.split("/", 1)[0]):
+        # the embedded store has no users and takes no options: a password or a query
+        # here would otherwise become part of a directory name, and be printed as one
+        raise ConfigError(f"store DSN {redact(dsn)!r}: the embedded store takes no "
+                          "credentials or options; use chdb:///abs/path")
     if not path or path == "/":
         raise ConfigError(f"store DSN {dsn!r} has no path; use chdb:///abs/path")
     return "chdb://" + os.path.realpath(os.path.expanduser(path))
