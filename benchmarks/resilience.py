@@ -113,6 +113,11 @@ def at_share(samples: list[tuple[float, float]], share: float) -> float:
     return samples[min(len(samples) - 1, int(share * len(samples)))][1]
 
 
+def _median(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    part = sorted(r for _, r in samples[int(start * len(samples)):int(end * len(samples)) or 1])
+    return part[len(part) // 2]
+
+
 def churn_case(work: Path, sources: int = 10_000) -> dict:
     name = "churn" if sources > 500 else "steady"
     path = work / f"{name}.jsonl"
@@ -127,7 +132,16 @@ def churn_case(work: Path, sources: int = 10_000) -> dict:
             "rss_mb": {f"{int(s * 100)}%": round(at_share(samples, s)) for s in
                        (0.1, 0.25, 0.5, 0.75, 1.0)},
             "growth_after_warmup_pct": round(100 * (end - quarter) / quarter, 1),
-            "peak_mb": round(max(r for _, r in samples))}
+            # the trend without single samples: the last quarter's median RSS against
+            # the second quarter's
+            "median_q4_vs_q2_pct": round(100 * (_median(samples, 0.75, 1.0)
+                                                / _median(samples, 0.25, 0.5) - 1), 1),
+            "highest_after_warmup_pct": round(100 * (max(
+                r for r in (at_share(samples, s / 100) for s in range(25, 101))) - quarter)
+                / quarter, 1),
+            "peak_mb": round(max(r for _, r in samples)),
+            "peak_at_pct": round(100 * max(range(len(samples)), key=lambda i: samples[i][1])
+                                 / len(samples))}
 
 
 def outage_case(work: Path, name: str, fault: str, events: int = 300_000) -> dict:

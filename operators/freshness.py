@@ -16,7 +16,8 @@ last spoke (pipeline clock) and its usual cadence. From these it reports:
   cadence is unknown, after ``max_silence_ms``), and ``silence_end`` when it
   speaks again;
 * ``retired``: a source silent for three times its silence limit (at least
-  ``retire_after_ms``) is dropped with an alarm. Its cadence is remembered (for
+  ``retire_after_ms``), or declared idle and quiet for ``retire_after_ms``, is
+  dropped with an alarm (detector ``cadence`` or ``idle``). Its cadence is remembered (for
   ``remember_retired`` sources), so one that comes back is judged by it.
 
 So a source reporting every 30 minutes is neither silent nor retired between
@@ -280,9 +281,11 @@ class FreshnessTracker:
         for source_id, state in self._sources.items():
             if state.gaps:
                 self._due_gaps(source_id, state, now)
-            if state.idle:
-                continue
             quiet = now - state.arrival_ms
+            if state.idle:  # quiet on purpose: not silent, not lag, but not kept for ever
+                if quiet > cfg.retire_after_ms:
+                    retired.append(source_id)
+                continue
             limit = self.silence_after_ms(state)
             if quiet > limit:
                 if not state.silent:
@@ -301,7 +304,8 @@ class FreshnessTracker:
             remembered[source_id] = (state.arrival_ms, state.interval_ms)
             if len(remembered) > cfg.remember_retired:
                 del remembered[next(iter(remembered))]
-            self._alarm(now, state.event_ms, source_id, "retired", "cadence",
+            self._alarm(now, state.event_ms, source_id, "retired",
+                        "idle" if state.idle else "cadence",
                         now - state.arrival_ms, cfg.retire_after_ms,
                         key=f"retired={state.event_ms}")
         self._lag = kth_largest(lags, quantile_rank(len(lags), self.lag_share))

@@ -230,7 +230,27 @@ class Store:
         for path in files:
             for statement in _statements(path.read_text()):
                 self.command(statement)
+        if self.embedded:
+            self._tune_embedded_tables()
         return [p.name for p in files]
+
+    def _tune_embedded_tables(self) -> None:
+        """Bound what the embedded engine's merges cost the flow's own process.
+
+        The engine runs in this process, so its threads and merge buffers are the
+        flow's memory. By default a MergeTree table with 100 or more merged-away parts
+        removes them on up to 128 threads of the engine's global pool, which keeps
+        those threads (and their native arenas) for the life of the process; and one
+        merge may take up to 100 parts, each with a read buffer per column. Our tables
+        get a part per insert: one removal thread and merges of at most 10 parts keep
+        up with them at a fraction of the peak memory.
+        """
+        tables = self.query("SELECT name FROM system.tables WHERE database = "
+                            "currentDatabase() AND engine LIKE '%MergeTree'")[1]
+        for (table,) in tables:
+            self.command(f"ALTER TABLE {_quote_identifier(table)} MODIFY SETTING "
+                         f"concurrent_part_removal_threshold = {_NO_CONCURRENT_REMOVAL}, "
+                         f"max_parts_to_merge_at_once = {_EMBEDDED_PARTS_PER_MERGE}")
 
     def tables(self) -> list[str]:
         return [r[0] for r in self.query("SELECT name FROM system.tables "
@@ -342,6 +362,20 @@ def _connect(dsn: str) -> Any:
     log.info("event=store_open store=%s elapsed_ms=%.0f", redact(dsn),
              (time.perf_counter() - started) * 1000)
     return client
+
+
+# Outdated parts a table must have before it removes them on many threads: never.
+_NO_CONCURRENT_REMOVAL = 1_000_000_000
+_EMBEDDED_PARTS_PER_MERGE = 10
+
+
+def _quote_identifier(name: str) -> str:
+    """A table name as a backquoted ClickHouse identifier.
+
+    >>> _quote_identifier("odd`name")
+    '`odd\\\\`name`'
+    """
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 def _short(exc: Exception) -> str:

@@ -223,3 +223,20 @@ def test_a_seq_delivered_twice_is_a_duplicate_alarm_once_per_episode_not_reorder
     t.observe("s", 90_100, 90_150, seq=8)   # the next number is no duplicate
     t.observe("s", 90_000, 90_160, seq=5)   # 5 arrived long ago: a duplicate, no new alarm
     assert signals(t) == [] and t.duplicates == 5
+
+
+def test_sources_that_go_idle_and_never_return_are_retired_without_a_silence_alarm():
+    """A fleet whose units say goodbye (``kind="idle"``) and leave: their state must
+    not pile up. Fails if idle sources are skipped by retirement."""
+    t = FreshnessTracker(FreshnessConfig(retire_after_ms=60_000))
+    for n in range(1_000):
+        t.observe(f"u{n}", n * 100, n * 100)
+        t.observe(f"u{n}", n * 100 + 50, n * 100 + 50, kind="idle")
+        t.check(n * 100 + 50)
+    t.check(100_000 + 60_000 + 1, force=True)
+    assert len(t.sources) == 0
+    alarms = t.drain_alarms()
+    assert {(a.signal, a.detector) for a in alarms} == {("retired", "idle")}
+    assert len(alarms) == 1_000
+    t.observe("u7", 200_000, 200_000)   # one that comes back is tracked again
+    assert "u7" in t.sources
