@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from flows.cli_retention import retention
 from flows.cli_scenarios import scenarios
 from flows.cluster import run_cluster
 from flows.config import RunConfig, default
@@ -561,8 +562,8 @@ def _answer_in_store(handle: Store, escalation_id: str, status: str, responder: 
     from operators.escalation import ESCALATION_COLUMNS, answered
     from operators.records import Rows
 
-    found = handle.query("SELECT * FROM escalations FINAL WHERE escalation_id = "
-                         "{id:String} OR decision_id = {id:String}",
+    found = handle.query(f"SELECT {', '.join(ESCALATION_COLUMNS)} FROM escalations FINAL "
+                         "WHERE escalation_id = {id:String} OR decision_id = {id:String}",
                          parameters={"id": escalation_id})[1]
     if not found:
         raise InputError(f"no escalation {escalation_id!r}; see: lucidstream escalations "
@@ -719,6 +720,7 @@ def query(sql: str, store: str | None, fmt: str) -> None:
 
 
 app.add_command(scenarios)
+app.add_command(retention)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 
 from operators.errors import ConfigError, StoreBusy, StoreError, StoreUnavailable
 from operators.records import Rows
+from sinks.retention import Retention, format_duration
 
 __all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "close_all", "normalize_dsn", "open_store",
            "redact"]
@@ -221,8 +222,9 @@ class Store:
             with self._errors(f"insert into {table}"):
                 self._client.insert(table, rows)
 
-    def migrate(self, ddl_dir: Path = DDL_DIR) -> list[str]:
-        """Apply every statement of ``ddl_dir/*.sql`` in order; returns the files."""
+    def migrate(self, ddl_dir: Path = DDL_DIR, retention: Retention | None = None) -> list[str]:
+        """Apply every statement of ``ddl_dir/*.sql`` in order, then the TTLs of
+        ``retention`` (by default ``LUCIDSTREAM_RETENTION``'s); returns the files."""
         files = sorted(Path(ddl_dir).glob("*.sql"))
         if not files:
             raise ConfigError(f"no schema files in {ddl_dir}; set LUCIDSTREAM_DDL_DIR to "
@@ -230,9 +232,27 @@ class Store:
         for path in files:
             for statement in _statements(path.read_text()):
                 self.command(statement)
+        self.apply_retention(retention or Retention.from_env())
         if self.embedded:
             self._tune_embedded_tables()
         return [p.name for p in files]
+
+    def apply_retention(self, retention: Retention) -> None:
+        """Give each table its group's TTL (see :mod:`sinks.retention`)."""
+        comments = dict(self.query("SELECT name, comment FROM system.tables WHERE "
+                                   "database = currentDatabase()")[1])
+        for table, engine in self.engines().items():
+            statements = retention.statements(table, engine, comments.get(table, ""))
+            for statement in statements:
+                self.command(statement)
+            if statements:
+                log.info("event=retention table=%s ttl=%s", table,
+                         format_duration(retention.seconds_for(table)))
+
+    def engines(self) -> dict[str, str]:
+        """Each table's full engine clause (with its TTL and settings)."""
+        return dict(self.query("SELECT name, engine_full FROM system.tables WHERE database "
+                               "= currentDatabase() AND engine LIKE '%MergeTree'")[1])
 
     def _tune_embedded_tables(self) -> None:
         """Bound what the embedded engine's merges cost the flow's own process.
@@ -245,9 +265,7 @@ class Store:
         get a part per insert: one removal thread and merges of at most 10 parts keep
         up with them at a fraction of the peak memory.
         """
-        tables = self.query("SELECT name FROM system.tables WHERE database = "
-                            "currentDatabase() AND engine LIKE '%MergeTree'")[1]
-        for (table,) in tables:
+        for table in self.engines():
             self.command(f"ALTER TABLE {_quote_identifier(table)} MODIFY SETTING "
                          f"concurrent_part_removal_threshold = {_NO_CONCURRENT_REMOVAL}, "
                          f"max_parts_to_merge_at_once = {_EMBEDDED_PARTS_PER_MERGE}")
