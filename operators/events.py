@@ -157,9 +157,16 @@ def _fast(payload: bytes, origin: str, trace_parent: str | None, max_values: int
             or (len(names) > max_name and max(map(len, values)) > max_name) \
             or (kind != "telemetry" and not kind.isprintable()):
         return None
-    # an optional field sent with its default (null, "telemetry") also falls through
     keys = 3 + len(values) + (seq is not None) + (arrival_ms is not None) + \
         (kind != "telemetry")
+    if kind == "telemetry":
+        # Most producers send the default kind explicitly. These exact bytes can only
+        # be that field: a quote inside a string is escaped, and the values are
+        # numbers. Any other spelling of a default (null, spaces) falls through.
+        explicit = payload.count(b'"kind":"telemetry"')
+        if explicit > 1:
+            return None
+        keys += explicit
     if _may_repeat_keys(payload, keys):
         return None
     return SensorEvent(source_id, event_ms, values, seq, kind, arrival_ms, origin, None,

@@ -11,6 +11,7 @@ import json
 import random
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,20 @@ def test_a_repeated_key_is_refused_wherever_it_is(key, where, space):
         fields.insert(where, f'"{key}"{space}:{again}')
     result = EventDecoder().decode("o", ("{" + ",".join(fields) + "}").encode())
     assert isinstance(result, DeadLetter) and result.reason.startswith("duplicate_key"), result
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"source_id":"a","event_time":1,"kind":"telemetry","kind":"telemetry","values":{"x":1}}',
+    b'{"source_id":"a","kind":"telemetry","event_time":1,"values":{"x":1,"x":2}}',
+    b'{"source_id":"a","kind":"telemetry","event_time":1,"event_time":2,"values":{"x":1}}',
+])
+def test_a_repeated_key_beside_an_explicit_default_kind_is_refused(payload):
+    """The fast path counts an explicit ``"kind":"telemetry"`` as a key; the first
+    case is accepted (the last copy wins) if it counts every copy."""
+    result = EventDecoder().decode("o", payload)
+    assert isinstance(result, DeadLetter) and result.reason.startswith("duplicate_key"), result
+    plain = b'{"source_id":"a","kind":"telemetry","event_time":1,"values":{"x":1}}'
+    assert isinstance(EventDecoder().decode("o", plain), SensorEvent)
 
 
 def test_limits_are_configuration():
