@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from flows.cli_cost import cost
 from flows.cli_retention import retention
 from flows.cli_scenarios import scenarios
 from flows.cluster import run_cluster
@@ -721,6 +722,7 @@ def query(sql: str, store: str | None, fmt: str) -> None:
 
 app.add_command(scenarios)
 app.add_command(retention)
+app.add_command(cost)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,12 +168,15 @@ def finish_run(store: Store, flow_name: str, source: str, started_ms: int,
 
 def _record_run(store: Store, run_id: str, flow: str, source: str, started_ms: int,
                 snap: TelemetrySnapshot) -> None:
+    from flows.cost import process_usage
     from operators.records import Rows
 
     columns = ("run_id", "flow", "started_at", "finished_at", "source", "events", "decisions",
                "stale", "dead_letters", "alarms", "final_mode", "max_lag_ms", "wall_seconds",
-               "traced", "traces_dropped")
+               "traced", "traces_dropped", "cpu_seconds", "peak_rss_mb")
+    cpu_seconds, peak_rss_mb = process_usage()
     store.insert(Rows("runs", columns, [(
         run_id, flow, started_ms, int(time.time() * 1000), source, snap.events, snap.decisions,
         snap.stale, snap.dead_letters, snap.alarms, snap.mode, snap.max_lag_ms,
-        snap.elapsed_s, snap.traced, snap.traces_dropped)]), dedup=False)
+        snap.elapsed_s, snap.traced, snap.traces_dropped, cpu_seconds, peak_rss_mb)]),
+        dedup=False)
