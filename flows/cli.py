@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from flows.cli_alerts import alerts
 from flows.cli_cost import cost
 from flows.cli_retention import retention
 from flows.cli_scenarios import scenarios
@@ -46,6 +47,10 @@ err = Console(stderr=True, soft_wrap=True)
 store_option = click.option(
     "--store", default=None, help="chdb:///abs/path or http(s)://user:pass@host:8123/db "
     "[env LUCIDSTREAM_STORE; default ./lucidstream-data]")
+alerts_option = click.option(
+    "--alert-webhook", "alert_webhooks", multiple=True, metavar="URL",
+    help="POST alert notifications here (repeatable) [env LUCIDSTREAM_ALERT_WEBHOOK, "
+    "space-separated; rules: LUCIDSTREAM_ALERT_RULES, default infra/alerts.yaml]")
 flow_option = click.option("--flow", "flow_name", default="fleet", show_default=True,
                            help="fleet, traffic, an installed flow (entry point group "
                            "lucidstream.flows) or a module path (mypkg.myflow)")
@@ -61,9 +66,24 @@ def app() -> None:
     """Stream decisions with freshness, IDs and traces into ClickHouse."""
 
 
+def _alert_loop(store: Store, flow_name: str, urls: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """The alert loop for ``urls`` and LUCIDSTREAM_ALERT_WEBHOOK's, or ``None``."""
+    urls = (*urls, *os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK", "").split())
+    if not urls:
+        return None
+    from flows.alert_loop import AlertLoop
+    from flows.alerts import DEFAULT_RULES, load_rules
+    from flows.notify import Webhooks
+
+    rules = load_rules(os.environ.get("LUCIDSTREAM_ALERT_RULES") or DEFAULT_RULES)
+    return AlertLoop(store, rules, Webhooks(urls),
+                     labels={"flow": flow_name, "store": store.safe_dsn})
+
+
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
          processes: int = 1, process_id: int | None = None,
-         addresses: list[str] | None = None, dashboard_port: int | None = None) -> None:
+         addresses: list[str] | None = None, dashboard_port: int | None = None,
+         alert_webhooks: tuple[str, ...] = ()) -> None:
     config.flow = flow_name
     if process_id is not None:  # one process of a cluster the parent started
         config.process_id = process_id
@@ -74,6 +94,10 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         return
     store = open_store(config.store)  # fail fast, one line, if the store is unreachable
     if processes > 1:
+        if alert_webhooks or os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK"):
+            store.close()
+            raise ConfigError("alert webhooks are sent by a flow of one process; with "
+                              "--processes, leave out --alert-webhook")
         store.close()  # the cluster's store-owner process opens it
         started = int(time.time() * 1000)
         if config.recovery_dir:
@@ -93,10 +117,17 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
             print(f"dashboard on {server.url}", file=sys.stderr, flush=True)
         telemetry = Telemetry()
         flow = resolve_flow(flow_name).get_flow(config, telemetry)
+        alerts = _alert_loop(store, flow_name, alert_webhooks)
         report = execute(flow, telemetry, store, flow_name, config.input, workers,
-                         not quiet, config.recovery_dir, config.epoch_s)
+                         not quiet, config.recovery_dir, config.epoch_s, alerts=alerts)
         assert report is not None
         _summary(report, config)
+        if alerts is not None:
+            stats = alerts.webhooks.stats()
+            fired = sum(n.status == "firing" for n in alerts.sent)
+            print(f"alerts: {fired} fired, {len(alerts.sent) - fired} resolved; "
+                  f"{stats['delivered']} delivered, {stats['failed']} failed, "
+                  f"{stats['pending']} not settled", file=sys.stderr)
     finally:
         if server is not None:
             server.stop()
@@ -211,6 +242,7 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
 @flow_option
 @workers_option
 @shards_option
+@alerts_option
 @quiet_option
 def run(source: str, input_: str | None, events: int | None, duration: float | None,
         sources: int, seed: int, rate: float, kafka: str | None, topic: str,
@@ -220,7 +252,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         store_give_up: float | None, store_buffer: int, processes: int,
         process_id: int | None, addresses: str | None,
         dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
-        workers: int, shards: int, quiet: bool) -> None:
+        workers: int, shards: int, alert_webhooks: tuple[str, ...], quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
     source = input_ or source
     if source not in ("sim", "kafka") and not Path(source).is_file():
@@ -240,7 +272,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                           "--processes, run lucidstream dashboard against a ClickHouse server "
                           "DSN instead")
     _run(config, flow_name, workers, quiet, processes, process_id,
-         addresses.split(";") if addresses else None, dashboard_port)
+         addresses.split(";") if addresses else None, dashboard_port, alert_webhooks)
 
 
 @app.command()
@@ -252,15 +284,16 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
 @click.option("--batch", default=default("batch_size"), show_default=True,
               type=click.IntRange(min=1),
               help="lines per batch")
+@alerts_option
 @quiet_option
 def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: int,
-           batch: int, quiet: bool) -> None:
+           batch: int, alert_webhooks: tuple[str, ...], quiet: bool) -> None:
     """Replay a JSONL file on the replay clock, as fast as it goes; deterministic."""
     if not file.is_file():
         raise InputError(f"input file {str(file)!r} does not exist or is not a file")
     config = RunConfig(store=store, input=str(file), replay=True, shards=shards,
                        batch_size=batch)
-    _run(config, flow_name, workers, quiet)
+    _run(config, flow_name, workers, quiet, alert_webhooks=alert_webhooks)
 
 
 @app.command()
@@ -723,6 +756,7 @@ def query(sql: str, store: str | None, fmt: str) -> None:
 app.add_command(scenarios)
 app.add_command(retention)
 app.add_command(cost)
+app.add_command(alerts)
 
 
 def main(argv: list[str] | None = None) -> int:

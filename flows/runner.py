@@ -19,6 +19,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
+from flows.alert_loop import AlertLoop
 from flows.sources import STOP
 from flows.telemetry import Telemetry, TelemetrySnapshot
 from flows.tracing import shutdown_all as shutdown_tracing
@@ -102,6 +103,7 @@ def execute(
     flow: Dataflow, telemetry: Telemetry, store: Store | None, flow_name: str, source: str,
     workers: int = 1, progress: bool = True, recovery_dir: str | None = None,
     epoch_s: float = 2.0, process_id: int | None = None, addresses: list[str] | None = None,
+    alerts: AlertLoop | None = None,
 ) -> RunReport | None:
     """Run ``flow`` to completion (Ctrl-C drains it), record the run, report totals.
 
@@ -128,6 +130,8 @@ def execute(
             signal.signal(signum, on_interrupt)
     if bar:
         bar.start()
+    if alerts is not None:
+        alerts.start()
     try:
         if workers == 1 and addresses is None:
             run_main(flow, epoch_interval=epoch, recovery_config=recovery)
@@ -141,6 +145,8 @@ def execute(
         raise
     finally:
         shutdown_tracing()  # export the queued spans while the store is still open
+        if alerts is not None:  # what the run ended in, delivered while the store is open
+            alerts.finish(float(os.environ.get("LUCIDSTREAM_ALERT_FLUSH_S", "30")))
         if bar:
             bar.stop()
         if threading.current_thread() is threading.main_thread():
