@@ -148,3 +148,27 @@ def test_off_loopback_the_dashboard_needs_its_token(session_store, tmp_path):
         assert browser.open(base + "/").status == 200
     finally:
         server.stop()
+
+
+def test_grafana_alert_rules_are_the_rules_file_and_run_on_the_wall_clock(store):
+    """The provisioned Grafana rules are generated from infra/alerts.yaml (one per rule,
+    same threshold and severity), and each one's SQL runs against a real store."""
+    import yaml
+
+    from flows.alerts import load_rules
+    from flows.grafana import alert_rules_yaml
+
+    committed = (ROOT / "infra" / "grafana" / "provisioning" / "alerting" /
+                 "lucidstream.yaml").read_text()
+    assert committed == alert_rules_yaml(), "regenerate: python -m flows.grafana --alerts > " \
+        "infra/grafana/provisioning/alerting/lucidstream.yaml"
+    grafana = yaml.safe_load(committed)["groups"][0]["rules"]
+    rules = load_rules()
+    assert [g["title"] for g in grafana] == [r.name for r in rules]
+    for g, rule in zip(grafana, rules, strict=True):
+        assert g["labels"]["severity"] == rule.severity
+        assert g["data"][2]["model"]["conditions"][0]["evaluator"]["params"] == [rule.threshold]
+        sql = g["data"][0]["model"]["rawSql"]
+        assert "{" not in sql  # every parameter replaced
+        store.query(sql)  # runs
+        assert [r[0] for r in store.query(f"DESCRIBE ({sql})")[1]] == ["key", "value"]
