@@ -11,6 +11,8 @@ afterwards. Cases:
   write (or lets each hang) for that long, injected around the real store
   (``LUCIDSTREAM_STORE_FAULT``): decisions stored against events, copies, the
   outage (or stall) alarm, peak RSS; ``no-fault`` is the same replay without one.
+* ``alerts-ok``, ``alerts-hung``: the same replay without alerts and with a webhook
+  that answers, or that never answers, in turns: the wall-time ratio.
 * ``kafka-outage-30s``: a live run reading 200,000 events that a producer sends to the
   development broker at 4,000 events/s, while the store fails for 30 s: the same
   counts, the modes the run went through, RSS before and during the outage.
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -230,6 +233,50 @@ def kafka_outage_case(work: Path, events: int = 200_000, rate: int = 4_000) -> d
             "rss_peak_mb": round(max(r for _, r in samples)) if samples else None}
 
 
+def alerts_case(work: Path, receiver: str, events: int = 300_000, rounds: int = 2) -> dict:
+    """The same replay without alerts and with a webhook that answers (``ok``) or that
+    accepts connections and never answers (``hung``), in turns; the fastest of each."""
+    import http.server
+    import socket
+
+    path = work / "fleet.jsonl"
+    if not path.exists():
+        fleet_file(path, events)
+    if receiver == "hung":  # listens, never accepts: every post times out
+        server: Any = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1000)
+        port = server.getsockname()[1]
+    else:
+        class Quiet(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        port = server.server_port
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = {"LUCIDSTREAM_ALERT_WEBHOOK": f"http://127.0.0.1:{port}/hook",
+            "LUCIDSTREAM_ALERT_FLUSH_S": "1"}
+    walls: dict[str, list[float]] = {"without": [], "with": []}
+    for i in range(rounds):
+        for label, env in (("without", None), ("with", hook)):
+            wall, _, said = replay(path, f"chdb://{work}/alerts-{receiver}-{label}-{i}", env)
+            walls[label].append(wall)
+    if receiver != "hung":
+        server.shutdown()
+    server.close() if receiver == "hung" else server.server_close()
+    best = {k: min(v) for k, v in walls.items()}
+    return {"case": f"alerts-{receiver}", "events": events, "wall_without_s": walls["without"],
+            "wall_with_s": walls["with"],
+            "with_over_without": round(best["with"] / best["without"], 3),
+            "alerts_line": next((x for x in said.splitlines() if x.startswith("alerts:")), "")}
+
+
 CASES = {
     "churn": churn_case,
     # the same hour and rate with the same 500 sources throughout: what the run's
@@ -240,6 +287,8 @@ CASES = {
     "hang-30s": lambda w: outage_case(w, "hang-30s", "hang:30@2"),
     "outage-5min": lambda w: outage_case(w, "outage-5min", "errors:300@2"),
     "kafka-outage-30s": kafka_outage_case,
+    "alerts-ok": lambda w: alerts_case(w, "ok"),
+    "alerts-hung": lambda w: alerts_case(w, "hung"),
 }
 
 

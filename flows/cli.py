@@ -723,7 +723,8 @@ def query(sql: str, store: str | None, fmt: str) -> None:
     SQL may be the name of a panel in infra/dashboards (event_throughput,
     freshness_lag, stale_rate, decision_latency, confidence_distribution,
     fallback_rate, drift_alarms, mode_timeline, escalations, canary_pass_rate,
-    variant_comparison).
+    variant_comparison, recent_traces, storage_per_table, storage_growth,
+    cpu_per_decisions, rows_inserted, store_and_model_latency).
     """
     from flows.panels import panel
 

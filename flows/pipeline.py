@@ -206,6 +206,10 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
             out += _result_rows(result, scope, flow, self._traced(batch, result))
             self._telemetry.add(decisions=len(result.decisions), stale=result.stale,
                                 escalated=result.escalated, alarms=len(result.alarms))
+            scoring = result.stages.get("fast_score")
+            if scoring is not None:  # the model path's call for the batch
+                self._telemetry.add(inference_ns=scoring[1] - scoring[0],
+                                    inference_batches=1, scored=result.events)
             self._telemetry.shard(batch.shard, result.lag_ms, result.mode)
         return out, StatefulBatchLogic.RETAIN
 

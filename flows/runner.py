@@ -20,6 +20,7 @@ from bytewax.run import cli_main
 from bytewax.testing import run_main
 
 from flows.alert_loop import AlertLoop
+from flows.costmetrics import CostRecorder
 from flows.sources import STOP
 from flows.telemetry import Telemetry, TelemetrySnapshot
 from flows.tracing import shutdown_all as shutdown_tracing
@@ -132,6 +133,9 @@ def execute(
         bar.start()
     if alerts is not None:
         alerts.start()
+    costs = CostRecorder(store, telemetry, flow_name) if store is not None else None
+    if costs is not None:
+        costs.start()
     try:
         if workers == 1 and addresses is None:
             run_main(flow, epoch_interval=epoch, recovery_config=recovery)
@@ -145,6 +149,8 @@ def execute(
         raise
     finally:
         shutdown_tracing()  # export the queued spans while the store is still open
+        if costs is not None:
+            costs.stop()
         if alerts is not None:  # what the run ended in, delivered while the store is open
             alerts.finish(float(os.environ.get("LUCIDSTREAM_ALERT_FLUSH_S", "30")))
         if bar:

@@ -62,6 +62,8 @@ class Telemetry:
         self._counts: Counter[str] = Counter()
         self._rows: Counter[str] = Counter()
         self._write_s = 0.0
+        self._inserts = 0
+        self._insert_max_s = 0.0
         self._shard_lag: dict[str, int] = {}
         self._shard_mode: dict[str, str] = {}
         self._max_lag = 0
@@ -112,6 +114,22 @@ class Telemetry:
         with self._lock:
             self._rows[table] += rows
             self._write_s += elapsed_s
+            self._inserts += 1
+            self._insert_max_s = max(self._insert_max_s, elapsed_s)
+
+    def costs(self) -> dict[str, float]:
+        """Running totals for the pipeline's own metrics, and the longest insert since
+        the last call (reset by it)."""
+        with self._lock:
+            c = self._counts
+            totals = {"events": c["events"], "decisions": c["decisions"],
+                      "rows": sum(self._rows.values()), "inserts": self._inserts,
+                      "insert_s": self._write_s, "insert_max_s": self._insert_max_s,
+                      "inference_ns": c["inference_ns"],
+                      "inference_batches": c["inference_batches"],
+                      "scored": c["scored"]}
+            self._insert_max_s = 0.0
+            return totals
 
     def snapshot(self) -> TelemetrySnapshot:
         with self._lock:

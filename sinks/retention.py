@@ -2,7 +2,7 @@
 
 Every table belongs to one group: ``decisions`` (decisions and what follows them:
 outcomes, regrets, escalations), ``traces`` (the OpenTelemetry spans), ``metrics``
-(decision-quality windows, canary results, runs) and ``alarms`` (drift and health
+(decision-quality windows, canary results, runs, the pipeline's own costs) and ``alarms`` (drift and health
 alarms, mode changes, invariant violations, dead letters, the control log). A row
 is kept for its group's time *after it was stored* (the ``stored_at`` column), not
 after its event time: a replay of last year's stream is kept as long as a live run's
@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_RETENTION", "GROUPS", "KEPT_FOR_EVER", "Retention", "describ
 GROUPS: dict[str, tuple[str, ...]] = {
     "decisions": ("decisions", "outcomes", "regrets", "escalations"),
     "traces": ("otel_traces", "otel_traces_trace_id_ts"),
-    "metrics": ("quality_metrics", "canary_results", "runs"),
+    "metrics": ("quality_metrics", "canary_results", "runs", "pipeline_metrics"),
     "alarms": ("drift_events", "mode_changes", "invariant_violations", "dead_letters",
                "control_log"),
 }

@@ -67,3 +67,16 @@ def test_an_empty_store_is_a_clear_error(tmp_path):
     done = cli("cost", "--rate", "10", "--store", f"chdb://{tmp_path / 'empty'}")
     assert done.returncode == 1
     assert "holds no measured run" in done.stderr and "--store" in done.stderr
+
+
+def test_a_run_records_its_insert_and_inference_latency(measured_store):
+    row = query_scalar(measured_store, "SELECT sum(events), sum(inserts), "
+                       "max(insert_ms_mean), sum(inference_batches), max(inference_ms_mean), "
+                       "max(inference_us_per_event), sum(rows_inserted), max(rss_mb) "
+                       "FROM pipeline_metrics FINAL")
+    events, inserts, insert_ms, batches, inference_ms, per_event, rows, rss = (
+        float(v) for v in row.split(","))
+    assert events == 20_000  # every interval, the last one too
+    assert inserts > 0 and insert_ms > 0 and rows >= 20_000
+    assert batches > 0 and inference_ms > 0 and 0 < per_event < inference_ms * 1000
+    assert rss > 100
