@@ -5,8 +5,8 @@ JSON body, in order. A failed post (no connection, a timeout, HTTP 408, 429 or 5
 is retried with exponential backoff and jitter for up to ``give_up_s``; any other
 answer is final and logged. A notification (its ``alert_id`` and ``status``) is sent
 once per URL however often it is queued. Each URL gets at most ``per_minute`` posts
-a minute (more wait their turn; none is dropped). A receiver that hangs holds only
-its own queue, for ``timeout_s`` a try.
+a minute after a burst of a sixth of that (more wait their turn; none is dropped). A
+receiver that hangs holds only its own queue, for ``timeout_s`` a try.
 
 >>> hooks = Webhooks([])              # no URL: every call is a no-op
 >>> hooks.send({"alert_id": "a", "status": "firing"}), hooks.flush(0.1)
@@ -60,17 +60,26 @@ class _Sender(threading.Thread):
         super().__init__(name=f"lucidstream-webhook-{_redact(url)}", daemon=True)
         self.url, self.safe_url = url, _redact(url)
         self.timeout_s, self.give_up_s, self.max_backoff_s = timeout_s, give_up_s, max_backoff_s
-        self.interval_s = 60.0 / per_minute
+        # a token bucket: a burst of ``per_minute / 6`` at once, then ``per_minute``
+        self.per_s, self.burst = per_minute / 60.0, max(1.0, per_minute / 6)
+        self._tokens, self._filled_at = self.burst, time.monotonic()
         self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.sent: set[tuple[str, str]] = set()
+        self.queued = 0
         self.delivered = 0
         self.failed = 0
+        self.skipped = 0  # already sent
         self.attempts = 0
-        self._last_post = 0.0
         self._stopping = threading.Event()
 
     def put(self, body: dict[str, Any]) -> None:
+        self.queued += 1
         self.queue.put(body)
+
+    @property
+    def pending(self) -> int:
+        """Queued or in flight, not yet delivered or given up."""
+        return self.queued - self.delivered - self.failed - self.skipped
 
     def run(self) -> None:
         while True:
@@ -79,7 +88,9 @@ class _Sender(threading.Thread):
                 if body is None:
                     return
                 key = (str(body.get("alert_id")), str(body.get("status")))
-                if key not in self.sent and self._deliver(body):
+                if key in self.sent:
+                    self.skipped += 1
+                elif self._deliver(body):
                     self.sent.add(key)
             finally:
                 self.queue.task_done()
@@ -100,10 +111,7 @@ class _Sender(threading.Thread):
         first = time.monotonic()
         backoff = 0.5
         while not self._stopping.is_set():
-            wait = self._last_post + self.interval_s - time.monotonic()
-            if wait > 0:
-                self._stopping.wait(wait)
-            self._last_post = time.monotonic()
+            self._take_token()
             self.attempts += 1
             problem = self._post(data)
             if problem is None:
@@ -125,6 +133,15 @@ class _Sender(threading.Thread):
                   "before the webhook took it (raise LUCIDSTREAM_ALERT_FLUSH_S to wait longer)",
                   self.safe_url, body.get("alert_id"), body.get("status"))
         return False
+
+    def _take_token(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._filled_at) * self.per_s)
+        self._filled_at = now
+        if self._tokens < 1:
+            self._stopping.wait((1 - self._tokens) / self.per_s)
+            self._tokens, self._filled_at = 1.0, time.monotonic()
+        self._tokens -= 1
 
     def _post(self, data: bytes) -> str | None:
         request = urllib.request.Request(self.url, data=data, method="POST", headers={
@@ -169,16 +186,22 @@ class Webhooks:
         return all(sender.settled(deadline) for sender in self._senders)
 
     def close(self, timeout_s: float = 10.0) -> bool:
-        """Flush, then stop the senders; whether everything was settled."""
+        """Flush for up to ``timeout_s``, then stop the senders; whether everything was
+        settled. What was not is counted (``unsettled``) and logged, never waited for
+        past the timeout: a hung receiver does not hold the process."""
         settled = self.flush(timeout_s)
         for sender in self._senders:
             sender.stop()
-        for sender in self._senders:  # a try in flight ends within its timeout
-            sender.join(sender.timeout_s + 1.0)
+        for sender in self._senders:
+            sender.join(0.2)
+            if sender.pending:
+                log.error("event=alerts_not_settled webhook=%s count=%d: the webhook did not "
+                          "take them within %.0f s (LUCIDSTREAM_ALERT_FLUSH_S)",
+                          sender.safe_url, sender.pending, timeout_s)
         return settled
 
     def stats(self) -> dict[str, int]:
         return {"delivered": sum(s.delivered for s in self._senders),
                 "failed": sum(s.failed for s in self._senders),
                 "attempts": sum(s.attempts for s in self._senders),
-                "pending": sum(s.queue.qsize() for s in self._senders)}
+                "pending": sum(s.pending for s in self._senders)}

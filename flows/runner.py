@@ -136,12 +136,15 @@ def execute(
     costs = CostRecorder(store, telemetry, flow_name) if store is not None else None
     if costs is not None:
         costs.start()
+    flush_s = float(os.environ.get("LUCIDSTREAM_ALERT_FLUSH_S", "30"))
+    done = False
     try:
         if workers == 1 and addresses is None:
             run_main(flow, epoch_interval=epoch, recovery_config=recovery)
         else:
             cli_main(flow, workers_per_process=workers, process_id=process_id,
                      addresses=addresses, epoch_interval=epoch, recovery_config=recovery)
+        done = True
     except Exception as exc:
         root = _root_error(exc)
         if root is not None:
@@ -151,15 +154,17 @@ def execute(
         shutdown_tracing()  # export the queued spans while the store is still open
         if costs is not None:
             costs.stop()
-        if alerts is not None:  # what the run ended in, delivered while the store is open
-            alerts.finish(float(os.environ.get("LUCIDSTREAM_ALERT_FLUSH_S", "30")))
+        if alerts is not None and not done:
+            alerts.finish(flush_s)
         if bar:
             bar.stop()
         if threading.current_thread() is threading.main_thread():
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         STOP.clear()
-    snap = telemetry.snapshot()
+    snap = telemetry.snapshot()  # the run's own time: not the wait for webhooks below
+    if alerts is not None:  # what the run ended in, delivered while the store is open
+        alerts.finish(flush_s)
     if store is None:
         return None
     return finish_run(store, flow_name, source, started_ms, snap)
