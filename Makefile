@@ -21,8 +21,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, a test file each at a time (module fixtures such as the scenario
+# suite's run and the Kafka broker are built once per file).
 unit: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The dashboard's browser test drives Debian's headless Chromium.
 browser:
