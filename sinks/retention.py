@@ -2,8 +2,9 @@
 
 Every table belongs to one group: ``decisions`` (decisions and what follows them:
 outcomes, regrets, escalations), ``traces`` (the OpenTelemetry spans), ``metrics``
-(decision-quality windows, canary results, runs, the pipeline's own costs) and ``alarms`` (drift and health
-alarms, mode changes, invariant violations, dead letters, the control log). A row
+(decision-quality windows, canary results, runs, the pipeline's own costs) and
+``alarms`` (drift and health alarms, mode changes, invariant violations, dead letters,
+the control log). A row
 is kept for its group's time *after it was stored* (the ``stored_at`` column), not
 after its event time: a replay of last year's stream is kept as long as a live run's
 rows, instead of vanishing at its first merge. ClickHouse deletes expired rows when
