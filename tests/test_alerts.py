@@ -189,3 +189,16 @@ def test_alerts_list_and_test_on_the_command_line():
     nowhere = cli("alerts", "test", "--webhook", f"http://127.0.0.1:{_free_port()}/x",
                   "--timeout", "1")
     assert nowhere.returncode == 1 and "did not take the test notification" in nowhere.stderr
+
+
+def test_a_rule_whose_query_fails_is_logged_and_skipped_and_the_others_still_run(store, caplog):
+    from flows.alert_loop import AlertLoop
+
+    good = Rule("good", "always", "info", 0, "SELECT 'k' AS key, 1 AS value", above=0)
+    bad = Rule("bad", "a typo", "info", 0, "SELEC 1 AS value", above=0)
+    loop = AlertLoop(store, [bad, good], Webhooks([]))
+    for at in (1_000, 6_000):
+        assert loop._evaluate_all(at)
+    assert [(n.rule, n.status) for n in loop.sent] == [("good", "firing")]
+    failures = [r.getMessage() for r in caplog.records if "alert_rule_failed" in r.getMessage()]
+    assert len(failures) == 1 and "rule=bad" in failures[0]  # logged once, then skipped
