@@ -232,16 +232,19 @@ class Store:
         for path in files:
             for statement in _statements(path.read_text()):
                 self.command(statement)
-        self.apply_retention(retention or Retention.from_env())
+        engines = self.engines()
+        self.apply_retention(retention or Retention.from_env(), engines)
         if self.embedded:
-            self._tune_embedded_tables()
+            self._tune_embedded_tables(engines)
         return [p.name for p in files]
 
-    def apply_retention(self, retention: Retention) -> None:
-        """Give each table its group's TTL (see :mod:`sinks.retention`)."""
+    def apply_retention(self, retention: Retention,
+                        engines: dict[str, str] | None = None) -> None:
+        """Give each table its group's TTL (see :mod:`sinks.retention`); ``engines``
+        is :meth:`engines` when the caller has just read it."""
         comments = dict(self.query("SELECT name, comment FROM system.tables WHERE "
                                    "database = currentDatabase()")[1])
-        for table, engine in self.engines().items():
+        for table, engine in (self.engines() if engines is None else engines).items():
             statements = retention.statements(table, engine, comments.get(table, ""))
             for statement in statements:
                 self.command(statement)
@@ -254,7 +257,7 @@ class Store:
         return dict(self.query("SELECT name, engine_full FROM system.tables WHERE database "
                                "= currentDatabase() AND engine LIKE '%MergeTree'")[1])
 
-    def _tune_embedded_tables(self) -> None:
+    def _tune_embedded_tables(self, engines: dict[str, str]) -> None:
         """Bound what the embedded engine's merges cost the flow's own process.
 
         The engine runs in this process, so its threads and merge buffers are the
@@ -263,12 +266,13 @@ class Store:
         those threads (and their native arenas) for the life of the process; and one
         merge may take up to 100 parts, each with a read buffer per column. Our tables
         get a part per insert: one removal thread and merges of at most 10 parts keep
-        up with them at a fraction of the peak memory.
+        up with them at a fraction of the peak memory. A table that has them already
+        is left alone (every process that opens the store migrates it).
         """
-        for table in self.engines():
-            self.command(f"ALTER TABLE {_quote_identifier(table)} MODIFY SETTING "
-                         f"concurrent_part_removal_threshold = {_NO_CONCURRENT_REMOVAL}, "
-                         f"max_parts_to_merge_at_once = {_EMBEDDED_PARTS_PER_MERGE}")
+        for table, engine in engines.items():
+            if not all(setting in engine for setting in _EMBEDDED_SETTINGS):
+                self.command(f"ALTER TABLE {_quote_identifier(table)} MODIFY SETTING "
+                             f"{', '.join(_EMBEDDED_SETTINGS)}")
 
     def tables(self) -> list[str]:
         return [r[0] for r in self.query("SELECT name FROM system.tables "
@@ -382,9 +386,10 @@ def _connect(dsn: str) -> Any:
     return client
 
 
-# Outdated parts a table must have before it removes them on many threads: never.
-_NO_CONCURRENT_REMOVAL = 1_000_000_000
-_EMBEDDED_PARTS_PER_MERGE = 10
+# As system.tables spells them: outdated parts a table must have before it removes
+# them on many threads (never), and parts one merge may take.
+_EMBEDDED_SETTINGS = ("concurrent_part_removal_threshold = 1000000000",
+                      "max_parts_to_merge_at_once = 10")
 
 
 def _quote_identifier(name: str) -> str:
