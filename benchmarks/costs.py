@@ -78,7 +78,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "flows.cli", "replay", str(path), "--store", dsn,
                         "--quiet"], cwd=ROOT, check=True, capture_output=True)
         with open_store(dsn) as store:
-            measured = figures_from_store(store, fallback=_size_only(path, args.events))
+            measured = figures_from_store(store, path.stat().st_size / args.events)
         close_all()
     whole = measured.cpu_us_per_event["whole process"]
     cpu_us = {stage: s / args.events * 1e6 for stage, s in stages.items()}
@@ -110,12 +110,6 @@ def main() -> None:
                                      key=lambda i: -i[1][0]):
         print(f"  {table:26} {disk:16.2f} {raw:12.2f}")
     load_figures(args.out)  # what lucidstream cost reads back
-
-
-def _size_only(path: Path, events: int):  # type: ignore[no-untyped-def]
-    from flows.cost import Figures
-
-    return Figures("input size", {}, 0.0, 1.0, {}, path.stat().st_size / events)
 
 
 if __name__ == "__main__":

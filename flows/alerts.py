@@ -165,10 +165,14 @@ class AlertEngine:
                             started_ms, reading.ids, reading.detail)
 
 
+def _params(rule: Rule, at_ms: int) -> dict[str, int]:
+    """The query parameters of ``rule`` evaluated at ``at_ms``."""
+    return {"now": at_ms, "since": at_ms - rule.window_ms, "window_ms": max(rule.window_ms, 1)}
+
+
 def evaluate(store: Any, rule: Rule, at_ms: int) -> dict[str, Reading]:
     """The rows of ``rule``'s query at pipeline time ``at_ms``, by key."""
-    params = {"now": at_ms, "since": at_ms - rule.window_ms, "window_ms": max(rule.window_ms, 1)}
-    columns, rows = store.query(rule.sql, parameters=params)
+    columns, rows = store.query(rule.sql, parameters=_params(rule, at_ms))
     readings = {}
     for row in rows:
         item = dict(zip(columns, row, strict=True))
@@ -183,8 +187,7 @@ def firing_ids(store: Any, rule: Rule, at_ms: int) -> tuple[str, ...]:
     """The IDs a rule's ``ids_sql`` names for a firing at ``at_ms`` (none without one)."""
     if not rule.ids_sql:
         return ()
-    params = {"now": at_ms, "since": at_ms - rule.window_ms, "window_ms": max(rule.window_ms, 1)}
-    rows = store.query(rule.ids_sql, parameters=params)[1]
+    rows = store.query(rule.ids_sql, parameters=_params(rule, at_ms))[1]
     return tuple(str(i) for i in (rows[0][0] if rows and rows[0] else ()))
 
 

@@ -94,11 +94,10 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         return
     store = open_store(config.store)  # fail fast, one line, if the store is unreachable
     if processes > 1:
+        store.close()  # the cluster's store-owner process opens it
         if alert_webhooks or os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK"):
-            store.close()
             raise ConfigError("alert webhooks are sent by a flow of one process; with "
                               "--processes, leave out --alert-webhook")
-        store.close()  # the cluster's store-owner process opens it
         started = int(time.time() * 1000)
         if config.recovery_dir:
             recovery_config(config.recovery_dir)  # initialise once, before the processes

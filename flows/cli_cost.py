@@ -43,7 +43,7 @@ def cost(rate: float, days: float, price_vcpu_hour: float, price_gb_month: float
     figures = load_figures()
     if store:
         with open_store(store) as handle:
-            figures = figures_from_store(handle, figures)
+            figures = figures_from_store(handle, figures.input_bytes_per_event)
             retention = {t: ttl_in_force(e) for t, e in handle.engines().items()}
     else:
         in_force = Retention.from_env()

@@ -121,10 +121,10 @@ def load_figures(path: Path = BENCH_FIGURES) -> Figures:
         input_bytes_per_event=data["input_bytes_per_event"])
 
 
-def figures_from_store(store: Any, fallback: Figures) -> Figures:
+def figures_from_store(store: Any, input_bytes_per_event: float) -> Figures:
     """Figures measured by the runs a store holds: CPU and memory from ``runs``, bytes
     per event from ``system.parts`` over the events it decided or dead-lettered. The
-    size of an input event is not stored: it comes from ``fallback``."""
+    size of an input event is not stored: the caller gives it."""
     events = int(store.scalar("SELECT count() FROM decisions FINAL WHERE path IN "
                               "('fast', 'fallback')") or 0)
     events += int(store.scalar("SELECT count() FROM dead_letters FINAL") or 0)
@@ -146,7 +146,7 @@ def figures_from_store(store: Any, fallback: Figures) -> Figures:
         cpu_us_per_event={"whole process": cpu_s / run_events * 1e6},
         peak_rss_mb=float(rss), events_per_process_s=float(per_s),
         table_bytes_per_event={t: (disk / events, raw / events) for t, disk, raw in parts},
-        input_bytes_per_event=fallback.input_bytes_per_event)
+        input_bytes_per_event=input_bytes_per_event)
 
 
 def process_usage() -> tuple[float, float]:

@@ -4,15 +4,15 @@ Every table belongs to one group: ``decisions`` (decisions and what follows them
 outcomes, regrets, escalations), ``traces`` (the OpenTelemetry spans), ``metrics``
 (decision-quality windows, canary results, runs, the pipeline's own costs) and
 ``alarms`` (drift and health alarms, mode changes, invariant violations, dead letters,
-the control log). A row
-is kept for its group's time *after it was stored* (the ``stored_at`` column), not
-after its event time: a replay of last year's stream is kept as long as a live run's
-rows, instead of vanishing at its first merge. ClickHouse deletes expired rows when
-it merges parts, so they may stay visible until the next merge.
+the control log). A row is kept for its group's time *after it was stored* (the
+``stored_at`` column), not after its event time: a replay of last year's stream is
+kept as long as a live run's rows, instead of vanishing at its first merge.
+ClickHouse deletes expired rows when it merges parts, so they may stay visible until
+the next merge.
 
-The TTLs come from ``LUCIDSTREAM_RETENTION`` (or ``lucidstream retention --set``): a comma-separated
-list of ``group=duration``, a duration being a number with ``s``, ``m``, ``h`` or
-``d``, or ``off`` to keep a group for ever. Groups not named keep their TTL in
+The TTLs come from ``LUCIDSTREAM_RETENTION`` (or ``lucidstream retention --set``): a
+comma-separated list of ``group=duration``, a duration being a number with ``s``,
+``m``, ``h`` or ``d``, or ``off`` to keep a group for ever. Groups not named keep their TTL in
 force. Applied when a process opens the store: a table created without a TTL gets
 its group's default; a TTL named explicitly replaces the one in force (a longer one
 loses nothing; a shorter one deletes what is now beyond it at the next merge).
