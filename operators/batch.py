@@ -48,6 +48,9 @@ class DecideBatch:
     variant: list[str] = field(default_factory=list)
     score: list[float | None] = field(default_factory=list)
     model_down: bool = False          # the model path failed for some variant
+    # a variant that scored it is still young (its scores move as it learns): drift
+    # does not watch its scores yet
+    model_young: bool = False
     content: list[str] = field(default_factory=list)   # rules/model/default, fresh or not
     rule_fired: list[bool] = field(default_factory=list)
     action: list[str] = field(default_factory=list)    # what was decided

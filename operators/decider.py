@@ -88,7 +88,7 @@ class Decider:
         quality_window_ms: int = 10_000,
         outcome_ttl_ms: int = 600_000,
         max_pending_outcomes: int = 20_000,
-        learn_per_batch: int = 250,
+        learn_per_batch: int = 32,
         canaries: Sequence[Canary] = (),
         rollout: RolloutConfig | None = None,
         board: ModeBoard | None = None,

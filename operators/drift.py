@@ -21,9 +21,12 @@ Each level or spread alarm carries what changed, by how much (``magnitude``,
 in the baseline's standard deviations), which way, since when (``onset_ms``,
 the estimated event time where the change began) and against what baseline.
 
-The model's score and confidence (per shard, ``source_id`` empty) go to a
-river detector (``adwin`` by default), and prediction errors, once outcomes
-arrive, to a river binary detector (``hddm_a``). Alarms are debounced per
+The model's score and confidence (per shard, ``source_id`` empty), as their mean
+per second of pipeline clock, go to the same change detector (``cusum``; a river
+detector may be named instead), and prediction errors, once outcomes arrive, to
+a river binary detector (``hddm_a``). A model that learns online moves its
+scores as the fleet's mix moves, slowly: a detector that takes those means as
+independent samples (ADWIN) alarms on that wander. Alarms are debounced per
 source and signal (``debounce_ms`` of pipeline clock) and their IDs count
 samples, so a replay writes the same alarms.
 """
@@ -48,7 +51,7 @@ __all__ = ["DriftConfig", "DriftMonitor"]
 
 VALUES = ("cusum",)
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
-REAL = ("adwin", "page_hinkley", "kswin")
+REAL = ("cusum", "adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
 
 
@@ -63,7 +66,7 @@ class DriftConfig:
     """
 
     values: str | None = "cusum"
-    scores: str | None = "adwin"
+    scores: str | None = "cusum"
     errors: str | None = "hddm_a"
     warmup: int = 30
     false_alarms_per_million: float = 1.0
@@ -106,6 +109,8 @@ class DriftConfig:
 
 
 def _detector(kind: str, config: DriftConfig) -> Any:
+    if kind == "cusum":
+        return config.detector()
     if kind == "adwin":
         return drift.ADWIN(delta=config.adwin_delta, clock=config.adwin_clock)
     if kind == "page_hinkley":
@@ -255,6 +260,8 @@ class DriftMonitor:
         watch = self.observe
         for ev, now in zip(batch.events, batch.now, strict=True):
             watch(ev.source_id, ev.values, ev.event_ms, now)
+        if batch.model_young:
+            return
         every = self.config.score_bucket_ms
         if every <= 0:
             modelled = [s for s in batch.score if s is not None]
@@ -299,13 +306,15 @@ class DriftMonitor:
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
                 now: int, group: str = "") -> None:
-        if c.kind == "spread":
-            signal = "variance"
+        """An alarm for a change of a value (``signal:name``; ``variance:name`` for its
+        spread) or, with ``name`` empty, of the model's ``signal``."""
+        if name:
+            signal = f"{'variance' if c.kind == 'spread' else signal}:{name}"
         details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
                    "autocorrelation": round(c.autocorrelation, 3)}
         if group:
             details["group"] = group
-        self._alarm(now, event_ms, source_id, f"{signal}:{name}", "cusum", c.statistic,
+        self._alarm(now, event_ms, source_id, signal, "cusum", c.statistic,
                     c.threshold, details,
                     onset_ms=c.onset_ms, magnitude=round(c.magnitude, 3),
                     direction=c.direction, baseline=c.baseline_mean,
@@ -338,6 +347,11 @@ class DriftMonitor:
         update = det.update
         for value in values:
             n += 1
+            if isinstance(det, ChangeDetector):
+                change = update(value, event_ms)
+                if change is not None:
+                    self._change(change, "", "", signal, event_ms, now)
+                continue
             if every > 1 and n % every:
                 continue
             update(value)

@@ -31,6 +31,10 @@ __all__ = ["Distillation", "ModelPath"]
 
 log = logging.getLogger("lucidstream.decider")
 
+# rows a model learns before drift watches its scores: until then they move because it
+# learns, not because its input or its health changed
+WATCH_AFTER_ROWS = 1_000
+
 
 class ModelPath:
     """Scores a batch with each source's model variant.
@@ -79,6 +83,9 @@ class ModelPath:
                 continue
             for i, p in zip(index, predicted, strict=True):
                 scores[i] = p
+            if getattr(self.scorers[variant], "samples_seen", WATCH_AFTER_ROWS) < \
+                    WATCH_AFTER_ROWS:
+                batch.model_young = True
         if modes[-1] == PAUSED:  # probe the lost model with one row per batch
             self.score(self.variants[0].name, [events[-1].values], batch.now[-1])
         batch.variant, batch.score = variants, scores
@@ -145,12 +152,13 @@ class Distillation:
     labels arrive (and again once none has arrived for ``label_ttl_ms``)."""
 
     def __init__(self, model: ModelPath, policy: DecisionPolicy, label_ttl_ms: int,
-                 learn_per_batch: int = 250) -> None:
+                 learn_per_batch: int = 32) -> None:
         self.model = model
         self.policy = policy
         self.label_ttl_ms = label_ttl_ms
         self.learn_per_batch = learn_per_batch
-        self._chunks: dict[str, tuple[list, list[bool]]] = {}  # rows waiting to be learned
+        self._rows: list = []            # rows waiting to be learned, and their labels
+        self._labels: list[bool] = []
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         last_label = self.model.last_label_at
@@ -160,33 +168,32 @@ class Distillation:
         labelled = last_label is not None and batch.now[-1] - last_label <= self.label_ttl_ms
         if not batch.board.flags.enabled("learning") or (labelled and batch.mode[-1] == NORMAL):
             return
-        learn: dict[str, tuple[list, list[bool]]] = {}
-        fresh, variants, fired = batch.fresh, batch.variant, batch.rule_fired
-        for i, ev in enumerate(batch.events):
-            if fresh[i]:  # the model learns the rules even while it may not decide
-                rows, labels = learn.setdefault(variants[i], ([], []))
-                rows.append(ev.values)
-                labels.append(fired[i])
-        for variant, (rows, labels) in learn.items():
-            # A sample, not every event: a fixed stride bounds the model's cost per
-            # batch and keeps the choice deterministic. A learning step costs mostly
-            # per call and is one SGD update, so small batches (a live stream polled
-            # every few ms) are learned in chunks.
-            step = max(1, len(rows) // self.learn_per_batch)
-            chunk_rows, chunk_labels = self._chunks.setdefault(variant, ([], []))
-            chunk_rows += rows[::step]
-            chunk_labels += labels[::step]
-            if len(chunk_rows) >= self.learn_per_batch:
-                del self._chunks[variant]
-                # the rules' own examples, from two rows of the chunk: the model knows
-                # each rule over its value's whole range, whatever the stream visited
-                scorer = self.model.scorers[variant]
-                spread = getattr(scorer, "spread", lambda name: None)
-                for row in (chunk_rows[0], chunk_rows[len(chunk_rows) // 2]):
-                    probe_rows, probe_labels = self.policy.rules.probes(row, spread)
-                    chunk_rows += probe_rows
-                    chunk_labels += probe_labels
-                self.model.learn(variant, chunk_rows, chunk_labels)
+        fresh, fired = batch.fresh, batch.rule_fired
+        rows = [ev.values for ev, ok in zip(batch.events, fresh, strict=True) if ok]
+        labels = [f for f, ok in zip(fired, fresh, strict=True) if ok]
+        if not rows:  # the model learns the rules even while it may not decide
+            return
+        # A sample, not every event: a fixed stride bounds the model's cost per batch (a
+        # step per row) and keeps the choice deterministic. Small batches (a live stream
+        # polled every few ms) are gathered into chunks, each learned with the rules'
+        # probes. Every variant learns the same rows, whichever variant decided them: a
+        # rollout then compares models, not the shares of the fleet they were given.
+        step = max(1, len(rows) // self.learn_per_batch)
+        self._rows += rows[::step]
+        self._labels += labels[::step]
+        if len(self._rows) < self.learn_per_batch:
+            return
+        chunk_rows, chunk_labels, self._rows, self._labels = self._rows, self._labels, [], []
+        for variant, scorer in self.model.scorers.items():
+            # the rules' own examples, from two rows of the chunk: the model knows each
+            # rule over its value's whole range, whatever the stream visited
+            spread = getattr(scorer, "spread", lambda name: None)
+            probe_rows, probe_labels = list(chunk_rows), list(chunk_labels)
+            for row in (chunk_rows[0], chunk_rows[len(chunk_rows) // 2]):
+                more_rows, more_labels = self.policy.rules.probes(row, spread)
+                probe_rows += more_rows
+                probe_labels += more_labels
+            self.model.learn(variant, probe_rows, probe_labels)
 
     def forget(self, source_id: str) -> None:
         """Nothing per source."""

@@ -194,7 +194,7 @@ class InvertedScorer(OnlineScorer):
 CANARIES = [Canary("flat-battery", {"battery": 2.0, "vibration": 1.0}, "dock"),
             Canary("model-ranks-flat-battery", {"battery": 1.0, "vibration": 1.0},
                    checks="model", versus={"battery": 90.0, "vibration": 1.0},
-                   warmup_samples=1_000)]
+                   warmup_samples=300)]
 
 
 def _with_canaries(events, every_ms=2_000):
