@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from multiprocessing import Pool
 
+import numpy as np
 import pytest
 
 from benchmarks.detection import RHOS, alarms_of, ar1, run_cell
@@ -86,3 +87,44 @@ def test_the_threshold_follows_the_budget():
     assert math.isclose(high - low, math.log(10) / 0.5, rel_tol=0.02)
     with pytest.raises(ValueError, match="warmup"):
         ChangeDetector(warmup=5)
+
+
+def _duty_cycle(seed: int, n: int) -> list[float]:
+    """A temperature that follows a machine's speed through a first-order lag, as a
+    motor's does: lag-1 autocorrelation ~0.99, sample-to-sample differences ~0.3."""
+    rng = np.random.default_rng(seed)
+    speed, temp, out = 1.0, 54.0, []
+    for _ in range(n):
+        speed = 0.9 * speed + 0.1 * rng.uniform(0.3, 2.0) + rng.normal(0, 0.05)
+        temp += 0.05 * (32 + 22 * speed - temp) + rng.normal(0, 0.3)
+        out.append(temp)
+    return out
+
+
+def _changes(xs: list[float]) -> list:
+    det = ChangeDetector()
+    return [c for i, x in enumerate(xs) if (c := det.update(x, event_ms=i * 100))]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_sensor_offset_on_a_slow_duty_cycle_is_found_with_the_next_block(seed):
+    clean = _duty_cycle(seed, 3_000)
+    assert _changes(clean) == []  # its wander alone raises nothing
+    offset = [x + (8.0 if i >= 2_000 else 0.0) for i, x in enumerate(clean)]
+    found = _changes(offset)
+    assert len(found) == 1
+    c = found[0]
+    assert (c.kind, c.direction) == ("level", "up")
+    assert 2_000 < c.sample <= 2_048 and c.onset_sample == 2_001  # 1-based: sample 2,000
+    assert c.onset_ms == 200_000
+
+
+def test_a_step_must_beat_the_streams_own_record_of_steps():
+    """A random walk that has jumped by 10 before: a jump of 20 is its normal, one of 60
+    is not (the bar is four times the largest jump the stream has shown)."""
+    rng = np.random.default_rng(5)
+    walk = np.cumsum(rng.normal(0, 1, 4_000) + np.where(np.arange(4_000) % 400 == 7, 10, 0))
+    for size, expected in ((20.0, 0), (60.0, 1)):
+        xs = [x + (size if i >= 3_500 else 0.0) for i, x in enumerate(walk.tolist())]
+        late = [c for c in _changes(xs) if c.sample > 3_500]
+        assert len(late) == expected, (size, late)

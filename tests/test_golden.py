@@ -22,6 +22,14 @@ And once more, intended: the model's scores are watched as their mean per second
 pipeline clock (not each score), so the 8 ``confidence`` and 5 ``score`` alarms of this
 replay, raised while the model learned, are gone; every decision, mode change and other
 alarm is as before.
+
+And once more, intended, for two changes. The model takes one SGD step per row it
+learns (it took one per chunk of 250, so it had barely learned in 80 s): it now scores
+678 fresh NORMAL decisions at 0.9 or more, which are ``inspect`` instead of
+``continue`` (one slow window confirms that ``inspect``), and its canary ranks the flat
+battery higher in all 6 judged slots (it ranked it lower in 1). The step test finds
+robot-007's 15-degree step 0.5 s after it begins: one ``peer:motor_temp_c`` alarm more.
+Mode changes, dead letters, every other alarm and every other decision are as before.
 """
 
 from __future__ import annotations
