@@ -49,6 +49,7 @@ class FlowFacts:
     decision_type: str = "decision"
     sla_ms: int = 2_000
     slow_window_ms: int = 5_000
+    slow_lateness_ms: int = 1_000   # how long after its end a slow window closes
     model_canaries: bool = False
 
 
@@ -378,15 +379,22 @@ def conflicts(ctx: _Ctx) -> dict:
     name, op, threshold = ctx.facts.rules[0]
     firing = threshold - max(abs(threshold) * 0.5, 1.0) if op in ("<", "<=") \
         else threshold + max(abs(threshold) * 0.5, 1.0)
-    unit, end = ctx.pick(1), ctx.start + 30_000
+    unit, end = ctx.pick(1), ctx.start + 2 * MINUTE
+    # It flips five times a slow window, off the windows' edges (windows are aligned to
+    # event time): the fast path changes the action between a window's last event and
+    # its slow decision, in most windows, whatever the stream's own phase.
+    period, offset = ctx.facts.slow_window_ms // 5, ctx.facts.slow_lateness_ms // 2
     for ln in ctx.events_of(unit, ctx.start, end):
         assert ln.event is not None
-        if ((ln.event["event_time"] - ctx.start) // 1_000) % 2 == 0:  # flapping every second
+        if ((ln.event["event_time"] - offset) // period) % 2 == 0:
             ln.event["values"][name] = firing
+    # conflicting assignments need the slow path deciding beside the fast path, which a
+    # degraded mode switches off: the bound counts from the first moment the mode lets
+    # it (NORMAL) while the reading flaps
     return ctx.truth("conflicts", unit, end, ["invariant"],
-                     f"{name} flaps across its rule every second: the slow path's revisions "
-                     "come after the fast path changed the action and are rejected as "
-                     "invariant violations, never applied", 30_000, values=[name])
+                     f"{name} flaps across its rule: the slow path's decisions come after "
+                     "the fast path changed the action and are rejected as invariant "
+                     "violations, never applied", 30_000, values=[name], exposure="NORMAL")
 
 
 def model_decay(ctx: _Ctx) -> dict:
