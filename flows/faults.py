@@ -389,8 +389,7 @@ def conflicts(ctx: _Ctx) -> dict:
         if ((ln.event["event_time"] - offset) // period) % 2 == 0:
             ln.event["values"][name] = firing
     # conflicting assignments need the slow path deciding beside the fast path, which a
-    # degraded mode switches off: the bound counts from the first moment the mode lets
-    # it (NORMAL) while the reading flaps
+    # degraded mode switches off: the bound counts the pipeline clock spent in NORMAL
     return ctx.truth("conflicts", unit, end, ["invariant"],
                      f"{name} flaps across its rule: the slow path's decisions come after "
                      "the fast path changed the action and are rejected as invariant "

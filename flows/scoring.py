@@ -117,17 +117,20 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
         len(moved) > truth.get("stream_sources", 1 << 30) / 2
 
 
-def _exposed_from(modes: list[dict], exposure: str | None, start: int, end: int) -> int:
-    """When the fault could first show: its start, or for a fault that shows only in
-    mode ``exposure`` (conflicts need the slow path, which a degraded mode switches
-    off), the first moment of the fault in that mode (its end when there was none)."""
+def _exposed_for(modes: list[dict], exposure: str | None, start: int, until: int) -> int:
+    """How much of ``[start, until]`` the fault could show in: all of it, or for a fault
+    that shows only in mode ``exposure`` (conflicts need the slow path, which a degraded
+    mode switches off), the time the mode was ``exposure``."""
     if exposure is None:
-        return start
-    in_force = next((m["to"] for m in reversed(modes) if m["at"] <= start), "NORMAL")
-    if in_force == exposure:
-        return start
-    return next((m["at"] for m in modes if start < m["at"] <= end and m["to"] == exposure),
-                end)
+        return until - start
+    mode = next((m["to"] for m in reversed(modes) if m["at"] <= start), "NORMAL")
+    total, since = 0, start
+    for m in modes:
+        if start < m["at"] <= until:
+            if mode == exposure:
+                total += m["at"] - since
+            mode, since = m["to"], m["at"]
+    return total + (until - since if mode == exposure else 0)
 
 
 def score(store: Store, truth: dict) -> dict:
@@ -153,8 +156,9 @@ def score(store: Store, truth: dict) -> dict:
         # the last source caught, once every affected source is
         first = max(per.values(), key=lambda e: e["at"]) if set(per) >= sources else None
     detected = first is not None and first["at"] <= end + within
-    exposed = _exposed_from(modes, expect.get("exposure"), start, end)
-    delay_clock = first["at"] - exposed if detected and first else None
+    # the delay, in pipeline clock the fault could show in
+    delay_clock = _exposed_for(modes, expect.get("exposure"), start, first["at"]) \
+        if detected and first else None
     delay_event = (first["event_ms"] - truth["start"]["event_ms"]
                    if detected and first and first["event_ms"] is not None else None)
 
@@ -202,8 +206,8 @@ def score(store: Store, truth: dict) -> dict:
         "signal": first["signal"] if detected and first else None,
         "source": first["source_id"] if detected and first else None,
         "delay_event_ms": delay_event, "delay_clock_ms": delay_clock,
-        # how long after its start the fault could first show (in mode "exposure")
-        "exposed_after_ms": exposed - start if expect.get("exposure") else None,
+        # the pipeline clock from the fault's start to its evidence, in any mode
+        "delay_any_mode_ms": first["at"] - start if detected and first else None,
         "bound_ms": within,
         "mode_reached": reached, "response_ok": bool(response_ok),
         "escalated": int(escalated), "fallback": int(fallback),

@@ -35,16 +35,20 @@ signal wanders by itself, and keeps its whole size.
   CUSUM is blind (its reference at or beyond the clip, so no step adds to it).
   Medians, so spikes in any block move nothing.
 * Steps: where the CUSUM is blind, the largest one-sample difference of each
-  block is also judged once the samples after it are in. It is a step when the
-  level holds (the median of the 8 samples after it is at least half the jump
-  away, the same way) and the jump is ``STEP_RECORD`` (4) times the largest
-  such difference the stream has shown so far (its record), and beyond the
-  jump test's threshold in the differences' usual sd. A stream that wanders
+  block's readings is also judged once the samples after it are in. It is a step when
+  the level holds (the median of the 8 samples after it is at least half the
+  jump away, the same way) and the jump is ``STEP_RECORD`` (4) times the
+  largest such difference the stream has shown so far (its record), and beyond
+  the jump test's threshold in the differences' usual sd. A stream that wanders
   fast by itself, or has heavy tails, raises its own record: the bar is what
-  this stream does, not a normal quantile. A sensor offset on a temperature
-  that follows a duty cycle (a 10 C step on differences of 0.3 C) is found
-  with the next block; on near unit-root Student-t(3) streams the test added
-  one alarm in 16 million samples.
+  this stream does, not a normal quantile. A caller that takes a reference out
+  of each reading (a fleet's common level) passes it as ``offset``: jumps are
+  looked for in the readings, so the reference's own moves do not raise the
+  record, and whether the level held is asked of what is tested, so a step the
+  whole fleet took is not this stream's. A sensor offset on a temperature that
+  follows a duty cycle (a 10 C step on differences of 0.3 C) is found with the
+  next block; on near unit-root Student-t(3) streams the test added one alarm
+  in 16 million samples.
 * Spread: the standard deviation of a block's AR(1) innovations about their
   mean, in its own CUSUM (innovations are close to independent, so
   prewhitening is right here; centring keeps a level step out of it).
@@ -71,7 +75,7 @@ import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
-from operator import sub
+from operator import add, sub
 from statistics import NormalDist
 
 from operators.longrun import (
@@ -125,7 +129,7 @@ class ChangeDetector:
         "_bm_fill", "_bm_n", "_bm_var", "_buf", "_c1", "_clip", "_d_prev", "_e_hi", "_e_lo", "_gn",
         "_gp", "_hl", "_hs", "_j_abs", "_j_n", "_j_z", "_jumps", "_k_raw", "_m2", "_ms_sn",
         "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
-        "_need", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho",
+        "_need", "_offs", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho",
         "_s_abs", "_s_cand", "_s_hist", "_s_n", "_s_rec", "_scale",
         "_sd", "_sn", "_sp", "_start_ms", "_sum_sn", "_sum_sp", "_warm", "block", "clip",
         "k_level", "k_spread", "max_pending", "memory", "spread_after", "warmup",
@@ -156,7 +160,7 @@ class ChangeDetector:
         # last block's largest one-sample difference was, the usual size of such
         # differences (median |difference| per block, averaged), and the largest
         # statistic the stream has shown (its record)
-        self._s_hist: deque[tuple[list[float], int]] = deque(maxlen=2)
+        self._s_hist: deque[tuple[list[float], list[float], int]] = deque(maxlen=2)
         self._s_cand = -1
         self._s_abs, self._s_n, self._s_rec = 0.0, 0, 0.0
         self._j_abs, self._j_n = 0.0, 0  # mean |difference| of block medians 3 apart
@@ -170,6 +174,7 @@ class ChangeDetector:
         self._a_scale = self._a_k = self._e_hi = self._e_lo = self._bm_acc = self._bm_var = 0.0
         # the current block's samples, and the last deviation (clipped and not)
         self._buf: list[float] = []
+        self._offs: list[float] = []  # what was taken out of each (a reference's level)
         self._d_prev = self._r_prev = 0.0
         self._start_ms = self._blocks = 0
         # the four one-sided tests: statistics, where their excursions began (and for
@@ -197,16 +202,20 @@ class ChangeDetector:
         """Samples taken so far."""
         return self._n + len(self._buf)
 
-    def update(self, x: float, event_ms: int) -> Change | None:
+    def update(self, x: float, event_ms: int, offset: float = 0.0) -> Change | None:
         """Take one sample; a :class:`Change` when this sample completes one.
 
-        Samples wait in a buffer (the warm-up's, then each block's); the work is done
-        when it is full, in local variables.
+        ``offset`` is what the caller took out of the reading to make ``x`` (a fleet's
+        common level): the step test looks for jumps in the reading itself, so the
+        reference's own moves are not taken for the stream's, and asks ``x`` whether
+        the jump held. Samples wait in a buffer (the warm-up's, then each block's); the
+        work is done when it is full, in local variables.
         """
         buf = self._buf
         if not buf:
             self._start_ms = event_ms
         buf.append(x)
+        self._offs.append(offset)
         if len(buf) < self._need:
             return None
         self._n += len(buf)
@@ -222,6 +231,7 @@ class ChangeDetector:
         clipped deviations."""
         xs = list(self._buf)
         self._buf.clear()
+        self._offs.clear()
         n = len(xs)
         mu = median(xs)
         sd = 1.4826 * median([abs(v - mu) for v in xs])
@@ -287,6 +297,7 @@ class ChangeDetector:
         self._ms_sp = self._ms_sn = 0
         self._pending.clear()
         self._buf = []
+        self._offs = []
 
     # -- tests, per block -------------------------------------------------------
 
@@ -310,12 +321,12 @@ class ChangeDetector:
             a_acc += e
             a_sq += e * e
             raw += x
-        xs = self._buf
+        xs, offs = self._buf, self._offs
         ordered = sorted(xs)
-        self._buf = []
+        self._buf, self._offs = [], []
         self._d_prev, self._r_prev = d_prev, r_prev
-        if self._k_raw >= self._clip:  # the CUSUM is blind: the jump tests look
-            jump = self._step(xs, self._start_ms)
+        if self._k_raw >= self._clip:  # the CUSUM is blind: the step test looks
+            jump = self._step(xs, offs, self._start_ms)
             if jump is not None:
                 return jump
         else:
@@ -413,37 +424,42 @@ class ChangeDetector:
             self._j_abs += (diff - self._j_abs) / self._j_n
         return None
 
-    def _step(self, xs: list[float], start_ms: int) -> Change | None:
+    def _step(self, xs: list[float], offs: list[float], start_ms: int) -> Change | None:
         """The step test (see the module's docstring): the previous block's largest
-        one-sample difference, judged now that the samples after it are in."""
+        one-sample difference of the readings, judged now that the samples after it
+        are in."""
         hist = self._s_hist
-        prev = hist[-1][0] if hist else None
-        diffs = list(map(sub, xs, [prev[-1], *xs[:-1]])) if prev else \
-            list(map(sub, xs[1:], xs[:-1]))
+        raw = list(map(add, xs, offs)) if any(offs) else xs
+        prev = hist[-1][1] if hist else None
+        diffs = list(map(sub, raw, [prev[-1], *raw[:-1]])) if prev else \
+            list(map(sub, raw[1:], raw[:-1]))
         size = sorted(map(abs, diffs))
         typical = size[len(size) // 2] * 1.4826  # the differences' sd, were they normal
         change = None
         cand = self._s_cand
         if len(hist) == 2 and cand >= 0 and self._s_abs > 0:
             b = self.block
+            q = b + cand  # the candidate's place in the last three blocks
+            readings = hist[0][1] + hist[1][1] + raw
+            step = readings[q] - readings[q - 1]
+            # whether it held is asked of what is tested: a reference that moved with
+            # the reading (the whole fleet stepped) takes the step back out
             around = hist[0][0] + hist[1][0] + xs
-            q = b + cand  # the candidate's place in ``around``
             before = around[q - 1]
-            step = around[q] - before
             held = median(around[q + 1:q + 9]) - before
             z = abs(step) / self._s_abs if step * held > 0 and 2 * abs(held) >= abs(step) \
                 else 0.0
             if self._s_n >= self.young // b and z > max(self._j_z, STEP_RECORD * self._s_rec):
-                change = self._stepped(before, before + held, cand, hist[1][1], start_ms,
+                change = self._stepped(before, before + held, cand, hist[1][2], start_ms,
                                        step, z)
             elif self._s_n >= 4:
                 self._s_rec = max(self._s_rec, z)
         if change is None:
             self._s_n = min(self._s_n + 1, self.memory // self.block)
             self._s_abs += (typical - self._s_abs) / self._s_n
-            hist.append((xs, start_ms))
-            cand = max(range(len(diffs)), key=lambda i: abs(diffs[i]))
-            self._s_cand = cand + (len(xs) - len(diffs))
+            hist.append((xs, raw, start_ms))
+            hi, lo = max(diffs), min(diffs)
+            self._s_cand = diffs.index(hi if hi >= -lo else lo) + (len(xs) - len(diffs))
         return change
 
     def _stepped(self, before: float, after: float, at: int, block_ms: int, next_ms: int,

@@ -198,7 +198,7 @@ class Decider:
             if alarm.signal == "retired":
                 for part in self.parts:
                     part.forget(alarm.source_id)
-        drift_alarms = self.drift.drain_alarms()
+        drift_alarms = self.drift.drain_alarms(now)
         if drift_alarms:
             self._drift_alarms.extend(  # the model's own signals (no source) excepted
                 (a.detected_at, a.source_id, a.signal) for a in drift_alarms
@@ -229,7 +229,7 @@ class Decider:
         out = BatchResult(mode=self.board.mode, now_ms=self.clock.now_ms())
         self.slow.close(out.now_ms, out.mode, out, every=True)
         self.freshness.flush_gaps()
-        out.alarms = self.freshness.drain_alarms()
+        out.alarms = self.freshness.drain_alarms() + self.drift.drain_alarms()
         self.quality.add_decisions(out.decisions, 0, out.now_ms)
         self.quality.add_alarms(len(out.alarms), out.now_ms)
         out.quality = self.quality.close(out.now_ms, force=True)

@@ -33,6 +33,7 @@ samples, so a replay writes the same alarms.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,9 @@ class DriftConfig:
     # score): an online model's scores move sample to sample as the mix of sources turns
     # and as it learns, and a detector that takes them as independent alarms on that
     score_bucket_ms: int = 1_000
+    # a source's level change against its peers is held this long (pipeline clock), and
+    # dropped if its fleet moved within this much of its onset: one alarm for the fleet
+    fleet_grace_ms: int = 5_000
 
     def __post_init__(self) -> None:
         for name, kind, allowed in (("values", self.values, VALUES),
@@ -186,6 +190,10 @@ class DriftMonitor:
         self._fleet_n: dict[str, int] = {}
         self._last_alarm: dict[tuple[str, str], int] = {}
         self._alarms: list[Alarm] = []
+        # source level changes against peers, held for fleet_grace_ms; the onset of each
+        # fleet's latest move of each value
+        self._held: deque[tuple[int, Change, str, str, int, int, str]] = deque()
+        self._fleet_moves: dict[tuple[str, str], int] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
 
     @property
@@ -233,6 +241,7 @@ class DriftMonitor:
                 s.run = 1
             s.last = x
             fleet = s.fleet
+            common = 0.0
             if fleet is not None:
                 if s.n < STANDARDISE:
                     self._standardise(s, x)
@@ -240,17 +249,24 @@ class DriftMonitor:
                 if sd:
                     fleet.latest[source_id] = (x - s.mean) / sd
                     if fleet.peers:
-                        x -= sd * fleet.common  # what the fleet did, this source did not
+                        common = sd * fleet.common
+                        x -= common  # what the fleet did, this source did not
                     fleet.due -= 1
                     if fleet.due <= 0:
                         self._fleet_round(name, fleet, event_ms, now)
-            change = s.det.update(x, event_ms)
+            change = s.det.update(x, event_ms, common)
             if change is not None:
                 if change.kind == "level":  # its own new level is its normal from now on
                     s.mean += change.magnitude * change.baseline_sd
-                peers = fleet is not None and fleet.peers and s.sd != 0
-                self._change(change, source_id, name, "peer" if peers else "value",
-                             event_ms, now)
+                if fleet is not None and fleet.peers and s.sd != 0 and \
+                        change.kind == "level":
+                    # held a moment: the fleet may be moving with it (one alarm for the
+                    # fleet, not one per source)
+                    self._held.append((now + cfg.fleet_grace_ms, change, source_id, name,
+                                       event_ms, now, fleet.group))
+                else:
+                    self._change(change, source_id, name, "peer" if fleet is not None and
+                                 fleet.peers and s.sd != 0 else "value", event_ms, now)
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Watch every value of the batch's events, then the model's scores (alarms wait
@@ -302,6 +318,7 @@ class DriftMonitor:
         fleet.common = median(list(latest.values()))
         change = fleet.det.update(fleet.common, event_ms)
         if change is not None:
+            self._fleet_moves[(fleet.group, name)] = change.onset_ms
             self._change(change, "", name, "fleet", event_ms, now, fleet.group)
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
@@ -376,7 +393,16 @@ class DriftMonitor:
                     self.config.max_names_per_source + 1, self.config.max_names_per_source,
                     {"name": name[:64], "sample": event_ms})
 
-    def drain_alarms(self) -> list[Alarm]:
+    def drain_alarms(self, now: int | None = None) -> list[Alarm]:
+        """The alarms raised so far, with the held source level changes whose grace
+        ended by pipeline time ``now`` (all of them with ``now`` None: end of input),
+        less those the fleet's own move explains (its onset within the grace of theirs)."""
+        held, grace = self._held, self.config.fleet_grace_ms
+        while held and (now is None or held[0][0] <= now):
+            _, change, source_id, name, event_ms, at, group = held.popleft()
+            moved = self._fleet_moves.get((group, name))
+            if moved is None or abs(change.onset_ms - moved) > grace:
+                self._change(change, source_id, name, "peer", event_ms, at)
         alarms, self._alarms = self._alarms, []
         return alarms
 

@@ -134,3 +134,29 @@ def test_names_beyond_the_per_source_limit_are_one_alarm_not_a_crash():
     assert monitor.streams == 8
     alarms = [a for a in monitor.drain_alarms() if a.signal == "too_many_names"]
     assert len(alarms) == 2 and alarms[0].source_id == "wide"  # debounced: 30 s apart
+
+
+def _fleet_run(steps: dict[str, float], n: int = 4_000, at: int = 3_000) -> list:
+    """Six sources of Gaussian noise around their own levels; from sample ``at`` each
+    source in ``steps`` moves by that many of its sds. Alarms drained on the pipeline
+    clock (source level changes wait out the fleet's grace), then at the end."""
+    rng = random.Random(7)
+    monitor, found = DriftMonitor(), []
+    for i in range(n):
+        for k in range(6):
+            source = f"u{k}"
+            x = 10.0 * k + rng.gauss(0, 1) + (steps.get(source, 0.0) if i >= at else 0.0)
+            monitor.observe(source, {"v": x}, event_ms=i * 100, now=i * 100)
+        found += [(a.signal, a.source_id) for a in monitor.drain_alarms(i * 100)]
+    return found + [(a.signal, a.source_id) for a in monitor.drain_alarms()]
+
+
+def test_a_fleet_that_moves_together_is_one_alarm_not_one_per_source():
+    moved = _fleet_run({f"u{k}": size for k, size in enumerate((3, 4, 5, 5, 6, 9))})
+    assert ("fleet:v", "") in moved
+    assert [a for a in moved if a[1]] == []  # u5 moved 4 sd beyond the fleet's median: held
+
+
+def test_one_source_that_moves_against_its_fleet_is_its_own_alarm():
+    moved = _fleet_run({"u5": 6.0})
+    assert moved == [("peer:v", "u5")]
