@@ -25,6 +25,8 @@ _RANK = {m: i for i, m in enumerate(MODES)}
 RESOLUTIONS = ("silence_end", "canary_recovered", "retired")
 # how long after a fault, or a simulator's own change, alarms on it are explained
 AFTERMATH_MS = 180_000
+# the model's own signals (source_id empty)
+MODEL_SIGNALS = ("score", "confidence")
 
 
 def _ms(column: str) -> str:
@@ -112,9 +114,11 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
             if change["source_id"] == alarm["source_id"]:
                 return True
             moved.add(change["source_id"])
-    # the fleet's common level is a median: it moves when most of the fleet does
-    return alarm["signal"].startswith("fleet:") and \
-        len(moved) > truth.get("stream_sources", 1 << 30) / 2
+    # the fleet's common level is a median: it moves when most of the fleet does, and so
+    # do what is judged against it (a source's peer alarms) and what reads the whole
+    # fleet (the model's scores)
+    return len(moved) > truth.get("stream_sources", 1 << 30) / 2 and (
+        alarm["signal"].startswith(("fleet:", "peer:")) or alarm["signal"] in MODEL_SIGNALS)
 
 
 def _exposed_for(modes: list[dict], exposure: str | None, start: int, until: int) -> int:

@@ -188,3 +188,23 @@ def test_a_users_flow_module_outside_the_repository_gets_the_cli_and_the_suite(t
     frozen, dropped = results
     assert frozen["passed"] and frozen["signal"] == "frozen:pressure_bar", frozen
     assert dropped["passed"] and dropped["signal"] == "seq_gap", dropped
+
+
+def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
+    """A peer alarm on a unit whose peers mostly changed on purpose (the reference moved
+    under it), and the model's output moving with them, are explained; the same alarms
+    with a minority of the fleet changed are false."""
+    from flows.scoring import _explained
+
+    def truth(changed: int) -> dict:
+        return {"kind": "control", "start": {"arrival_ms": 0}, "end": {"arrival_ms": 0},
+                "sources": [], "expect": {"signals": []}, "stream_sources": 10,
+                "background": [{"source_id": f"u{k}", "at_ms": 50_000, "values": ["speed"]}
+                               for k in range(changed)]}
+
+    peer = {"at": 100_000, "event_ms": 100_000, "source_id": "u9", "signal": "peer:speed"}
+    model = {"at": 100_000, "event_ms": 100_000, "source_id": "", "signal": "confidence"}
+    other = {**peer, "signal": "peer:motor_temp_c"}  # no peer changed that value
+    assert _explained(peer, truth(6), False) and _explained(model, truth(6), False)
+    assert not _explained(peer, truth(4), False) and not _explained(model, truth(4), False)
+    assert not _explained(other, truth(6), False)
