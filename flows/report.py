@@ -72,8 +72,12 @@ def write_report(results: list[dict], path: Path) -> None:
             rows.append(f"<tr><td>{name}</td><td colspan=5>{html.escape(r['error'])}</td>"
                         f"<td class=FAIL>FAIL</td></tr>")
             continue
-        caught = "-" if r["signal"] is None and r["detected"] else \
-            html.escape(f"{r['signal']} @ {r['source'] or 'fleet'}") if r["detected"] else "no"
+        if not r["detected"]:
+            caught = "no"
+        elif r["signal"] is None:  # the control: nothing to catch, nothing false
+            caught = "-"
+        else:
+            caught = html.escape(f"{r['signal']} @ {r['source'] or 'fleet'}")
         delay = "" if r["delay_clock_ms"] is None else f"{r['delay_clock_ms'] / 1000:.1f} s"
         rows.append(f"<tr><td>{name}</td><td>{caught}</td><td>{delay}</td>"
                     f"<td>{html.escape(r['mode_reached'])}</td><td>{r['false_alarms']}</td>"

@@ -440,7 +440,7 @@ class ChangeDetector:
         if len(hist) == 2 and cand >= 0 and self._s_abs > 0:
             b = self.block
             q = b + cand  # the candidate's place in the last three blocks
-            readings = hist[0][1] + hist[1][1] + raw
+            readings = hist[0][1] + hist[1][1]  # it and the reading before it are in these
             step = readings[q] - readings[q - 1]
             # whether it held is asked of what is tested: a reference that moved with
             # the reading (the whole fleet stepped) takes the step back out

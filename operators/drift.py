@@ -192,7 +192,7 @@ class DriftMonitor:
         self._alarms: list[Alarm] = []
         # source level changes against peers, held for fleet_grace_ms; the onset of each
         # fleet's latest move of each value
-        self._held: deque[tuple[int, Change, str, str, int, int, str]] = deque()
+        self._held: deque[tuple[int, Change, str, str, int, str]] = deque()
         self._fleet_moves: dict[tuple[str, str], int] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
 
@@ -258,15 +258,15 @@ class DriftMonitor:
             if change is not None:
                 if change.kind == "level":  # its own new level is its normal from now on
                     s.mean += change.magnitude * change.baseline_sd
-                if fleet is not None and fleet.peers and s.sd != 0 and \
-                        change.kind == "level":
+                peers = fleet is not None and fleet.peers and s.sd != 0
+                if peers and change.kind == "level":
                     # held a moment: the fleet may be moving with it (one alarm for the
                     # fleet, not one per source)
-                    self._held.append((now + cfg.fleet_grace_ms, change, source_id, name,
-                                       event_ms, now, fleet.group))
+                    assert fleet is not None
+                    self._held.append((now, change, source_id, name, event_ms, fleet.group))
                 else:
-                    self._change(change, source_id, name, "peer" if fleet is not None and
-                                 fleet.peers and s.sd != 0 else "value", event_ms, now)
+                    self._change(change, source_id, name, "peer" if peers else "value",
+                                 event_ms, now)
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Watch every value of the batch's events, then the model's scores (alarms wait
@@ -398,8 +398,8 @@ class DriftMonitor:
         ended by pipeline time ``now`` (all of them with ``now`` None: end of input),
         less those the fleet's own move explains (its onset within the grace of theirs)."""
         held, grace = self._held, self.config.fleet_grace_ms
-        while held and (now is None or held[0][0] <= now):
-            _, change, source_id, name, event_ms, at, group = held.popleft()
+        while held and (now is None or held[0][0] + grace <= now):
+            at, change, source_id, name, event_ms, group = held.popleft()
             moved = self._fleet_moves.get((group, name))
             if moved is None or abs(change.onset_ms - moved) > grace:
                 self._change(change, source_id, name, "peer", event_ms, at)

@@ -188,12 +188,12 @@ class Distillation:
             # the rules' own examples, from two rows of the chunk: the model knows each
             # rule over its value's whole range, whatever the stream visited
             spread = getattr(scorer, "spread", lambda name: None)
-            probe_rows, probe_labels = list(chunk_rows), list(chunk_labels)
+            taught_rows, taught_labels = list(chunk_rows), list(chunk_labels)
             for row in (chunk_rows[0], chunk_rows[len(chunk_rows) // 2]):
-                more_rows, more_labels = self.policy.rules.probes(row, spread)
-                probe_rows += more_rows
-                probe_labels += more_labels
-            self.model.learn(variant, probe_rows, probe_labels)
+                probe_rows, probe_labels = self.policy.rules.probes(row, spread)
+                taught_rows += probe_rows
+                taught_labels += probe_labels
+            self.model.learn(variant, taught_rows, taught_labels)
 
     def forget(self, source_id: str) -> None:
         """Nothing per source."""
