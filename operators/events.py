@@ -124,7 +124,8 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True):
     event_time: int | str
     values: dict[str, int | float]
     seq: int | None = None
-    kind: str = "telemetry"
+    # UNSET when absent: an explicit kind is one more key for the repeated-key check
+    kind: str | msgspec.UnsetType = msgspec.UNSET
     arrival_time: int | str | None = None
 
 
@@ -141,7 +142,8 @@ def _fast(payload: bytes, origin: str, trace_parent: str | None, max_values: int
     except msgspec.DecodeError:  # a validation error too
         return None
     source_id, event_ms, values = wire.source_id, wire.event_time, wire.values
-    seq, kind, arrival_ms = wire.seq, wire.kind, wire.arrival_time
+    seq, arrival_ms = wire.seq, wire.arrival_time
+    kind = "telemetry" if wire.kind is msgspec.UNSET else wire.kind
     # numbers are finite here: JSON has no NaN or Infinity, and msgspec refuses a
     # number out of a double's range
     if not 0 < len(source_id) <= MAX_SOURCE_ID or type(event_ms) is not int \
@@ -158,15 +160,7 @@ def _fast(payload: bytes, origin: str, trace_parent: str | None, max_values: int
             or (kind != "telemetry" and not kind.isprintable()):
         return None
     keys = 3 + len(values) + (seq is not None) + (arrival_ms is not None) + \
-        (kind != "telemetry")
-    if kind == "telemetry":
-        # Most producers send the default kind explicitly. These exact bytes can only
-        # be that field: a quote inside a string is escaped, and the values are
-        # numbers. Any other spelling of a default (null, spaces) falls through.
-        explicit = payload.count(b'"kind":"telemetry"')
-        if explicit > 1:
-            return None
-        keys += explicit
+        (wire.kind is not msgspec.UNSET)
     if _may_repeat_keys(payload, keys):
         return None
     return SensorEvent(source_id, event_ms, values, seq, kind, arrival_ms, origin, None,

@@ -207,3 +207,24 @@ def test_the_fast_path_decodes_exactly_as_the_full_validation():
 
     check()
     assert taken.count(None) > 100 and len(set(taken)) > 3  # the fast path was exercised
+
+
+def test_json_as_python_writes_it_takes_the_fast_path_and_repeats_still_fail():
+    """``json.dumps`` puts a space after every colon: such lines, with the default kind
+    spelled out, decode on the fast path to the same event as compact ones; a key
+    written twice in that spelling is still a dead letter with its reason."""
+    import json
+
+    from operators import events as ev
+
+    obj = {"source_id": "robot-007", "event_time": 1767225600000, "seq": 0,
+           "kind": "telemetry", "values": {"x": 41.57, "speed": 0.747},
+           "arrival_time": 1767225600004}
+    spaced = json.dumps(obj).encode()
+    fast = ev._fast(spaced, "o", None, ev.DEFAULT_MAX_VALUES, ev.DEFAULT_MAX_NAME)
+    assert fast is not None
+    assert fast == EventDecoder().decode("o", json.dumps(obj, separators=(",", ":")).encode())
+    twice = spaced[:-1] + b', "kind": "telemetry"}'
+    assert ev._fast(twice, "o", None, ev.DEFAULT_MAX_VALUES, ev.DEFAULT_MAX_NAME) is None
+    dead = EventDecoder().decode("o", twice)
+    assert isinstance(dead, DeadLetter) and dead.reason.startswith("duplicate_key: 'kind'")
