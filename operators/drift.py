@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["DriftConfig", "DriftMonitor"]
 
 VALUES = ("cusum",)
+# a source's move beyond this many times its fleet's (same moment) is its own
+FLEET_SHARE = 4.0
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
 REAL = ("cusum", "adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
@@ -193,7 +195,7 @@ class DriftMonitor:
         # source level changes against peers, held for fleet_grace_ms; the onset of each
         # fleet's latest move of each value
         self._held: deque[tuple[int, Change, str, str, int, str]] = deque()
-        self._fleet_moves: dict[tuple[str, str], int] = {}
+        self._fleet_moves: dict[tuple[str, str], tuple[int, float]] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
 
     @property
@@ -318,7 +320,9 @@ class DriftMonitor:
         fleet.common = median(list(latest.values()))
         change = fleet.det.update(fleet.common, event_ms)
         if change is not None:
-            self._fleet_moves[(fleet.group, name)] = change.onset_ms
+            # its size in standardised units (a magnitude is signed, in baseline sds)
+            self._fleet_moves[(fleet.group, name)] = (change.onset_ms,
+                                                      change.magnitude * change.baseline_sd)
             self._change(change, "", name, "fleet", event_ms, now, fleet.group)
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
@@ -396,15 +400,36 @@ class DriftMonitor:
     def drain_alarms(self, now: int | None = None) -> list[Alarm]:
         """The alarms raised so far, with the held source level changes whose grace
         ended by pipeline time ``now`` (all of them with ``now`` None: end of input),
-        less those the fleet's own move explains (its onset within the grace of theirs)."""
+        less those the fleet's own move explains (see :meth:`_explained`)."""
         held, grace = self._held, self.config.fleet_grace_ms
         while held and (now is None or held[0][0] + grace <= now):
             at, change, source_id, name, event_ms, group = held.popleft()
             moved = self._fleet_moves.get((group, name))
-            if moved is None or abs(change.onset_ms - moved) > grace:
+            if not self._explained(change, moved, grace, self._streams.get(source_id, {})
+                                   .get(name)):
                 self._change(change, source_id, name, "peer", event_ms, at)
         alarms, self._alarms = self._alarms, []
         return alarms
+
+    @staticmethod
+    def _explained(change: Change, moved: tuple[int, float] | None, grace: int,
+                   stream: _Stream | None) -> bool:
+        """Whether the fleet's latest move explains a source's level change against it.
+
+        The move must begin within the grace of the change. A common move shifts
+        sources by different amounts (their spreads differ, and have changed since they
+        were standardised: ``r``, the source's spread now over then), so a source that
+        moved up to ``FLEET_SHARE`` times the fleet's move, in standardised units and
+        either way, moved with it; beyond that the move is the source's own (one unit of
+        24 reporting Fahrenheit moves 26 sd, and their median a little, the same moment).
+        """
+        if moved is None or stream is None or not stream.sd:
+            return False
+        onset_ms, fleet_z = moved
+        r = max(1.0, change.baseline_sd / stream.sd)
+        own_z = change.magnitude * change.baseline_sd / stream.sd
+        return abs(change.onset_ms - onset_ms) <= grace and \
+            abs(own_z) <= FLEET_SHARE * r * abs(fleet_z)
 
     def _alarm(self, now: int, event_ms: int, source_id: str, signal: str, detector: str,
                value: float, threshold: float, details: dict, **shape: Any) -> None:

@@ -10,6 +10,7 @@ false alarms per million events.
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -160,3 +161,22 @@ def test_a_fleet_that_moves_together_is_one_alarm_not_one_per_source():
 def test_one_source_that_moves_against_its_fleet_is_its_own_alarm():
     moved = _fleet_run({"u5": 6.0})
     assert moved == [("peer:v", "u5")]
+
+
+
+def test_a_source_that_jumps_far_is_its_own_alarm_though_the_median_moved_with_it():
+    """Five smooth sources (slow waves, little noise); one jumps 20 of its sds (a unit
+    now reporting Fahrenheit). The median of five moves a little at the same moment,
+    and the fleet's detector sees it; the source moved far more than its fleet did, so
+    its own alarm stands."""
+    rng = random.Random(7)
+    monitor, found = DriftMonitor(), []
+    for i in range(4_000):
+        for k in range(5):
+            x = 10.0 * k + math.sin(2 * math.pi * i / 2_000 + k) + rng.gauss(0, 0.01) + \
+                (20.0 if i >= 3_000 and k == 2 else 0.0)
+            monitor.observe(f"u{k}", {"v": x}, event_ms=i * 100, now=i * 100)
+        found += [(a.signal, a.source_id, a.event_ms // 100)
+                  for a in monitor.drain_alarms(i * 100) if a.event_ms >= 300_000]
+    assert ("fleet:v", "", 3_019) in found  # the median did move, within the grace
+    assert ("peer:v", "u2", 3_021) in found
