@@ -116,9 +116,24 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
             moved.add(change["source_id"])
     # the fleet's common level is a median: it moves when most of the fleet does, and so
     # do what is judged against it (a source's peer alarms) and what reads the whole
-    # fleet (the model's scores)
-    return len(moved) > truth.get("stream_sources", 1 << 30) / 2 and (
+    # fleet (the model's scores). The fleet is the alarm's own peers where it names them
+    # (a shard's sources), else the whole stream.
+    peers = _peers(alarm)
+    if peers:
+        moved &= peers
+    fleet = len(peers) if peers else truth.get("stream_sources", 1 << 30)
+    return len(moved) > fleet / 2 and (
         alarm["signal"].startswith(("fleet:", "peer:")) or alarm["signal"] in MODEL_SIGNALS)
+
+
+def _peers(alarm: dict) -> set[str]:
+    """The sources an alarm was judged with, as its details name them (none: unknown)."""
+    try:
+        details = json.loads(alarm.get("details") or "{}")
+    except ValueError:
+        return set()
+    peers = details.get("peers") if isinstance(details, dict) else None
+    return set(peers) if isinstance(peers, list) else set()
 
 
 def _exposed_for(modes: list[dict], exposure: str | None, start: int, until: int) -> int:

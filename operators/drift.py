@@ -34,7 +34,7 @@ samples, so a replay writes the same alarms.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,7 @@ __all__ = ["DriftConfig", "DriftMonitor"]
 VALUES = ("cusum",)
 # a source's move beyond this many times its fleet's (same moment) is its own
 FLEET_SHARE = 4.0
+LISTED_PEERS = 64  # an alarm against a fleet names its sources up to this many
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
 REAL = ("cusum", "adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
@@ -268,7 +269,8 @@ class DriftMonitor:
                     self._held.append((now, change, source_id, name, event_ms, fleet.group))
                 else:
                     self._change(change, source_id, name, "peer" if peers else "value",
-                                 event_ms, now)
+                                 event_ms, now, peers=fleet.latest if peers and fleet
+                                 else None)
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Watch every value of the batch's events, then the model's scores (alarms wait
@@ -323,18 +325,25 @@ class DriftMonitor:
             # its size in standardised units (a magnitude is signed, in baseline sds)
             self._fleet_moves[(fleet.group, name)] = (change.onset_ms,
                                                       change.magnitude * change.baseline_sd)
-            self._change(change, "", name, "fleet", event_ms, now, fleet.group)
+            self._change(change, "", name, "fleet", event_ms, now, fleet.group,
+                         peers=latest)
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
-                now: int, group: str = "") -> None:
+                now: int, group: str = "", peers: Collection[str] | None = None) -> None:
         """An alarm for a change of a value (``signal:name``; ``variance:name`` for its
-        spread) or, with ``name`` empty, of the model's ``signal``."""
+        spread) or, with ``name`` empty, of the model's ``signal``. ``peers``: the
+        sources it was judged with (a fleet's, or the model's), named in its details
+        up to ``LISTED_PEERS`` of them, so a reader can tell which units moved together."""
         if name:
             signal = f"{'variance' if c.kind == 'spread' else signal}:{name}"
         details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
                    "autocorrelation": round(c.autocorrelation, 3)}
         if group:
             details["group"] = group
+        if peers:
+            details["peer_count"] = len(peers)
+            if len(peers) <= LISTED_PEERS:
+                details["peers"] = sorted(peers)
         self._alarm(now, event_ms, source_id, signal, "cusum", c.statistic,
                     c.threshold, details,
                     onset_ms=c.onset_ms, magnitude=round(c.magnitude, 3),
@@ -371,7 +380,8 @@ class DriftMonitor:
             if isinstance(det, ChangeDetector):
                 change = update(value, event_ms)
                 if change is not None:
-                    self._change(change, "", "", signal, event_ms, now)
+                    self._change(change, "", "", signal, event_ms, now,
+                                 peers=self._streams)
                 continue
             if every > 1 and n % every:
                 continue
@@ -407,7 +417,9 @@ class DriftMonitor:
             moved = self._fleet_moves.get((group, name))
             if not self._explained(change, moved, grace, self._streams.get(source_id, {})
                                    .get(name)):
-                self._change(change, source_id, name, "peer", event_ms, at)
+                fleet = self._fleets.get((group, name))
+                self._change(change, source_id, name, "peer", event_ms, at,
+                             peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []
         return alarms
 

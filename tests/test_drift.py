@@ -170,13 +170,16 @@ def test_a_source_that_jumps_far_is_its_own_alarm_though_the_median_moved_with_i
     and the fleet's detector sees it; the source moved far more than its fleet did, so
     its own alarm stands."""
     rng = random.Random(7)
-    monitor, found = DriftMonitor(), []
+    monitor, found, peers = DriftMonitor(), [], []
     for i in range(4_000):
         for k in range(5):
             x = 10.0 * k + math.sin(2 * math.pi * i / 2_000 + k) + rng.gauss(0, 0.01) + \
                 (20.0 if i >= 3_000 and k == 2 else 0.0)
             monitor.observe(f"u{k}", {"v": x}, event_ms=i * 100, now=i * 100)
-        found += [(a.signal, a.source_id, a.event_ms // 100)
-                  for a in monitor.drain_alarms(i * 100) if a.event_ms >= 300_000]
+        alarms = [a for a in monitor.drain_alarms(i * 100) if a.event_ms >= 300_000]
+        found += [(a.signal, a.source_id, a.event_ms // 100) for a in alarms]
+        peers += [a.details.get("peers") for a in alarms]
     assert ("fleet:v", "", 3_019) in found  # the median did move, within the grace
     assert ("peer:v", "u2", 3_021) in found
+    # each names the sources it was judged with: which units moved together
+    assert peers == [[f"u{k}" for k in range(5)]] * len(found)

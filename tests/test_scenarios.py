@@ -208,3 +208,9 @@ def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     assert _explained(peer, truth(6), False) and _explained(model, truth(6), False)
     assert not _explained(peer, truth(4), False) and not _explained(model, truth(4), False)
     assert not _explained(other, truth(6), False)
+    # an alarm that names its peers (a shard's sources) is judged by them: 4 changed of
+    # the stream's 10, but 3 of its 4 peers
+    shard = {**peer, "details": json.dumps({"peers": ["u0", "u1", "u2", "u9"]})}
+    assert _explained(shard, truth(4), False)
+    assert not _explained({**shard, "details": json.dumps({"peers": ["u0", "u7", "u8", "u9"]})},
+                          truth(4), False)
