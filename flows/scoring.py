@@ -116,14 +116,17 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
             moved.add(change["source_id"])
     # the fleet's common level is a median: it moves when most of the fleet does, and so
     # do what is judged against it (a source's peer alarms) and what reads the whole
-    # fleet (the model's scores). The fleet is the alarm's own peers where it names them
+    # fleet (the model's scores); the common level's spread too (``variance:`` of the
+    # fleet, ``source_id`` empty). The fleet is the alarm's own peers where it names them
     # (a shard's sources), else the whole stream.
     peers = _peers(alarm)
     if peers:
         moved &= peers
     fleet = len(peers) if peers else truth.get("stream_sources", 1 << 30)
+    signal = alarm["signal"]
     return len(moved) > fleet / 2 and (
-        alarm["signal"].startswith(("fleet:", "peer:")) or alarm["signal"] in MODEL_SIGNALS)
+        signal.startswith(("fleet:", "peer:")) or signal in MODEL_SIGNALS or
+        (signal.startswith("variance:") and not alarm["source_id"]))
 
 
 def _peers(alarm: dict) -> set[str]:

@@ -214,3 +214,7 @@ def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     assert _explained(shard, truth(4), False)
     assert not _explained({**shard, "details": json.dumps({"peers": ["u0", "u7", "u8", "u9"]})},
                           truth(4), False)
+    # the common level's spread moves with it; a source's own spread is its own
+    spread = {**model, "signal": "variance:speed"}
+    assert _explained(spread, truth(6), False)
+    assert not _explained({**spread, "source_id": "u9"}, truth(6), False)
