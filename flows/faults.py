@@ -291,7 +291,8 @@ def frozen(ctx: _Ctx) -> dict:
 def shift(ctx: _Ctx) -> dict:
     units = ctx.pick(min(3, max(1, len(ctx.sources) // 8)))
     _shift(ctx, units, lambda source, t: 4.0)
-    return ctx.truth("shift", units, None, [f"peer:{ctx.value}", f"value:{ctx.value}"],
+    return ctx.truth("shift", units, None, [f"peer:{ctx.value}", f"value:{ctx.value}",
+                     f"relation:{ctx.value}"],
                      f"a level alarm on {ctx.value} for each shifted unit, with its onset",
                      60_000, values=[ctx.value], each_source=True)
 
@@ -299,7 +300,8 @@ def shift(ctx: _Ctx) -> dict:
 def ramp(ctx: _Ctx) -> dict:
     unit, length = ctx.pick(1), 2 * MINUTE
     _shift(ctx, unit, lambda source, t: 6.0 * min(1.0, (t - ctx.start) / length))
-    return ctx.truth("ramp", unit, None, [f"peer:{ctx.value}", f"value:{ctx.value}"],
+    return ctx.truth("ramp", unit, None, [f"peer:{ctx.value}", f"value:{ctx.value}",
+                     f"relation:{ctx.value}"],
                      f"a level alarm on {ctx.value} of that unit while it ramps", 3 * MINUTE,
                      values=[ctx.value])
 
@@ -308,7 +310,8 @@ def fleet_shift(ctx: _Ctx) -> dict:
     _shift(ctx, ctx.sources, lambda source, t: 3.0)
     return ctx.truth("fleet_shift", [""], None, [f"fleet:{ctx.value}"],
                      f"one fleet-wide alarm on {ctx.value}, not one per unit", 2 * MINUTE,
-                     values=[ctx.value], per_source_false=[f"peer:{ctx.value}"])
+                     values=[ctx.value],
+                     per_source_false=[f"peer:{ctx.value}", f"relation:{ctx.value}"])
 
 
 def unit_change(ctx: _Ctx) -> dict:
@@ -318,7 +321,8 @@ def unit_change(ctx: _Ctx) -> dict:
         values = ln.event["values"]
         if isinstance(values.get(ctx.value), (int, float)):
             values[ctx.value] = round(values[ctx.value] * 1.8 + 32, 6)  # Celsius to Fahrenheit
-    return ctx.truth("unit_change", unit, None, [f"peer:{ctx.value}", f"value:{ctx.value}"],
+    return ctx.truth("unit_change", unit, None, [f"peer:{ctx.value}", f"value:{ctx.value}",
+                     f"relation:{ctx.value}"],
                      f"a level alarm on {ctx.value} of that unit (its firmware now reports "
                      "other units)", 30_000, values=[ctx.value])
 

@@ -14,6 +14,9 @@ sensor keeps its power and its false-alarm budget), watched from its
   source moved against its peers;
 * ``fleet:<name>`` (``source_id`` empty): the common movement itself changed
   (a hot afternoon): one alarm for the fleet, not one per source;
+* ``relation:<name>``: this source's value left what its other values say it
+  should be (a relation learned over its fleet, :mod:`operators.relations`):
+  a slow drift inside the value's own wander and its peers' range;
 * ``variance:<name>``: the spread of this source's value changed;
 * ``frozen:<name>``: the value repeated ``freeze_run`` times after it had varied.
 
@@ -44,6 +47,7 @@ from river.drift import binary
 from operators.alarms import Alarm
 from operators.changes import Change, ChangeDetector
 from operators.longrun import median
+from operators.relations import RelationWatch
 
 if TYPE_CHECKING:
     from operators.batch import BatchResult, DecideBatch
@@ -95,6 +99,9 @@ class DriftConfig:
     # a source's level change against its peers is held this long (pipeline clock), and
     # dropped if its fleet moved within this much of its onset: one alarm for the fleet
     fleet_grace_ms: int = 5_000
+    # each value against what the source's other values predict (a relation learned
+    # over its fleet, see operators.relations): samples per block mean, or 0 for none
+    relation_block: int = 8
 
     def __post_init__(self) -> None:
         for name, kind, allowed in (("values", self.values, VALUES),
@@ -195,9 +202,13 @@ class DriftMonitor:
         self._alarms: list[Alarm] = []
         # source level changes against peers, held for fleet_grace_ms; the onset of each
         # fleet's latest move of each value
-        self._held: deque[tuple[int, Change, str, str, int, str]] = deque()
+        self._held: deque[tuple[int, Change, str, str, int, str, str]] = deque()
         self._fleet_moves: dict[tuple[str, str], tuple[int, float]] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
+        cfg = self.config
+        self._relations = RelationWatch(cfg.relation_block, cfg.min_peers, warmup=cfg.warmup,
+                                        ignore=cfg.ignore) \
+            if cfg.relation_block and cfg.min_peers is not None else None
 
     @property
     def streams(self) -> int:
@@ -213,6 +224,10 @@ class DriftMonitor:
         if streams is None:
             streams = self._streams[source_id] = {}
         ignore, fleets = cfg.ignore, self._fleets
+        if self._relations is not None:
+            group = cfg.peer_group(source_id) if cfg.peer_group else ""
+            for _, name, moved in self._relations.observe(source_id, group, values, event_ms):
+                self._held.append((now, moved, source_id, name, event_ms, group, "relation"))
         for name, x in values.items():
             if name in ignore:
                 continue
@@ -266,7 +281,8 @@ class DriftMonitor:
                     # held a moment: the fleet may be moving with it (one alarm for the
                     # fleet, not one per source)
                     assert fleet is not None
-                    self._held.append((now, change, source_id, name, event_ms, fleet.group))
+                    self._held.append((now, change, source_id, name, event_ms, fleet.group,
+                                       "peer"))
                 else:
                     self._change(change, source_id, name, "peer" if peers else "value",
                                  event_ms, now, peers=fleet.latest if peers and fleet
@@ -396,6 +412,8 @@ class DriftMonitor:
         """Drop a retired source's streams, its place in the fleet and its alarm
         debounce (bounds memory)."""
         self._streams.pop(source_id, None)
+        if self._relations is not None:
+            self._relations.forget(source_id)
         for fleet in self._fleets.values():
             fleet.latest.pop(source_id, None)  # the next round sees one source fewer
         for key in [k for k in self._last_alarm if k[0] == source_id]:
@@ -413,12 +431,12 @@ class DriftMonitor:
         less those the fleet's own move explains (see :meth:`_explained`)."""
         held, grace = self._held, self.config.fleet_grace_ms
         while held and (now is None or held[0][0] + grace <= now):
-            at, change, source_id, name, event_ms, group = held.popleft()
+            at, change, source_id, name, event_ms, group, signal = held.popleft()
             moved = self._fleet_moves.get((group, name))
             if not self._explained(change, moved, grace, self._streams.get(source_id, {})
                                    .get(name)):
                 fleet = self._fleets.get((group, name))
-                self._change(change, source_id, name, "peer", event_ms, at,
+                self._change(change, source_id, name, signal, event_ms, at,
                              peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []
         return alarms

@@ -21,14 +21,9 @@ import pytest
 from flows.faults import SCENARIOS, FlowFacts, Stream, inject
 from tests.conftest import ROOT, cli
 
-NOT_CAUGHT_YET = {
-    # The fleet's motor temperature follows each robot's speed, which the simulator
-    # switches with the battery: its lag-1 autocorrelation is 0.99 and its level wanders
-    # by 15 degrees within a run, so the CUSUM's long-run scale is wider than the ramp,
-    # and a ramp has no step for the step test. Against what speed explains (lag-1 0.89),
-    # it would stand out; no detector models one value from another yet.
-    "ramp": "a slow ramp on a near unit-root stream is neither a step nor beyond its wander",
-}
+# scenario -> why the product does not catch it yet (none today: the slow ramp on a near
+# unit-root motor temperature is caught by its relation to the robot's speed)
+NOT_CAUGHT_YET: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

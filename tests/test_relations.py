@@ -1,0 +1,82 @@
+"""A value against what the source's other values say it should be (operators.relations).
+
+The streams are synthetic and of our own making on purpose: a load that each unit
+runs through its own cycle, a temperature that follows the load with a lag (a
+first-order response, as a motor's does), positions that wander and that nothing
+explains. What a user relies on: a slow drift of one unit's temperature, inside
+its own wander and its peers' range, is that unit's ``relation:`` alarm with its
+onset; a fleet whose values all keep their relation raises nothing; a value the
+others do not explain (a position) is not judged at all.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from operators.drift import DriftConfig, DriftMonitor
+from operators.relations import RelationWatch
+
+UNITS = 8
+SAMPLES = 5_000  # per unit, one every 100 ms
+
+
+def _stream(ramp_unit: int | None = None, ramp_from: int = 3_000, seed: int = 1):
+    """(source, values, event_ms) in time order: a lagged temperature of each unit's
+    load, and a random-walk position; ``ramp_unit`` drifts 16 degrees (1.5 of its
+    spreads) over 2 minutes."""
+    rng = random.Random(seed)
+    temps = [50.0] * UNITS
+    pos = [0.0] * UNITS
+    for i in range(SAMPLES):
+        for u in range(UNITS):
+            load = 0.5 + 0.4 * math.sin(i / (250 + 37 * u) + u) + rng.gauss(0, 0.03)
+            temps[u] += (35 + 40 * load - temps[u]) / 60  # a lag of 6 s
+            pos[u] += rng.gauss(0, 1)
+            temp = temps[u] + rng.gauss(0, 0.3)
+            if u == ramp_unit and i >= ramp_from:
+                temp += 16.0 * min(1.0, (i - ramp_from) / 1_200)
+            yield f"unit-{u}", {"load": load, "temp_c": temp, "x": pos[u]}, i * 100
+
+
+def _alarms(stream, config: DriftConfig | None = None):
+    monitor = DriftMonitor(config or DriftConfig(ignore=("x",)))
+    for source, values, ms in stream:
+        monitor.observe(source, values, ms, now=ms)
+    return monitor.drain_alarms()
+
+
+def test_a_slow_ramp_against_what_the_load_explains_is_that_units_relation_alarm():
+    alarms = _alarms(_stream(ramp_unit=3))
+    relation = [a for a in alarms if a.signal.startswith("relation:")]
+    assert relation, [(a.source_id, a.signal) for a in alarms]
+    first = relation[0]
+    assert (first.source_id, first.signal, first.direction) == ("unit-3", "relation:temp_c", "up")
+    assert 300_000 <= first.onset_ms <= first.event_ms <= 300_000 + 120_000
+    assert {a.source_id for a in relation} == {"unit-3"}
+
+
+def test_a_fleet_that_keeps_its_relations_raises_no_relation_alarm():
+    for seed in (1, 2, 3):
+        alarms = _alarms(_stream(seed=seed))
+        assert not [a for a in alarms if a.signal.startswith("relation:")], seed
+
+
+def test_a_value_nothing_explains_is_not_judged():
+    watch = RelationWatch(min_sources=5)
+    for source, values, ms in _stream(ramp_unit=None):
+        watch.observe(source, "", values, ms)
+    model = next(iter(watch._models.values()))
+    judged = {model.names[j] for j in model.judged}
+    assert "temp_c" in judged and "x" not in judged, judged
+
+
+def test_relations_off_and_a_retired_source_forgotten():
+    alarms = _alarms(_stream(ramp_unit=3), DriftConfig(ignore=("x",), relation_block=0))
+    assert not [a for a in alarms if a.signal.startswith("relation:")]
+    watch = RelationWatch(min_sources=5)
+    for source, values, ms in _stream():
+        watch.observe(source, "", values, ms)
+    watch.forget("unit-3")
+    model = next(iter(watch._models.values()))
+    assert "unit-3" not in watch._sources and "unit-3" not in model.latest
