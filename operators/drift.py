@@ -350,8 +350,6 @@ class DriftMonitor:
         spread) or, with ``name`` empty, of the model's ``signal``. ``peers``: the
         sources it was judged with (a fleet's, or the model's), named in its details
         up to ``LISTED_PEERS`` of them, so a reader can tell which units moved together."""
-        if name:
-            signal = f"{'variance' if c.kind == 'spread' else signal}:{name}"
         details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
                    "autocorrelation": round(c.autocorrelation, 3)}
         if group:
@@ -360,7 +358,10 @@ class DriftMonitor:
             details["peer_count"] = len(peers)
             if len(peers) <= LISTED_PEERS:
                 details["peers"] = sorted(peers)
-        self._alarm(now, event_ms, source_id, signal, "cusum", c.statistic,
+        detector = "relation" if signal == "relation" else "cusum"
+        if name:
+            signal = f"{'variance' if c.kind == 'spread' else signal}:{name}"
+        self._alarm(now, event_ms, source_id, signal, detector, c.statistic,
                     c.threshold, details,
                     onset_ms=c.onset_ms, magnitude=round(c.magnitude, 3),
                     direction=c.direction, baseline=c.baseline_mean,

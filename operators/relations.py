@@ -12,13 +12,17 @@ the same source: their block means (``block`` samples of a source) and those mea
 smoothed at a few time constants (``TAUS``, in blocks: a bank of first-order lags,
 which fits a value that answers another with a delay). The value's own history is
 never a feature: a model that may read its own past absorbs a slow drift. The model
-is pooled over the fleet's sources (one unit that drifts is one voice in many) and
-fitted by ridge regression on the correlation matrix of the features, from the
-running sums of products (no sample kept), refitted as its data doubles until it
-settles (enough blocks, and a value explained on blocks the fit had not seen), then
-fixed, so what it calls normal does not follow a drift. A value is judged only when
-the relation explains ``EXPLAINED`` of its variance out of sample.
-Blocks far off the model (beyond ``OUTLIER`` residual sds) are not learned from.
+is pooled over the fleet's sources (one unit that drifts is one voice in many), fitted
+within sources (each block's features less its source's mean: sources differ in their
+levels, and a relation is how values move together within one) by ridge regression
+on the features' correlation matrix, from running sums of products (no sample kept),
+and refitted as its data doubles. A value is judged, and its coefficients fixed (so
+what it calls normal does not follow a drift), from ``settle`` blocks per feature on,
+once the previous fit predicted it on blocks it had not seen: explaining
+``EXPLAINED`` of its variance within sources, with a residual that does not wander
+(lag-1 autocorrelation at most ``MAX_RHO``; a battery's drain or a position is
+followed by the others for a while, not pinned down). Blocks far off the model
+(beyond ``OUTLIER`` residual sds of their source's own level) are not learned from.
 
 Each source's residual, less the fleet's median residual (what every source did
 together is the fleet's, and a fleet alarm's), in the model's residual sds, is
@@ -62,7 +66,9 @@ TAUS = (2.0, 8.0, 32.0)  # time constants of the smoothed features, in blocks
 RIDGE = 1e-2             # on the features' correlation matrix
 OUTLIER = 4.0            # blocks beyond this many residual sds are not learned from
 MAX_NAMES = 12           # values of a source that take part (the first, by name)
+MAX_MODELS = 64          # sets of value names (per group) modelled; others are not
 EXPLAINED = 0.8          # a value is judged when the relation explains this much of it
+MAX_RHO = 0.9            # ... and its residual's lag-1 autocorrelation is at most this
 HOLD = 8                 # blocks whose median residual is the level judged
 Z_MIN = 6.0              # least level judged a change, in residual sds
 RECORD = 2.0             # ... and at least this many times the fleet's largest normal one
@@ -70,46 +76,58 @@ RECORD = 2.0             # ... and at least this many times the fleet's largest 
 
 class _Model:
     """The relation of one set of value names over one fleet: running sums of the
-    features' products, the fitted coefficients, the sources' latest residuals."""
+    features' products within each source, the fitted coefficients, the sources'
+    latest residuals."""
 
     __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "latest", "m", "n",
-                 "names", "oos_n", "oos_sq", "records", "resid_sd", "settled", "sources")
+                 "names", "oos_c1", "oos_n", "oos_sq", "records", "resid_sd", "settled",
+                 "sources", "sums")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
         self.m = m = len(names)
-        p = 1 + m * (1 + len(TAUS))
+        p = m * (1 + len(TAUS))
+        # products of each block's features less its source's mean (sources differ in
+        # their levels: a relation is how values move together within a source), and
+        # plain sums, for the fleet's means
         self.gram = np.zeros((p, p))
+        self.sums = np.zeros(p)
         self.n = 0
         self.sources: set[str] = set()
         self.fitted_at = 0
         self.settled = False
-        self.coef: np.ndarray | None = None  # m x p: one row of coefficients per value
+        self.coef: np.ndarray | None = None  # m x (1 + p): one row per value
         self.resid_sd = np.ones(m)
         self.latest: dict[str, np.ndarray] = {}  # source -> its latest residuals
         self.common = np.zeros(m)
         self.due = 1
         self.judged: list[int] = []  # the values the relation explains well enough
-        # squared residuals of the current fit on blocks it was not fitted to
+        # squared residuals of the current fit on blocks it was not fitted to (less
+        # their source's mean residual)
         self.oos_sq = np.zeros(m)
+        self.oos_c1 = np.zeros(m)  # ... and their products with the block before
         self.oos_n = 0
-        self.records: list[dict[str, float]] = [{} for _ in names]
+        self.records = [_Records() for _ in names]
 
-    def fit(self, ridge: float) -> None:
-        """Ridge regression of each value on the others' features, in correlation units."""
-        g, m = self.gram, self.m
-        w = g[0, 0]
-        mean = g[0, 1:] / w
-        cov = g[1:, 1:] / w - np.outer(mean, mean)
+    def fit(self, ridge: float, settle: int) -> None:
+        """Ridge regression of each value on the others' features, in correlation units;
+        a value is judged (and its coefficients fixed) from ``settle`` blocks on, once
+        the previous fit explained it on blocks it had not seen."""
+        m, n = self.m, self.n
+        mean = self.sums / n
+        cov = self.gram / n
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         live = sd > 1e-9 * (np.abs(mean) + 1.0)
         sd_safe = np.where(live, sd, 1.0)
         corr = cov / np.outer(sd_safe, sd_safe)
         corr[~live, :] = 0.0
         corr[:, ~live] = 0.0
-        coef = np.zeros((m, 1 + len(mean)))
-        resid_sd = np.ones(m)
+        frozen = self.judged  # their coefficients are kept: what they call normal stays
+        coef = self.coef.copy() if self.coef is not None else np.zeros((m, 1 + len(mean)))
+        resid_sd = self.resid_sd.copy()
         for j in range(m):
+            if j in frozen:
+                continue
             own = np.arange(j, len(mean), m)  # the value itself and its smoothed past
             feats = np.setdiff1d(np.flatnonzero(live), own)
             if not live[j] or len(feats) == 0:
@@ -127,20 +145,37 @@ class _Model:
         # What the previous fit did on blocks it had not seen is the honest measure: a
         # fit to a few sources' wandering values (positions) explains them in sample only.
         unseen = np.sqrt(self.oos_sq / self.oos_n) if self.oos_n else np.full(m, np.inf)
-        resid_sd = np.maximum(resid_sd, np.where(np.isfinite(unseen), unseen, 0.0))
-        self.judged = [j for j in range(m) if unseen[j] ** 2 <= (1 - EXPLAINED) * sd[j] ** 2]
-        self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, self.n
-        self.oos_sq, self.oos_n = np.zeros(m), 0
+        for j in range(m):
+            if j in frozen:
+                continue
+            if np.isfinite(unseen[j]):
+                resid_sd[j] = max(resid_sd[j], unseen[j])
+            explained = unseen[j] ** 2 <= (1 - EXPLAINED) * sd[j] ** 2
+            # a residual that wanders (a drain, a position) is a value the others follow
+            # for a while, not one they pin down
+            steady = self.oos_c1[j] <= MAX_RHO * self.oos_sq[j]
+            if n >= settle and live[j] and explained and steady:
+                frozen = [*frozen, j]
+        self.judged = sorted(frozen)
+        self.settled = len(self.judged) == int(live.sum())  # nothing left to learn
+        self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
+        self.oos_sq, self.oos_c1, self.oos_n = np.zeros(m), np.zeros(m), 0
 
 
 class _Source:
-    __slots__ = ("buf", "model", "smooth", "tests")
+    __slots__ = ("buf", "fit", "k", "model", "mu", "prev", "rk", "rmu", "smooth", "tests")
 
     def __init__(self) -> None:
         self.buf: list[Mapping[str, float]] = []
         self.model: _Model | None = None
         self.smooth: np.ndarray | None = None  # len(TAUS) x m smoothed block means
         self.tests: dict[str, _Excursion] = {}
+        self.mu: np.ndarray | None = None   # the mean of its features (blocks learned)
+        self.k = 0
+        self.rmu: np.ndarray | None = None  # the mean of its residuals under the fit
+        self.rk = 0
+        self.fit = -1                       # which fit (its blocks) rmu is of
+        self.prev: np.ndarray | None = None  # its last residual less rmu, under that fit
 
 
 class RelationWatch:
@@ -179,9 +214,12 @@ class RelationWatch:
 
     def forget(self, source_id: str) -> None:
         """Drop a retired source (its residuals leave its fleet's median)."""
-        src = self._sources.pop(source_id, None)
-        if src is not None and src.model is not None:
-            src.model.latest.pop(source_id, None)
+        self._sources.pop(source_id, None)
+        for model in self._models.values():
+            model.latest.pop(source_id, None)
+            model.sources.discard(source_id)
+            for records in model.records:
+                records.drop(source_id)
 
     def _block(self, source_id: str, group: str, src: _Source,
                buf: list[Mapping[str, float]], event_ms: int) -> list[tuple[str, str, Change]]:
@@ -192,6 +230,8 @@ class RelationWatch:
         key = (group, names)
         model = self._models.get(key)
         if model is None:
+            if len(self._models) >= MAX_MODELS:  # bounded whatever the stream sends
+                return []
             model = self._models[key] = _Model(names)
         z = np.array([means[n] for n in names])
         if src.model is not model:  # a new set of values: start its smoothing afresh
@@ -201,27 +241,43 @@ class RelationWatch:
         else:
             assert src.smooth is not None
             src.smooth += (z - src.smooth) / np.array(TAUS)[:, None]
-        x = np.concatenate(([1.0], z, src.smooth.ravel()))
+        f = np.concatenate((z, src.smooth.ravel()))
         found: list[tuple[str, str, Change]] = []
         learn = True
         if model.coef is not None:
-            resid = z - model.coef @ x
-            learn = bool(np.all(np.abs(resid - model.common) <= OUTLIER * model.resid_sd))
+            resid = z - model.coef[:, 0] - model.coef[:, 1:] @ f
+            if src.fit != model.fitted_at:
+                src.fit, src.rmu, src.rk, src.prev = model.fitted_at, resid.copy(), 0, None
+            assert src.rmu is not None
+            own = resid - src.rmu  # its own offset is its level, not an error
+            learn = bool(np.all(np.abs(own) <= OUTLIER * model.resid_sd))
+            if learn and not model.settled and src.rk >= HOLD:
+                model.oos_sq += own * own
+                if src.prev is not None:
+                    model.oos_c1 += own * src.prev
+                model.oos_n += 1
+                src.prev = own
+            src.rk += 1
+            src.rmu += (resid - src.rmu) / src.rk
             found = self._judge(source_id, model, src, resid, event_ms)
         if learn and not model.settled:
-            if model.coef is not None:
-                model.oos_sq += resid * resid
-                model.oos_n += 1
-            model.gram += np.outer(x, x)
+            if src.mu is None:
+                src.mu, src.k = f.copy(), 1
+            else:
+                src.k += 1
+                src.mu += (f - src.mu) / src.k
+                d = f - src.mu
+                model.gram += np.outer(d, d) * (src.k / (src.k - 1))
+            model.sums += f
             model.n += 1
             model.sources.add(source_id)
-            p = len(x)
+            p = 1 + len(f)
             if len(model.sources) >= self.min_sources and \
                     model.n >= max(self.fit_per_feature * p, 2 * model.fitted_at):
-                model.fit(RIDGE)
-                # fixed once it predicts blocks it was not fitted to: until then it
-                # learns on (a fleet that has not yet shown its range explains little)
-                model.settled = model.n >= self.settle * p and bool(model.judged)
+                # a value is fixed once it is predicted on blocks the fit had not seen:
+                # until then it learns on (a fleet that has not shown its range yet
+                # explains little)
+                model.fit(RIDGE, self.settle * p)
                 model.latest.clear()  # residuals of the old fit are not comparable
         return found
 
@@ -236,7 +292,7 @@ class RelationWatch:
             if len(latest) >= self.min_sources:
                 stacked = np.array(list(latest.values()))
                 model.common = np.array([median(col.tolist()) for col in stacked.T])
-        if len(latest) < self.min_sources or not model.settled:
+        if len(latest) < self.min_sources or not model.judged:
             return []
         own = (resid - model.common) / model.resid_sd
         found = []
@@ -256,17 +312,19 @@ class RelationWatch:
 class _Excursion:
     """A source's residual (in the model's residual sds) against its own baseline: the
     median of its last ``HOLD`` blocks beyond ``Z_MIN``, and beyond ``RECORD`` times the
-    largest such median any other source of the fleet has shown while normal."""
+    largest such median any other source of the fleet has shown while normal. Its onset
+    is where a CUSUM of the deviations (reference half of ``Z_MIN``) last left zero."""
 
-    __slots__ = ("alarmed", "base", "blocks", "last_normal_ms", "recent", "records", "warm")
+    __slots__ = ("alarmed", "base", "blocks", "down", "recent", "records", "up", "warm")
 
-    def __init__(self, records: dict[str, float]) -> None:
-        self.records = records  # the fleet's, per source (shared by the value's tests)
+    def __init__(self, records: _Records) -> None:
+        self.records = records  # the fleet's (shared by the value's tests)
         self.warm: list[float] = []
         self.base: float | None = None
         self.recent: deque[float] = deque(maxlen=HOLD)
         self.blocks = 0
-        self.last_normal_ms = 0
+        self.up = [0.0, 0]    # the CUSUM upwards, and the event time it last left zero
+        self.down = [0.0, 0]
         self.alarmed = False
 
     def update(self, z: float, event_ms: int, source_id: str,
@@ -278,34 +336,63 @@ class _Excursion:
             if len(self.warm) >= warmup:
                 self.base = median(self.warm)
                 self.warm = []
-            self.last_normal_ms = event_ms
             return None
         dev = z - self.base
         self.recent.append(dev)
-        if abs(dev) <= 1.0:
-            self.last_normal_ms = event_ms
+        for cusum, d in ((self.up, dev), (self.down, -dev)):
+            if cusum[0] <= 0.0:
+                cusum[1] = event_ms
+            cusum[0] = max(0.0, cusum[0] + d - Z_MIN / 2)
         if len(self.recent) < HOLD:
             return None
         level = median(list(self.recent))
-        others = max((r for s, r in self.records.items() if s != source_id), default=0.0)
-        threshold = max(Z_MIN, RECORD * others)
+        threshold = max(Z_MIN, RECORD * self.records.others(source_id))
         if abs(level) <= threshold:
             self.alarmed = abs(level) > threshold / 2 and self.alarmed
-            if not self.alarmed and abs(level) > self.records.get(source_id, 0.0):
-                self.records[source_id] = abs(level)
+            if not self.alarmed:
+                self.records.offer(source_id, abs(level))
             return None
         if self.alarmed:
             return None
         self.alarmed = True
+        onset_ms = int((self.up if level > 0 else self.down)[1])
         base, self.base = self.base, self.base + level  # its new level is its normal
         self.recent.clear()
-        return level, base, threshold, self.last_normal_ms, self.blocks
+        self.up, self.down = [0.0, event_ms], [0.0, event_ms]
+        return level, base, threshold, onset_ms, self.blocks
+
+
+class _Records:
+    """Each source's largest normal level of one value, and the two largest of all
+    (the largest of the *other* sources is then one lookup)."""
+
+    __slots__ = ("by_source", "top")
+
+    def __init__(self) -> None:
+        self.by_source: dict[str, float] = {}
+        self.top: list[tuple[float, str]] = []  # the two largest, largest first
+
+    def others(self, source_id: str) -> float:
+        for record, source in self.top:
+            if source != source_id:
+                return record
+        return 0.0
+
+    def offer(self, source_id: str, level: float) -> None:
+        if level > self.by_source.get(source_id, 0.0):
+            self.by_source[source_id] = level
+            rest = [t for t in self.top if t[1] != source_id]
+            self.top = sorted([*rest, (level, source_id)], reverse=True)[:2]
+
+    def drop(self, source_id: str) -> None:
+        if self.by_source.pop(source_id, None) is not None:
+            self.top = sorted(((r, s) for s, r in self.by_source.items()), reverse=True)[:2]
 
 
 def _change(found: tuple[float, float, float, int, int], resid_sd: float) -> Change:
     level, base, threshold, onset_ms, blocks = found
     return Change("level", "up" if level > 0 else "down", level, blocks, blocks, onset_ms,
-                  base * resid_sd, resid_sd, 0.0, abs(level), threshold)
+                  float(base * resid_sd), float(resid_sd), 0.0, abs(level), threshold)
 
 
 def _means(buf: list[Mapping[str, float]], ignore: tuple[str, ...]) -> dict[str, float]:

@@ -36,6 +36,11 @@ common level is no longer in them) and a source's level change against its peers
 5 s for its fleet. One ``peer:speed`` alarm (robot-011 at 50.8 s, the replay's one
 marginal CUSUM crossing: 50.3 against a threshold of 48.0) is no longer raised; every
 decision, mode change and other alarm is as before.
+
+And once more, intended: each value is watched against what the source's other values
+predict (``relation:``). robot-007's 15-degree step is also its
+``relation:motor_temp_c`` alarm (50.7 s, onset 50.06 s), 0.2 s after its
+``peer:motor_temp_c``; every decision, mode change and other alarm is as before.
 """
 
 from __future__ import annotations

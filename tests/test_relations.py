@@ -1,7 +1,7 @@
 """A value against what the source's other values say it should be (operators.relations).
 
 The streams are synthetic and of our own making on purpose: a load that each unit
-runs through its own cycle, a temperature that follows the load with a lag (a
+switches between two duties, a temperature that follows the load with a lag (a
 first-order response, as a motor's does), positions that wander and that nothing
 explains. What a user relies on: a slow drift of one unit's temperature, inside
 its own wander and its peers' range, is that unit's ``relation:`` alarm with its
@@ -11,7 +11,6 @@ others do not explain (a position) is not judged at all.
 
 from __future__ import annotations
 
-import math
 import random
 
 from operators.drift import DriftConfig, DriftMonitor
@@ -22,20 +21,24 @@ SAMPLES = 5_000  # per unit, one every 100 ms
 
 
 def _stream(ramp_unit: int | None = None, ramp_from: int = 3_000, seed: int = 1):
-    """(source, values, event_ms) in time order: a lagged temperature of each unit's
-    load, and a random-walk position; ``ramp_unit`` drifts 16 degrees (1.5 of its
-    spreads) over 2 minutes."""
+    """(source, values, event_ms) in time order: each unit's load switches between a light
+    and a heavy duty at random (every 30 s on average), its temperature follows the load
+    with a lag of 6 s, and its position wanders; ``ramp_unit``'s temperature drifts 24
+    degrees (the swing between its duties) over 2 minutes."""
     rng = random.Random(seed)
+    duty = [rng.random() < 0.5 for _ in range(UNITS)]
     temps = [50.0] * UNITS
     pos = [0.0] * UNITS
     for i in range(SAMPLES):
         for u in range(UNITS):
-            load = 0.5 + 0.4 * math.sin(i / (250 + 37 * u) + u) + rng.gauss(0, 0.03)
-            temps[u] += (35 + 40 * load - temps[u]) / 60  # a lag of 6 s
+            if rng.random() < 1 / 300:
+                duty[u] = not duty[u]
+            load = (0.9 if duty[u] else 0.3) + rng.gauss(0, 0.05)
+            temps[u] += (35 + 40 * load - temps[u]) / 60
             pos[u] += rng.gauss(0, 1)
             temp = temps[u] + rng.gauss(0, 0.3)
             if u == ramp_unit and i >= ramp_from:
-                temp += 16.0 * min(1.0, (i - ramp_from) / 1_200)
+                temp += 24.0 * min(1.0, (i - ramp_from) / 1_200)
             yield f"unit-{u}", {"load": load, "temp_c": temp, "x": pos[u]}, i * 100
 
 
@@ -51,8 +54,10 @@ def test_a_slow_ramp_against_what_the_load_explains_is_that_units_relation_alarm
     relation = [a for a in alarms if a.signal.startswith("relation:")]
     assert relation, [(a.source_id, a.signal) for a in alarms]
     first = relation[0]
-    assert (first.source_id, first.signal, first.direction) == ("unit-3", "relation:temp_c", "up")
-    assert 300_000 <= first.onset_ms <= first.event_ms <= 300_000 + 120_000
+    assert (first.source_id, first.signal, first.direction, first.detector) == \
+        ("unit-3", "relation:temp_c", "up", "relation")
+    # the ramp runs from 300 s to 420 s
+    assert 300_000 <= first.onset_ms <= first.event_ms <= 420_000 + 30_000
     assert {a.source_id for a in relation} == {"unit-3"}
 
 
@@ -80,3 +85,4 @@ def test_relations_off_and_a_retired_source_forgotten():
     watch.forget("unit-3")
     model = next(iter(watch._models.values()))
     assert "unit-3" not in watch._sources and "unit-3" not in model.latest
+    assert all("unit-3" not in records.by_source for records in model.records)
