@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import random
 
-from operators.drift import DriftConfig, DriftMonitor
+from operators.changes import Change, ChangeDetector
+from operators.drift import DriftConfig, DriftMonitor, _Fleet, _Stream
 from operators.relations import RelationWatch
 
 UNITS = 8
 SAMPLES = 5_000  # per unit, one every 100 ms
 
 
-def _stream(ramp_unit: int | None = None, ramp_from: int = 3_000, seed: int = 1):
+def _stream(ramp_unit: int | None = None, ramp_from: int = 3_000, seed: int = 1,
+            warm_from: int | None = None):
     """(source, values, event_ms) in time order: each unit's load switches between a light
     and a heavy duty at random (every 30 s on average), its temperature follows the load
     with a lag of 6 s, and its position wanders; ``ramp_unit``'s temperature drifts 24
-    degrees (the swing between its duties) over 2 minutes."""
+    degrees (the swing between its duties) over 2 minutes. From ``warm_from`` every
+    unit runs warmer at once, each by its own amount (10 to 66 degrees)."""
     rng = random.Random(seed)
     duty = [rng.random() < 0.5 for _ in range(UNITS)]
     temps = [50.0] * UNITS
@@ -37,6 +40,8 @@ def _stream(ramp_unit: int | None = None, ramp_from: int = 3_000, seed: int = 1)
             temps[u] += (35 + 40 * load - temps[u]) / 60
             pos[u] += rng.gauss(0, 1)
             temp = temps[u] + rng.gauss(0, 0.3)
+            if warm_from is not None and i >= warm_from:
+                temp += 10.0 + 8.0 * u
             if u == ramp_unit and i >= ramp_from:
                 temp += 24.0 * min(1.0, (i - ramp_from) / 1_200)
             yield f"unit-{u}", {"load": load, "temp_c": temp, "x": pos[u]}, i * 100
@@ -65,6 +70,36 @@ def test_a_fleet_that_keeps_its_relations_raises_no_relation_alarm():
     for seed in (1, 2, 3):
         alarms = _alarms(_stream(seed=seed))
         assert not [a for a in alarms if a.signal.startswith("relation:")], seed
+
+
+def test_a_fleet_that_warms_together_is_its_fleet_alarm_not_one_relation_alarm_per_unit():
+    alarms = _alarms(_stream(warm_from=3_000))
+    assert [a.signal for a in alarms if a.signal == "fleet:temp_c" and
+            300_000 <= a.event_ms <= 310_000]
+    assert not [(a.source_id, a.event_ms) for a in alarms if a.signal.startswith("relation:")]
+
+
+def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its_way():
+    """The rule itself, on a fleet whose common level stood at 0 and went to 3 (its
+    sources' sds) at 150 s: a source whose relation changed at 150.3 s by up to twice
+    that, the same way, moved with it; one that went the other way, 7 times as far, or
+    began a minute later (a ramp while the fleet stood still) did not."""
+    fleet = _Fleet(ChangeDetector(), "")
+    for ms in range(100_000, 200_000, 500):
+        fleet.history.append((ms, 0.0 if ms < 150_000 else 3.0))
+    fleet.common = 3.0
+    stream = _Stream(ChangeDetector(), fleet)
+    stream.sd = 5.0
+
+    def change(onset_ms: int, degrees: float) -> Change:  # in residual sds of 1 degree
+        return Change("level", "up" if degrees > 0 else "down", degrees, 10, 10, onset_ms,
+                      0.0, 1.0, 0.0, abs(degrees), 6.0)
+
+    went_with = DriftMonitor._went_with
+    assert went_with(fleet, change(150_300, 25.0), 5_000, stream)        # 5 sd, fleet 3
+    assert not went_with(fleet, change(150_300, 35.0), 5_000, stream)    # 7 sd
+    assert not went_with(fleet, change(150_300, -25.0), 5_000, stream)   # the other way
+    assert not went_with(fleet, change(210_000, 25.0), 5_000, stream)    # fleet stood
 
 
 def test_a_value_nothing_explains_is_not_judged():
