@@ -10,6 +10,7 @@ in the same process, since the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ from flows.pipeline import build_flow, make_source
 from flows.simulator import FleetSimulator
 from flows.telemetry import Telemetry
 from operators.decider import Decider
+from operators.drift import DriftConfig
 from operators.events import EventDecoder
 from operators.records import DECISION_COLUMNS, Rows
 from sinks.store import open_store
@@ -56,11 +58,11 @@ def timed(fn, repeat: int = 3) -> float:
     return best
 
 
-def part_costs(batches: list) -> dict[str, float]:
+def part_costs(batches: list, drift: DriftConfig = fleet.DRIFT) -> dict[str, float]:
     """Seconds spent in each part of one decider over ``batches`` (each part's
     ``observe_batch`` timed as a whole; the rest is stamping, freshness, outcomes,
     quality and canaries)."""
-    decider = Decider(fleet.POLICY, replay=True, flow="bench", drift=fleet.DRIFT)
+    decider = Decider(fleet.POLICY, replay=True, flow="bench", drift=drift)
     spent: dict[str, float] = {}
     for part in decider.parts:
         name, inner = f"  part: {type(part).__name__}", part.observe_batch
@@ -108,6 +110,11 @@ def main() -> None:
 
     results["decide (everything, drift included)"] = timed(decide, repeat=1)
     results.update(part_costs(decoded))
+    # the same decider without the relation detector: what relation: costs is the
+    # difference of the drift part's rows
+    without = part_costs(decoded, dataclasses.replace(fleet.DRIFT, relation_block=0))
+    results.update({f"{name} (no relation:)": seconds for name, seconds in without.items()
+                    if "Drift" in name})
     decisions = [row for batch in decide() for row in batch]
 
     with tempfile.TemporaryDirectory() as tmp:

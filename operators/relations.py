@@ -69,9 +69,12 @@ MAX_NAMES = 12           # values of a source that take part (the first, by name
 MAX_MODELS = 64          # sets of value names (per group) modelled; others are not
 EXPLAINED = 0.8          # a value is judged when the relation explains this much of it
 MAX_RHO = 0.9            # ... and its residual's lag-1 autocorrelation is at most this
+GIVE_UP = 8              # values not explained by this many times the settling blocks
+                         # are not judged (the model stops learning)
 HOLD = 8                 # blocks whose median residual is the level judged
 Z_MIN = 6.0              # least level judged a change, in residual sds
 RECORD = 2.0             # ... and at least this many times the fleet's largest normal one
+_RATES = 1.0 / np.array(TAUS)[:, None]
 
 
 class _Model:
@@ -157,7 +160,8 @@ class _Model:
             if n >= settle and live[j] and explained and steady:
                 frozen = [*frozen, j]
         self.judged = sorted(frozen)
-        self.settled = len(self.judged) == int(live.sum())  # nothing left to learn
+        # nothing left to learn, or what is left was not explained by GIVE_UP blocks
+        self.settled = len(self.judged) == int(live.sum()) or n >= GIVE_UP * settle
         self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
         self.oos_sq, self.oos_c1, self.oos_n = np.zeros(m), np.zeros(m), 0
 
@@ -233,6 +237,8 @@ class RelationWatch:
             if len(self._models) >= MAX_MODELS:  # bounded whatever the stream sends
                 return []
             model = self._models[key] = _Model(names)
+        if model.settled and not model.judged:  # nothing it explains: nothing to do
+            return []
         z = np.array([means[n] for n in names])
         if src.model is not model:  # a new set of values: start its smoothing afresh
             if src.model is not None:
@@ -240,25 +246,14 @@ class RelationWatch:
             src.model, src.smooth, src.tests = model, np.tile(z, (len(TAUS), 1)), {}
         else:
             assert src.smooth is not None
-            src.smooth += (z - src.smooth) / np.array(TAUS)[:, None]
+            src.smooth += (z - src.smooth) * _RATES
         f = np.concatenate((z, src.smooth.ravel()))
         found: list[tuple[str, str, Change]] = []
         learn = True
         if model.coef is not None:
             resid = z - model.coef[:, 0] - model.coef[:, 1:] @ f
-            if src.fit != model.fitted_at:
-                src.fit, src.rmu, src.rk, src.prev = model.fitted_at, resid.copy(), 0, None
-            assert src.rmu is not None
-            own = resid - src.rmu  # its own offset is its level, not an error
-            learn = bool(np.all(np.abs(own) <= OUTLIER * model.resid_sd))
-            if learn and not model.settled and src.rk >= HOLD:
-                model.oos_sq += own * own
-                if src.prev is not None:
-                    model.oos_c1 += own * src.prev
-                model.oos_n += 1
-                src.prev = own
-            src.rk += 1
-            src.rmu += (resid - src.rmu) / src.rk
+            if not model.settled:
+                learn = self._unseen(model, src, resid)
             found = self._judge(source_id, model, src, resid, event_ms)
         if learn and not model.settled:
             if src.mu is None:
@@ -280,6 +275,25 @@ class RelationWatch:
                 model.fit(RIDGE, self.settle * p)
                 model.latest.clear()  # residuals of the old fit are not comparable
         return found
+
+    @staticmethod
+    def _unseen(model: _Model, src: _Source, resid: np.ndarray) -> bool:
+        """Count a block the current fit was not fitted to (less its source's mean
+        residual: its own offset is its level, not an error); whether to learn from it."""
+        if src.fit != model.fitted_at:
+            src.fit, src.rmu, src.rk, src.prev = model.fitted_at, resid.copy(), 0, None
+        assert src.rmu is not None
+        own = resid - src.rmu
+        learn = bool(np.all(np.abs(own) <= OUTLIER * model.resid_sd))
+        if learn and src.rk >= HOLD:
+            model.oos_sq += own * own
+            if src.prev is not None:
+                model.oos_c1 += own * src.prev
+            model.oos_n += 1
+            src.prev = own
+        src.rk += 1
+        src.rmu += (resid - src.rmu) / src.rk
+        return learn
 
     def _judge(self, source_id: str, model: _Model, src: _Source, resid: np.ndarray,
                event_ms: int) -> list[tuple[str, str, Change]]:
@@ -396,15 +410,17 @@ def _change(found: tuple[float, float, float, int, int], resid_sd: float) -> Cha
 
 
 def _means(buf: list[Mapping[str, float]], ignore: tuple[str, ...]) -> dict[str, float]:
-    """Each value's mean over a block of a source's events, for the values present (and
-    finite) in every one of them."""
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for values in buf:
-        for name, x in values.items():
-            if isinstance(x, (int, float)) and -1e12 <= x <= 1e12:
-                sums[name] = sums.get(name, 0.0) + x
-                counts[name] = counts.get(name, 0) + 1
+    """Each value's mean over a block of a source's events, for the values of its first
+    event present (and finite) in every one of them."""
     n = len(buf)
-    return {name: total / n for name, total in sums.items()
-            if counts[name] == n and name not in ignore}
+    out: dict[str, float] = {}
+    for name in buf[0]:
+        if name in ignore:
+            continue
+        try:
+            total = sum([values[name] for values in buf])
+        except (KeyError, TypeError):  # missing from an event, or not a number
+            continue
+        if -1e12 * n <= total <= 1e12 * n:  # not NaN, not absurd
+            out[name] = total / n
+    return out
