@@ -384,13 +384,19 @@ def conflicts(ctx: _Ctx) -> dict:
     firing = threshold - max(abs(threshold) * 0.5, 1.0) if op in ("<", "<=") \
         else threshold + max(abs(threshold) * 0.5, 1.0)
     unit, end = ctx.pick(1), ctx.start + 2 * MINUTE
-    # It flips five times a slow window, off the windows' edges (windows are aligned to
-    # event time): the fast path changes the action between a window's last event and
-    # its slow decision, in most windows, whatever the stream's own phase.
-    period, offset = ctx.facts.slow_window_ms // 5, ctx.facts.slow_lateness_ms // 2
+    # It flips about five times a slow window, at irregular moments (each flip half to
+    # one and a half of a fifth of a window after the last): the fast path changes the
+    # action between a window's last event and its slow decision in many windows,
+    # whatever the stream's phase and however its batches fall (a regular flapping
+    # whose period divides the batches' span would meet every decision in one phase).
+    period = ctx.facts.slow_window_ms / 5
+    flips, at = [], float(ctx.start)
+    while at < end:
+        at += period * ctx.rng.uniform(0.5, 1.5)
+        flips.append(at)
     for ln in ctx.events_of(unit, ctx.start, end):
         assert ln.event is not None
-        if ((ln.event["event_time"] - offset) // period) % 2 == 0:
+        if bisect.bisect_right(flips, ln.event["event_time"]) % 2 == 0:
             ln.event["values"][name] = firing
     # conflicting assignments need the slow path deciding beside the fast path, which a
     # degraded mode switches off: the bound counts the pipeline clock spent in NORMAL

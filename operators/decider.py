@@ -177,7 +177,9 @@ class Decider:
                 continue
             observe(ev.source_id, ev.event_ms, now, ev.seq, kind)
             if now - tracker.last_check_ms >= every:
-                self._check(now, out)
+                # health and the mode as the clock passes; slow windows wait for the
+                # batch's fast decisions (below), which came first on this clock
+                self._check(now, out, close_slow=False)
                 mode = mode_at(now)
             if kind not in NOT_DECIDED:
                 decided.append(ev)
@@ -264,8 +266,10 @@ class Decider:
             failing_rules_canaries=self.canaries.failing("rules"),
             model_failing_ms=self.model.failing_ms(now))
 
-    def _check(self, now: int, out: BatchResult) -> None:
-        """Post health and follow the mode; closed slow windows; expired outcomes."""
+    def _check(self, now: int, out: BatchResult, close_slow: bool = True) -> None:
+        """Post health and follow the mode; closed slow windows (``close_slow``: at the
+        batch's end, once its fast decisions are applied, so a slow decision is judged
+        against every fast one the clock has passed); expired outcomes."""
         health = self.health(now)
         out.lag_ms = health.lag_ms
         for change in self.board.post(self.shard, now, health):
@@ -273,6 +277,7 @@ class Decider:
                 out.mode_changes.append(change)
             else:
                 out.rollout.append(change)
-        self.slow.close(now, self.board.mode_at(now), out)
+        if close_slow:
+            self.slow.close(now, self.board.mode_at(now), out)
         self.feedback.expire(now)
         out.escalations += self.escalations.breaches(now)

@@ -7,9 +7,10 @@ policy's slow action when the window's risk is high, else confirms the window's
 last fast action. A revision decided against a source state that has since changed
 is rejected (the state in force is kept, and the violation recorded); in
 CONSERVATIVE it is escalated instead. Windows close as the pipeline clock passes
-them (:meth:`SlowDecisions.close`), or when a later window of the same source opens.
-A batch's fast decisions are applied before its closed windows are committed: the
-slow path decides after the fast one, never between two fast decisions.
+them (:meth:`SlowDecisions.close`, at the end of each batch), or when a later window of
+the same source opens. A batch's fast decisions are applied before its closed windows
+are committed: the slow path decides after the fast one, never between two fast
+decisions, and is judged against every fast decision the clock has passed.
 """
 
 from __future__ import annotations
