@@ -27,6 +27,8 @@ RESOLUTIONS = ("silence_end", "canary_recovered", "retired")
 AFTERMATH_MS = 180_000
 # the model's own signals (source_id empty)
 MODEL_SIGNALS = ("score", "confidence")
+# how near a change made on purpose must be to where an alarm says its change began
+ONSET_SLACK_MS = 10_000
 
 
 def _ms(column: str) -> str:
@@ -42,9 +44,11 @@ class _Reader:
 
     def alarms(self) -> list[dict]:
         rows = self.rows(f"SELECT {_ms('detected_at')}, {_ms('event_time')}, source_id, signal,"
-                         " details FROM drift_events FINAL ORDER BY detected_at, alarm_id")
+                         f" details, {_ms('onset_time')} FROM drift_events FINAL ORDER BY "
+                         "detected_at, alarm_id")
         return [{"at": r[0], "event_ms": r[1], "source_id": r[2], "signal": r[3],
-                 "details": r[4]} for r in rows]
+                 "details": r[4], "onset_ms": r[5] if r[5] and r[5] > 0 else None}
+                for r in rows]
 
     def modes(self) -> list[dict]:
         rows = self.rows(f"SELECT {_ms('at')}, from_mode, to_mode, reason, scope FROM "
@@ -108,7 +112,15 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
              alarm["signal"] in truth["expect"]["signals"]):
         return True
     moved = set()
+    peers = _peers(alarm)
+    onset = alarm.get("onset_ms")
     for change in truth.get("background", []):
+        # the model's scores are a mean over its shard's decisions: one of its sources
+        # changing on purpose moves them by its share, from that moment
+        if alarm["signal"] in MODEL_SIGNALS and onset is not None and \
+                (not peers or change["source_id"] in peers) and \
+                abs(change["at_ms"] - onset) <= ONSET_SLACK_MS:
+            return True
         if (value is None or value in change["values"]) and \
                 change["at_ms"] - 10_000 <= alarm["event_ms"] <= change["at_ms"] + AFTERMATH_MS:
             if change["source_id"] == alarm["source_id"]:
@@ -119,7 +131,6 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
     # fleet (the model's scores); the common level's spread too (``variance:`` of the
     # fleet, ``source_id`` empty). The fleet is the alarm's own peers where it names them
     # (a shard's sources), else the whole stream.
-    peers = _peers(alarm)
     if peers:
         moved &= peers
     fleet = len(peers) if peers else truth.get("stream_sources", 1 << 30)

@@ -213,3 +213,12 @@ def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     spread = {**model, "signal": "variance:speed"}
     assert _explained(spread, truth(6), False)
     assert not _explained({**spread, "source_id": "u9"}, truth(6), False)
+    # the model's scores are a mean over the shard: one of its sources changing on
+    # purpose where the alarm says the change began moves them; elsewhere it does not
+    onset = {**model, "onset_ms": 52_000, "details": json.dumps({"peers": ["u0", "u8"]})}
+    assert _explained(onset, truth(1), False)
+    assert not _explained({**onset, "onset_ms": 70_000}, truth(1), False)
+    assert not _explained({**onset, "details": json.dumps({"peers": ["u7", "u8"]})},
+                          truth(1), False)
+    assert not _explained({**onset, "signal": "peer:speed", "source_id": "u9"}, truth(1),
+                          False)
