@@ -107,12 +107,14 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
     false_signals = truth["expect"].get("per_source_false", [])
     if alarm["source_id"] and alarm["signal"] in false_signals:
         return False
+    peers = _peers(alarm)
     if truth["kind"] != "control" and start - 1_000 <= alarm["at"] <= end + AFTERMATH_MS and \
             (everyone or "" in sources or alarm["source_id"] in sources or
-             alarm["signal"] in truth["expect"]["signals"]):
+             alarm["signal"] in truth["expect"]["signals"] or
+             (alarm["signal"] in MODEL_SIGNALS and sources & peers)):
+        # (the model's scores are a mean over its peers' decisions: any faulty one moves it)
         return True
     moved = set()
-    peers = _peers(alarm)
     onset = alarm.get("onset_ms")
     for change in truth.get("background", []):
         # the model's scores are a mean over its shard's decisions: one of its sources

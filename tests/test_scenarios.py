@@ -222,3 +222,9 @@ def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
                           truth(1), False)
     assert not _explained({**onset, "signal": "peer:speed", "source_id": "u9"}, truth(1),
                           False)
+    # ... and, in a fault's window, by a faulty source among its peers
+    fault = {**truth(0), "kind": "frozen", "sources": ["u8"], "start": {"arrival_ms": 90_000},
+             "end": {"arrival_ms": 95_000}, "expect": {"signals": ["frozen:speed"]}}
+    assert _explained(onset, fault, False)
+    assert not _explained({**onset, "details": json.dumps({"peers": ["u0", "u7"]})}, fault,
+                          False)
