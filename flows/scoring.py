@@ -108,14 +108,17 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
     if alarm["source_id"] and alarm["signal"] in false_signals:
         return False
     peers = _peers(alarm)
+    onset = alarm.get("onset_ms")
     if truth["kind"] != "control" and start - 1_000 <= alarm["at"] <= end + AFTERMATH_MS and \
             (everyone or "" in sources or alarm["source_id"] in sources or
              alarm["signal"] in truth["expect"]["signals"] or
-             (alarm["signal"] in MODEL_SIGNALS and sources & peers)):
-        # (the model's scores are a mean over its peers' decisions: any faulty one moves it)
+             (not alarm["source_id"] and sources & peers and
+              (alarm["signal"] in MODEL_SIGNALS or _at_a_transition(onset, truth)))):
+        # the model's scores are a mean over its peers' decisions, which any faulty one
+        # moves; a fleet's common level or spread moved by its faulty peers is judged
+        # by when its change began: as the fault began or ended
         return True
     moved = set()
-    onset = alarm.get("onset_ms")
     for change in truth.get("background", []):
         # the model's scores are a mean over its shard's decisions: one of its sources
         # changing on purpose moves them by its share, from that moment
@@ -140,6 +143,15 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
     return len(moved) > fleet / 2 and (
         signal.startswith(("fleet:", "peer:")) or signal in MODEL_SIGNALS or
         (signal.startswith("variance:") and not alarm["source_id"]))
+
+
+def _at_a_transition(onset: int | None, truth: dict) -> bool:
+    """Whether ``onset`` (event time) is within ``ONSET_SLACK_MS`` of the fault's start
+    or end."""
+    if onset is None:
+        return False
+    return any(abs(onset - truth[edge]["event_ms"]) <= ONSET_SLACK_MS
+               for edge in ("start", "end"))
 
 
 def _peers(alarm: dict) -> set[str]:

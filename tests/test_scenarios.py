@@ -228,3 +228,11 @@ def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     assert _explained(onset, fault, False)
     assert not _explained({**onset, "details": json.dumps({"peers": ["u0", "u7"]})}, fault,
                           False)
+    # a fleet's own level or spread alarm, when its change began as the fault began,
+    # and a faulty source is among its peers
+    fleet = {**onset, "signal": "fleet:speed", "onset_ms": 90_500}
+    fault["start"]["event_ms"], fault["end"]["event_ms"] = 90_000, 95_000
+    assert _explained(fleet, fault, False)
+    assert not _explained({**fleet, "onset_ms": 70_000}, fault, False)
+    assert not _explained({**fleet, "details": json.dumps({"peers": ["u0", "u7"]})}, fault,
+                          False)
