@@ -141,8 +141,8 @@ def results_table(results: list[dict]) -> Table:
                           "", "", "", "FAIL")
             continue
         caught = f"{r['signal']} @ {r['source'] or 'fleet'}" if r["detected"] else "NO"
-        if r["kind"] == "control":
-            caught = "-"
+        if r["kind"] == "control":  # a recording's control: its alarms are its own
+            caught = f"baseline: {r['own_alarms']} alarms" if r.get("own_alarms") else "-"
         response = r["mode_reached"] + (f", {r['escalated']} escalated" if r["escalated"]
                                         else "") + (f", {r['fallback']} fallback"
                                                     if r["fallback"] else "")

@@ -96,6 +96,9 @@ def build(name: str, settings: ScenarioSettings, out: Path) -> dict:
                    settings.outage_s)
     truth["flow"]["name"] = settings.flow
     truth["background"] = background
+    # a recording says nothing of the changes its sources made on purpose: its own
+    # replay (the control) is the steady state the faults are judged against
+    truth["recorded"] = bool(settings.from_file)
     truth["lines"] = stream.write(out)
     truth["clock"] = {"first_ms": stream.lines[0].arrival, "last_ms": stream.lines[-1].arrival}
     truth_path(out).write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2))
@@ -128,7 +131,7 @@ def run_one(name: str, settings: ScenarioSettings, workdir: Path) -> dict:
         telemetry = Telemetry()
         flow = module.get_flow(config, telemetry)
         execute(flow, telemetry, store, settings.flow, str(events), 1, False)
-        result = score(store, truth)
+        result = score(store, truth, _baseline(name, settings, workdir))
     result["files"] = {"events": str(events), "truth": str(truth_path(events)),
                        "store": config.store}
     result["window"] = {"start": truth["start"], "end": truth["end"]}
@@ -136,10 +139,20 @@ def run_one(name: str, settings: ScenarioSettings, workdir: Path) -> dict:
     return result
 
 
+def _baseline(name: str, settings: ScenarioSettings, workdir: Path) -> list[dict] | None:
+    """For a fault injected into a recording: the alarms its unfaulted replay (the
+    control of the same seed, run first) raised, the recording's own."""
+    own = workdir / f"control-{settings.seed}.score.json"
+    if not settings.from_file or name == "control" or not own.is_file():
+        return None
+    return list(json.loads(own.read_text()).get("alarms", []))
+
+
 def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], workdir: Path,
               jobs: int = 2, on_done=None) -> list[dict]:  # type: ignore[no-untyped-def]
     """Each (scenario, seed) in its own process, ``jobs`` at a time; their scores in
-    order. A scenario whose process fails is reported as failed, with its error."""
+    order. A scenario whose process fails is reported as failed, with its error. With a
+    recording (``--from``), the controls run first: the faults are judged against them."""
     tasks = [(name, seed) for name in names for seed in seeds]
 
     def one(task: tuple[str, int]) -> dict:
@@ -165,8 +178,12 @@ def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], wo
             on_done(result)
         return result
 
+    first = [t for t in tasks if settings.from_file and t[0] == "control"]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, tasks))
+        done = dict(zip(first, pool.map(one, first), strict=True))
+        rest = [t for t in tasks if t not in done]
+        done.update(zip(rest, pool.map(one, rest), strict=True))
+    return [done[t] for t in tasks]
 
 
 def names_for(only: tuple[str, ...]) -> list[str]:

@@ -29,6 +29,8 @@ AFTERMATH_MS = 180_000
 MODEL_SIGNALS = ("score", "confidence")
 # how near a change made on purpose must be to where an alarm says its change began
 ONSET_SLACK_MS = 10_000
+# how near (pipeline clock) an alarm of the unfaulted replay makes the same alarm its own
+BASELINE_SLACK_MS = 30_000
 
 
 def _ms(column: str) -> str:
@@ -180,8 +182,20 @@ def _exposed_for(modes: list[dict], exposure: str | None, start: int, until: int
     return total + (until - since if mode == exposure else 0)
 
 
-def score(store: Store, truth: dict) -> dict:
-    """The scenario's score against ``truth``, read from ``store``."""
+def _in_baseline(alarm: dict, baseline: list[dict] | None) -> bool:
+    """Whether the unfaulted replay raised the same alarm (source and signal) within
+    ``BASELINE_SLACK_MS`` of pipeline clock: the stream's own, not the fault's."""
+    return bool(baseline) and any(
+        b["source_id"] == alarm["source_id"] and b["signal"] == alarm["signal"] and
+        abs(b["at"] - alarm["at"]) <= BASELINE_SLACK_MS for b in baseline or ())
+
+
+def score(store: Store, truth: dict, baseline: list[dict] | None = None) -> dict:
+    """The scenario's score against ``truth``, read from ``store``. ``baseline``: the
+    alarms of the same stream replayed without the fault (for a recording, whose own
+    changes nothing else tells), which explain the same alarms here. A recording's
+    control is that baseline: its alarms are the stream's own (``own_alarms``), not
+    false."""
     reader = _Reader(store)
     alarms, modes = reader.alarms(), reader.modes()
     expect = truth["expect"]
@@ -216,7 +230,11 @@ def score(store: Store, truth: dict) -> dict:
     counted = [a for a in alarms if a["signal"] not in RESOLUTIONS]
     # false alarms are judged from the fault's start: the stream before it is the
     # warm-up, in which baselines and the model learn
-    false = [a for a in counted if a["at"] >= start and not _explained(a, truth, everyone)]
+    false = [a for a in counted if a["at"] >= start and not _explained(a, truth, everyone)
+             and not _in_baseline(a, baseline)]
+    own = 0
+    if truth["kind"] == "control" and truth.get("recorded"):
+        own, false = len(false), []
     response_ok = True
     if "min_mode" in expect:
         response_ok &= _RANK[reached] >= _RANK[expect["min_mode"]]
@@ -258,7 +276,7 @@ def score(store: Store, truth: dict) -> dict:
         "bound_ms": within,
         "mode_reached": reached, "response_ok": bool(response_ok),
         "escalated": int(escalated), "fallback": int(fallback),
-        "false_alarms": len(false),
+        "false_alarms": len(false), "own_alarms": own,
         "false_alarm_list": [{k: a[k] for k in ("at", "source_id", "signal")} for a in false[:20]],
         "stale_marked_fresh": stale_fresh, "lost": lost, "doubled": doubled,
         "decisions": decided, "dead_letters": dead,

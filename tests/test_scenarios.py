@@ -185,6 +185,44 @@ def test_a_users_flow_module_outside_the_repository_gets_the_cli_and_the_suite(t
     assert dropped["passed"] and dropped["signal"] == "seq_gap", dropped
 
 
+def test_faults_injected_into_a_recording_are_judged_against_its_own_replay(tmp_path):
+    """Through ``--from``, the recording's control runs first and is the baseline: it
+    passes, listing its alarms as the recording's own, and a fault's replay does not
+    count an alarm the control also raised as false."""
+    recording = tmp_path / "rec.jsonl"
+    made = cli("simulate", "--out", str(recording), "--events", "18000", "--sources", "12",
+               "--rate", "120", "--seed", "5")
+    assert made.returncode == 0, made.stderr
+    run = cli("scenarios", "run", "--from", str(recording), "--only", "frozen", "--only",
+              "control", "--dir", str(tmp_path / "out"), timeout=300)
+    results = json.loads((tmp_path / "out" / "scenarios.json").read_text())["results"]
+    frozen, control = results
+    assert control["passed"] and control["false_alarms"] == 0, run.stderr[-2000:]
+    start = json.loads((tmp_path / "out" / "control-1.truth.json").read_text())["start"]
+    own = [a for a in control["alarms"] if a["at"] >= start["arrival_ms"]]
+    assert control["own_alarms"] == len(own)
+    assert frozen["passed"] and frozen["signal"] == "frozen:motor_temp_c", frozen
+    counted_false = {(a["source_id"], a["signal"], a["at"]) for a in frozen["false_alarm_list"]}
+    for a in frozen["alarms"]:
+        if any(b["source_id"] == a["source_id"] and b["signal"] == a["signal"] and
+               abs(b["at"] - a["at"]) <= 30_000 for b in own):
+            assert (a["source_id"], a["signal"], a["at"]) not in counted_false
+
+
+def test_a_recordings_own_alarms_are_its_baseline_not_the_faults_false_alarms():
+    """A recording says nothing of its sources' own changes: an alarm its unfaulted
+    replay also raised (same source and signal, within 30 s) is the stream's own in a
+    fault's replay; one it did not raise is false; the recording's control lists its
+    alarms as its own."""
+    from flows.scoring import _in_baseline
+
+    own = [{"at": 200_000, "source_id": "u1", "signal": "peer:speed"}]
+    assert _in_baseline({"at": 215_000, "source_id": "u1", "signal": "peer:speed"}, own)
+    assert not _in_baseline({"at": 260_000, "source_id": "u1", "signal": "peer:speed"}, own)
+    assert not _in_baseline({"at": 200_000, "source_id": "u2", "signal": "peer:speed"}, own)
+    assert not _in_baseline({"at": 200_000, "source_id": "u1", "signal": "peer:speed"}, None)
+
+
 def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     """A peer alarm on a unit whose peers mostly changed on purpose (the reference moved
     under it), and the model's output moving with them, are explained; the same alarms
