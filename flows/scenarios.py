@@ -178,6 +178,9 @@ def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], wo
             on_done(result)
         return result
 
+    if settings.from_file and "control" not in names:  # no baseline from an earlier run
+        for stale in workdir.glob("control-*.score.json"):
+            stale.unlink()
     first = [t for t in tasks if settings.from_file and t[0] == "control"]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         done = dict(zip(first, pool.map(one, first), strict=True))

@@ -207,6 +207,11 @@ def test_faults_injected_into_a_recording_are_judged_against_its_own_replay(tmp_
         if any(b["source_id"] == a["source_id"] and b["signal"] == a["signal"] and
                abs(b["at"] - a["at"]) <= 30_000 for b in own):
             assert (a["source_id"], a["signal"], a["at"]) not in counted_false
+    # a later run into the same directory without the control has no baseline from it
+    again = cli("scenarios", "run", "--from", str(recording), "--only", "frozen", "--dir",
+                str(tmp_path / "out"), timeout=300)
+    assert "1/1 passed" in again.stderr, again.stderr[-2000:]
+    assert not (tmp_path / "out" / "control-1.score.json").exists()
 
 
 def test_a_recordings_own_alarms_are_its_baseline_not_the_faults_false_alarms():
