@@ -214,7 +214,7 @@ class DriftMonitor:
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
         cfg = self.config
         self._relations = RelationWatch(cfg.relation_block, cfg.min_peers, warmup=cfg.warmup,
-                                        ignore=cfg.ignore) \
+                                        ignore=cfg.ignore, group_of=cfg.peer_group) \
             if cfg.relation_block and cfg.min_peers is not None else None
 
     @property
@@ -232,8 +232,7 @@ class DriftMonitor:
             streams = self._streams[source_id] = {}
         ignore, fleets = cfg.ignore, self._fleets
         if self._relations is not None:
-            group = cfg.peer_group(source_id) if cfg.peer_group else ""
-            for _, name, moved in self._relations.observe(source_id, group, values, event_ms):
+            for name, group, moved in self._relations.observe(source_id, values, event_ms):
                 self._held.append((now, moved, source_id, name, event_ms, group, "relation"))
         for name, x in values.items():
             if name in ignore:

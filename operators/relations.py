@@ -43,17 +43,18 @@ learns as it goes: a CUSUM still young re-learns a slow ramp as its normal.
 ...         temp = 40 + 10 * load + rng.gauss(0, 0.5)            # follows it
 ...         if s == 2 and i >= 4_000:
 ...             temp += min(8.0, 8.0 * (i - 4_000) / 1_000)     # unit 2 ramps
-...         found += watch.observe(f"u{s}", "", {"load": load, "temp": temp}, i)
->>> sorted({(source, name) for source, name, change in found})
+...         found += [(f"u{s}", *f) for f in watch.observe(f"u{s}", {"load": load,
+...                                                                   "temp": temp}, i)]
+>>> sorted({(source, name) for source, name, group, change in found})
 [('u2', 'temp')]
->>> 4_000 <= found[0][2].onset_ms <= 4_400
+>>> 4_000 <= found[0][3].onset_ms <= 4_400
 True
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -128,29 +129,26 @@ class _Model:
         frozen = self.judged  # their coefficients are kept: what they call normal stays
         coef = self.coef.copy() if self.coef is not None else np.zeros((m, 1 + len(mean)))
         resid_sd = self.resid_sd.copy()
+        # What the previous fit did on blocks it had not seen is the honest measure: a
+        # fit to a few sources' wandering values (positions) explains them in sample only.
+        unseen = np.sqrt(self.oos_sq / self.oos_n) if self.oos_n else np.full(m, np.inf)
+        judged = list(frozen)
         for j in range(m):
             if j in frozen:
                 continue
             own = np.arange(j, len(mean), m)  # the value itself and its smoothed past
             feats = np.setdiff1d(np.flatnonzero(live), own)
-            if not live[j] or len(feats) == 0:
+            if live[j] and len(feats):
+                a = corr[np.ix_(feats, feats)] + ridge * np.eye(len(feats))
+                b = corr[feats, j]
+                beta = np.linalg.solve(a, b)
+                raw = beta * sd[j] / sd[feats]
+                coef[j, 1 + feats] = raw
+                coef[j, 0] = mean[j] - raw @ mean[feats]
+                resid_sd[j] = max(sd[j] * max(1.0 - float(beta @ b), 1e-6) ** 0.5, 1e-12)
+            else:
                 coef[j, 0] = mean[j]
                 resid_sd[j] = max(sd[j], 1e-12)
-                continue
-            a = corr[np.ix_(feats, feats)] + ridge * np.eye(len(feats))
-            b = corr[feats, j]
-            beta = np.linalg.solve(a, b)
-            raw = beta * sd[j] / sd[feats]
-            coef[j, 1 + feats] = raw
-            coef[j, 0] = mean[j] - raw @ mean[feats]
-            explained = float(beta @ b)
-            resid_sd[j] = max(sd[j] * max(1.0 - explained, 1e-6) ** 0.5, 1e-12)
-        # What the previous fit did on blocks it had not seen is the honest measure: a
-        # fit to a few sources' wandering values (positions) explains them in sample only.
-        unseen = np.sqrt(self.oos_sq / self.oos_n) if self.oos_n else np.full(m, np.inf)
-        for j in range(m):
-            if j in frozen:
-                continue
             if np.isfinite(unseen[j]):
                 resid_sd[j] = max(resid_sd[j], unseen[j])
             explained = unseen[j] ** 2 <= (1 - EXPLAINED) * sd[j] ** 2
@@ -158,8 +156,8 @@ class _Model:
             # for a while, not one they pin down
             steady = self.oos_c1[j] <= MAX_RHO * self.oos_sq[j]
             if n >= settle and live[j] and explained and steady:
-                frozen = [*frozen, j]
-        self.judged = sorted(frozen)
+                judged.append(j)
+        self.judged = sorted(judged)
         # nothing left to learn, or what is left was not explained by GIVE_UP blocks
         self.settled = len(self.judged) == int(live.sum()) or n >= GIVE_UP * settle
         self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
@@ -185,8 +183,9 @@ class _Source:
 class RelationWatch:
     """Level changes of each value against what the source's other values predict.
 
-    ``observe(source_id, group, values, event_ms)`` takes one event and returns the
-    ``(source_id, name, change)`` found as its block closes. A model is fitted once
+    ``observe(source_id, values, event_ms)`` takes one event and returns the
+    ``(name, group, change)`` found as its block closes (``group_of`` gives a source's
+    group of peers: one model per group; default: one group). A model is fitted once
     ``fit_per_feature`` blocks per feature are in from at least ``min_sources``
     sources, refitted each time its blocks double, and fixed from ``settle`` blocks
     per feature on once it explains a value on blocks it was not fitted to; each
@@ -195,17 +194,18 @@ class RelationWatch:
     """
 
     def __init__(self, block: int = 8, min_sources: int = 5, fit_per_feature: int = 10,
-                 settle: int = 20, warmup: int = 30, ignore: tuple[str, ...] = ()) -> None:
+                 settle: int = 20, warmup: int = 30, ignore: tuple[str, ...] = (),
+                 group_of: Callable[[str], str] | None = None) -> None:
         if block < 1 or min_sources < 3:
             raise ValueError(f"relations block={block}, min_sources={min_sources}: use a "
                              "block of 1 or more samples and 3 or more sources")
         self.block, self.min_sources = block, min_sources
         self.fit_per_feature, self.settle, self.ignore = fit_per_feature, settle, ignore
-        self.warmup = warmup
+        self.warmup, self.group_of = warmup, group_of
         self._sources: dict[str, _Source] = {}
         self._models: dict[tuple[str, tuple[str, ...]], _Model] = {}
 
-    def observe(self, source_id: str, group: str, values: Mapping[str, float],
+    def observe(self, source_id: str, values: Mapping[str, float],
                 event_ms: int) -> list[tuple[str, str, Change]]:
         src = self._sources.get(source_id)
         if src is None:
@@ -214,7 +214,9 @@ class RelationWatch:
         if len(src.buf) < self.block:
             return []
         buf, src.buf = src.buf, []
-        return self._block(source_id, group, src, buf, event_ms)
+        group = self.group_of(source_id) if self.group_of else ""
+        return [(name, group, change)
+                for name, change in self._block(source_id, group, src, buf, event_ms)]
 
     def forget(self, source_id: str) -> None:
         """Drop a retired source (its residuals leave its fleet's median)."""
@@ -226,7 +228,7 @@ class RelationWatch:
                 records.drop(source_id)
 
     def _block(self, source_id: str, group: str, src: _Source,
-               buf: list[Mapping[str, float]], event_ms: int) -> list[tuple[str, str, Change]]:
+               buf: list[Mapping[str, float]], event_ms: int) -> list[tuple[str, Change]]:
         means = _means(buf, self.ignore)
         if len(means) < 2:  # a single value has nothing to be related to
             return []
@@ -248,7 +250,7 @@ class RelationWatch:
             assert src.smooth is not None
             src.smooth += (z - src.smooth) * _RATES
         f = np.concatenate((z, src.smooth.ravel()))
-        found: list[tuple[str, str, Change]] = []
+        found: list[tuple[str, Change]] = []
         learn = True
         if model.coef is not None:
             resid = z - model.coef[:, 0] - model.coef[:, 1:] @ f
@@ -296,7 +298,7 @@ class RelationWatch:
         return learn
 
     def _judge(self, source_id: str, model: _Model, src: _Source, resid: np.ndarray,
-               event_ms: int) -> list[tuple[str, str, Change]]:
+               event_ms: int) -> list[tuple[str, Change]]:
         """The source's residuals, less the fleet's, to its excursion tests."""
         latest = model.latest
         latest[source_id] = resid
@@ -304,8 +306,7 @@ class RelationWatch:
         if model.due <= 0:  # a round of blocks is in: the fleet's median residual
             model.due = len(latest)
             if len(latest) >= self.min_sources:
-                stacked = np.array(list(latest.values()))
-                model.common = np.array([median(col.tolist()) for col in stacked.T])
+                model.common = np.median(np.array(list(latest.values())), axis=0)
         if len(latest) < self.min_sources or not model.judged:
             return []
         own = (resid - model.common) / model.resid_sd
@@ -318,7 +319,7 @@ class RelationWatch:
                 test = src.tests[name] = _Excursion(model.records[j])
             change = test.update(float(own[j]), event_ms, source_id, self.warmup)
             if change is not None and not alarmed:  # one relation alarm of a source at a time
-                found.append((source_id, name, _change(change, model.resid_sd[j])))
+                found.append((name, _change(change, model.resid_sd[j])))
                 alarmed = True
         return found
 

@@ -105,7 +105,7 @@ def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its
 def test_a_value_nothing_explains_is_not_judged():
     watch = RelationWatch(min_sources=5)
     for source, values, ms in _stream(ramp_unit=None):
-        watch.observe(source, "", values, ms)
+        watch.observe(source, values, ms)
     model = next(iter(watch._models.values()))
     judged = {model.names[j] for j in model.judged}
     assert "temp_c" in judged and "x" not in judged, judged
@@ -116,7 +116,7 @@ def test_relations_off_and_a_retired_source_forgotten():
     assert not [a for a in alarms if a.signal.startswith("relation:")]
     watch = RelationWatch(min_sources=5)
     for source, values, ms in _stream():
-        watch.observe(source, "", values, ms)
+        watch.observe(source, values, ms)
     watch.forget("unit-3")
     model = next(iter(watch._models.values()))
     assert "unit-3" not in watch._sources and "unit-3" not in model.latest
