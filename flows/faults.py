@@ -49,7 +49,6 @@ class FlowFacts:
     decision_type: str = "decision"
     sla_ms: int = 2_000
     slow_window_ms: int = 5_000
-    slow_lateness_ms: int = 1_000   # how long after its end a slow window closes
     model_canaries: bool = False
 
 

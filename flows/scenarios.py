@@ -61,7 +61,6 @@ def facts_of(module: ModuleType) -> FlowFacts:
     return FlowFacts(watched=declared + watched, rules=rules,
                      decision_type=spec.policy.decision_type, sla_ms=spec.policy.sla_ms,
                      slow_window_ms=spec.slow.window_ms,
-                     slow_lateness_ms=spec.slow.lateness_ms,
                      model_canaries=any(c.checks == "model" for c in spec.canaries))
 
 

@@ -185,9 +185,8 @@ def _exposed_for(modes: list[dict], exposure: str | None, start: int, until: int
 def _in_baseline(alarm: dict, baseline: list[dict] | None) -> bool:
     """Whether the unfaulted replay raised the same alarm (source and signal) within
     ``BASELINE_SLACK_MS`` of pipeline clock: the stream's own, not the fault's."""
-    return bool(baseline) and any(
-        b["source_id"] == alarm["source_id"] and b["signal"] == alarm["signal"] and
-        abs(b["at"] - alarm["at"]) <= BASELINE_SLACK_MS for b in baseline or ())
+    return any(b["source_id"] == alarm["source_id"] and b["signal"] == alarm["signal"] and
+               abs(b["at"] - alarm["at"]) <= BASELINE_SLACK_MS for b in baseline or ())
 
 
 def score(store: Store, truth: dict, baseline: list[dict] | None = None) -> dict:
