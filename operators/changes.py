@@ -51,7 +51,9 @@ signal wanders by itself, and keeps its whole size.
   in 16 million samples.
 * Spread: the standard deviation of a block's AR(1) innovations about their
   mean, in its own CUSUM (innovations are close to independent, so
-  prewhitening is right here; centring keeps a level step out of it).
+  prewhitening is right here; centring keeps a level step out of it). They are
+  the reading's own, ``offset`` put back: a reference's noise is not the
+  stream's spread (a median of peers gets noisier when some of them leave it).
 
 Work per sample is a few float operations; the tests run per block of
 ``block`` samples.
@@ -230,6 +232,7 @@ class ChangeDetector:
         """Level and spread from the warm-up by median and MAD, dependence from the
         clipped deviations."""
         xs = list(self._buf)
+        last_off = self._offs[-1]
         self._buf.clear()
         self._offs.clear()
         n = len(xs)
@@ -246,7 +249,7 @@ class ChangeDetector:
         self._m2 = max(sum(d * d for d in devs) / n, floor * floor)
         self._c1 = sum(a * b for a, b in itertools.pairwise(devs)) / n
         self._d_prev = devs[-1]
-        self._r_prev = xs[-1] - mu
+        self._r_prev = xs[-1] - mu + last_off
         self._warm, self._need = False, self.block
         self._refit()
         # The spread statistic: the sd of a block's AR(1) innovations about their mean.
@@ -306,15 +309,18 @@ class ChangeDetector:
         mu, clip, rho = self._mu, self._clip, self._rho
         d_prev, r_prev, e_hi, e_lo = self._d_prev, self._r_prev, self._e_hi, self._e_lo
         s1 = s2 = s11 = a_acc = a_sq = raw = 0.0
-        for x in self._buf:
+        for x, off in zip(self._buf, self._offs, strict=True):
             r = x - mu
             d = clip if r > clip else -clip if r < -clip else r  # one spike is not a shift
             s1 += d
             s2 += d * d
             s11 += d * d_prev
             d_prev = d
-            # innovations of the unclipped deviations (a step moves their mean, which
-            # the block's spread is taken about), clipped about the last block's mean
+            # innovations of the reading itself, the reference put back: a source's
+            # spread is its own, and the reference's noise (a median of peers, which
+            # grows when peers leave it) is not. Unclipped (a step moves their mean, which
+            # the block's spread is taken about), clipped about the last block's mean.
+            r += off
             e = r - rho * r_prev
             r_prev = r
             e = e_hi if e > e_hi else e_lo if e < e_lo else e

@@ -128,3 +128,27 @@ def test_a_step_must_beat_the_streams_own_record_of_steps():
         xs = [x + (size if i >= 3_500 else 0.0) for i, x in enumerate(walk.tolist())]
         late = [c for c in _changes(xs) if c.sample > 3_500]
         assert len(late) == expected, (size, late)
+
+
+def _against(reading: np.ndarray, reference: np.ndarray) -> list:
+    """Changes of a reading judged against a reference taken out of it (as a fleet's
+    common level is), the reference passed as the offset."""
+    det = ChangeDetector()
+    pairs = zip(reading.tolist(), reference.tolist(), strict=True)
+    return [c for i, (x, off) in enumerate(pairs)
+            if (c := det.update(x - off, event_ms=i * 100, offset=off))]
+
+
+def test_a_reference_getting_noisier_is_not_the_streams_spread():
+    """A fleet's common level is a median of peers: when some peers leave it for a
+    regime of their own, it stands on fewer of them and gets noisier. The stream's own
+    spread did not change, so its spread test stays quiet; a spread of its own that
+    doubles is still found, through the same reference."""
+    rng = np.random.default_rng(3)
+    reading = ar1(rng, 1, 6_000, 0.9, "gauss")[0]
+    reference = rng.normal(0, 0.2, 6_000)
+    reference[3_000:] *= 4.0  # the median stands on a third as many peers, held a while
+    assert [c.kind for c in _against(reading, reference)] == []
+    noisier = reading.copy()
+    noisier[3_000:] *= 2.0
+    assert [c.kind for c in _against(noisier, reference)][:1] == ["spread"]

@@ -49,6 +49,15 @@ batch no longer commits them before fast decisions that came earlier on the same
 clock). 13 more of the 483 slow decisions (23, from 10) are rejected: each was decided
 against a state the fast path had changed since the window's last event, and the
 fast path's action is kept. Every fast decision, alarm and mode change is as before.
+
+And once more, intended: a source's spread is judged on its own readings, not on what
+is left after its fleet's common level is taken out (that median of peers has noise of
+its own, which changes as peers come and go). robot-033's ``variance:motor_temp_c``
+(onset 44.7 s, as its partitioned events arrived at once, judged against a common level
+of another moment) is gone; robot-045's ``variance:speed`` is new (onset 63.3 s: its
+battery fell under 15 % at about 61 s, the simulator holds its target speed, and the
+spread of its speed's changes fell by about a quarter). Every decision, mode change and
+other alarm is as before.
 """
 
 from __future__ import annotations
