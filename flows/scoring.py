@@ -106,9 +106,18 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
     start, end = truth["start"]["arrival_ms"], truth["end"]["arrival_ms"]
     sources = set(truth["sources"])
     value = alarm["signal"].split(":", 1)[1] if ":" in alarm["signal"] else None
-    false_signals = truth["expect"].get("per_source_false", [])
-    if alarm["source_id"] and alarm["signal"] in false_signals:
-        return False
+    # a fleet-wide fault's signals on one source: the fault does not explain them (one
+    # alarm for the fleet, not one per unit); that source's own deliberate change does,
+    # where the alarm says its change began (the fault moved every unit at once)
+    per_unit = bool(alarm["source_id"]) and \
+        alarm["signal"] in truth["expect"].get("per_source_false", [])
+    if per_unit:
+        onset = alarm.get("onset_ms")
+        return onset is not None and any(
+            change["source_id"] == alarm["source_id"] and
+            (value is None or value in change["values"]) and
+            abs(change["at_ms"] - onset) <= ONSET_SLACK_MS
+            for change in truth.get("background", []))
     peers = _peers(alarm)
     onset = alarm.get("onset_ms")
     if truth["kind"] != "control" and start - 1_000 <= alarm["at"] <= end + AFTERMATH_MS and \

@@ -228,6 +228,28 @@ def test_a_recordings_own_alarms_are_its_baseline_not_the_faults_false_alarms():
     assert not _in_baseline({"at": 200_000, "source_id": "u1", "signal": "peer:speed"}, None)
 
 
+def test_a_fleet_wide_faults_per_unit_alarm_is_false_unless_that_unit_changed_itself():
+    """In a fleet-wide shift, a unit's own ``peer:`` alarm of the shifted value is false:
+    the fault asks for one alarm for the fleet. A unit the generator changed on purpose
+    (a robot slowing down on a low battery cools) has its own reason, where the alarm
+    says its change began."""
+    from flows.scoring import _explained
+
+    truth = {"kind": "fleet_shift", "sources": [""], "stream_sources": 10,
+             "start": {"arrival_ms": 90_000, "event_ms": 90_000},
+             "end": {"arrival_ms": 150_000, "event_ms": 150_000},
+             "expect": {"signals": ["fleet:temp"], "per_source_false": ["peer:temp"]},
+             "background": [{"source_id": "u3", "at_ms": 88_000, "values": ["temp"]}]}
+    alarm = {"at": 95_000, "event_ms": 95_000, "signal": "peer:temp", "onset_ms": 89_000}
+    assert not _explained({**alarm, "source_id": "u1"}, truth, False)
+    assert _explained({**alarm, "source_id": "u3"}, truth, False)
+    assert _explained({**alarm, "source_id": "", "signal": "fleet:temp"}, truth, False)
+    # where the alarm says its change began decides: at the fault's start (the unit moved
+    # otherwise than the fleet), or unknown, its own change 2 s before is no reason
+    assert not _explained({**alarm, "source_id": "u3", "onset_ms": 100_000}, truth, False)
+    assert not _explained({**alarm, "source_id": "u3", "onset_ms": None}, truth, False)
+
+
 def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     """A peer alarm on a unit whose peers mostly changed on purpose (the reference moved
     under it), and the model's output moving with them, are explained; the same alarms
