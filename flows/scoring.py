@@ -18,7 +18,7 @@ from typing import Any
 from operators.modes import MODES
 from sinks.store import Store
 
-__all__ = ["score"]
+__all__ = ["answers_drift", "score"]
 
 _RANK = {m: i for i, m in enumerate(MODES)}
 # alarms that say a condition ended, not that one began
@@ -156,6 +156,12 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
         (signal.startswith("variance:") and not alarm["source_id"]))
 
 
+def answers_drift(reason: str) -> bool:
+    """Whether a mode change's reason is drift (many sources drifting, or the fleet's
+    values moving together), as the mode machine words it (``operators.modes``)."""
+    return "moved together" in reason or "drifted within" in reason
+
+
 def _at_a_transition(onset: int | None, truth: dict) -> bool:
     """Whether ``onset`` (event time) is within ``ONSET_SLACK_MS`` of the fault's start
     or end."""
@@ -249,8 +255,8 @@ def score(store: Store, truth: dict, baseline: list[dict] | None = None) -> dict
     if "max_mode" in expect and _RANK[reached] > _RANK[expect["max_mode"]]:
         # degraded beyond the bound: right only if every change in the window answered
         # drift that really happened (the stream's own changes, explained below)
-        answered = all("moved together" in m["reason"] or "drifting" in m["reason"] or
-                       m["to"] == "NORMAL" for m in modes if window[0] <= m["at"] <= window[1])
+        answered = all(answers_drift(m["reason"]) or m["to"] == "NORMAL"
+                       for m in modes if window[0] <= m["at"] <= window[1])
         response_ok &= answered and not any(":" in a["signal"] for a in false
                                             if window[0] <= a["at"] <= window[1])
 

@@ -301,3 +301,20 @@ def test_an_alarm_against_a_fleet_that_changed_on_purpose_is_explained_by_it():
     assert not _explained({**fleet, "onset_ms": 70_000}, fault, False)
     assert not _explained({**fleet, "details": json.dumps({"peers": ["u0", "u7"]})}, fault,
                           False)
+
+
+def test_a_mode_that_answered_drift_is_told_apart_by_the_mode_machines_own_reasons():
+    """The scoring accepts a degradation beyond a scenario's bound when it answered
+    drift; it reads the reason the mode machine wrote, so it is checked against them."""
+    from flows.scoring import answers_drift
+    from operators.modes import Health, ModeConfig, ModeMachine
+
+    def reason(health: Health) -> str:
+        change = ModeMachine(ModeConfig()).update(1_000, health)
+        assert change is not None
+        return change.reason
+
+    assert answers_drift(reason(Health(active_sources=24, drifting_sources=12)))
+    assert answers_drift(reason(Health(active_sources=24, fleet_drift=1)))
+    assert not answers_drift(reason(Health(active_sources=24, silent_sources=13)))
+    assert not answers_drift(reason(Health(active_sources=24, lag_ms=60_000)))
