@@ -1,8 +1,11 @@
 """Detection benchmark: ``python -m benchmarks.detection`` (also run by ``make bench``).
 
 Over a family of synthetic processes, AR(1) with lag-1 autocorrelation rho in
-{0, 0.5, 0.85, 0.95} and Gaussian or Student-t(3) innovations (scaled so the
-stationary standard deviation is 1), it measures lucidstream's value detector
+{0, 0.5, 0.85, 0.95} and Gaussian or Student-t(3) innovations, and a slow wander
+under noise (an AR(1) of rho 0.99 or 0.997 carrying 90 % of the variance, white
+noise the rest: a level that drifts over hundreds of samples under a sensor's
+own noise, whose lag-1 autocorrelation understates how far it wanders), each
+scaled so the stationary standard deviation is 1, it measures lucidstream's value detector
 (:class:`operators.changes.ChangeDetector`, every alarm counted, no debounce)
 beside river's ADWIN, PageHinkley and KSWIN with their default settings fed
 every raw sample, which is what a user would try first:
@@ -34,6 +37,9 @@ import numpy as np
 from benchmarks.stages import machine
 
 RHOS = (0.0, 0.5, 0.85, 0.95)
+# a slow wander under noise: the wander's rho, and its share of the variance
+WANDERS = {"0.99+noise": (0.99, 0.9), "0.997+noise": (0.997, 0.9)}
+PROCESSES = (*RHOS, *WANDERS)
 DISTS = ("gauss", "t3")
 CHANGES = ("step3", "step2", "var3", "ramp4")
 DETECTORS = ("lucidstream", "adwin", "page_hinkley", "kswin")
@@ -54,6 +60,17 @@ def ar1(rng: np.random.Generator, trials: int, n: int, rho: float, dist: str) ->
         prev = rho * prev + scale * e[:, i]
         x[:, i] = prev
     return x
+
+
+def process(rng: np.random.Generator, trials: int, n: int, rho: float | str,
+            dist: str) -> np.ndarray:
+    """``trials`` series of one of ``PROCESSES`` with unit variance: AR(1), or a slow
+    AR(1) wander (``WANDERS``) plus white noise of the same innovations."""
+    if isinstance(rho, float):
+        return ar1(rng, trials, n, rho, dist)
+    slow, share = WANDERS[rho]
+    noise = ar1(rng, trials, n, 0.0, dist)
+    return math.sqrt(share) * ar1(rng, trials, n, slow, dist) + math.sqrt(1 - share) * noise
 
 
 def inject(x: np.ndarray, change: str, at: int) -> np.ndarray:
@@ -95,13 +112,13 @@ def run_cell(job: tuple) -> dict:
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     if change == "none":
-        x = ar1(rng, trials, length, rho, dist)
+        x = process(rng, trials, length, rho, dist)
         count = sum(len(alarms_of(detector, row)) for row in x)
         return {"detector": detector, "rho": rho, "dist": dist, "change": change,
                 "trials": trials, "samples": trials * length,
                 "fa_per_million": count / (trials * length) * 1e6, "alarms": count,
                 "seconds": time.perf_counter() - started}
-    x = inject(ar1(rng, trials, history + horizon, rho, dist), change, history)
+    x = inject(process(rng, trials, history + horizon, rho, dist), change, history)
     delays, onset_errors = [], []
     for row in x:
         after = [(i, o) for i, o in alarms_of(detector, row) if i >= history]
@@ -128,7 +145,7 @@ def jobs(args: argparse.Namespace) -> list[tuple]:
     out = []
     for detector in args.detectors:
         trials = args.kswin_trials if detector == "kswin" else args.trials
-        for r_i, rho in enumerate(RHOS):
+        for r_i, rho in enumerate(PROCESSES):
             for s_i, dist in enumerate(DISTS):
                 for c_i, change in enumerate(("none", *CHANGES)):
                     if change != "none" and dist != "gauss" and not args.all_changes:
@@ -154,7 +171,7 @@ def table(results: list[dict]) -> str:
     lines = [head, "|" + "---|" * 9]
     by = {(r["detector"], r["rho"], r["dist"], r["change"]): r for r in results}
     for detector in DETECTORS:
-        for rho in RHOS:
+        for rho in PROCESSES:
             for dist in DISTS:
                 fa = by.get((detector, rho, dist, "none"))
                 if fa is None:

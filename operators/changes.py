@@ -17,8 +17,10 @@ signal wanders by itself, and keeps its whole size.
   (expanding, then exponential with ``memory`` samples) once no test's
   excursion holds the block, so a change in progress is not learned as normal.
 * Honest about what it does not know yet: the long-run scale is an upper
-  confidence bound for the samples seen (see :mod:`operators.longrun`; batch
-  means take over where the AR(1) model clearly underrates the wander), and
+  confidence bound for the samples seen (see :mod:`operators.longrun`; a slow
+  wander under fast noise, whose lag-2 autocovariance says it decays far slower
+  than its lag-1 autocorrelation does, is scaled as the wander it is; batch
+  means take over where the AR(1) model still clearly underrates it), and
   the reference value adds two standard errors of the baseline mean, so a
   young stream is judged conservatively.
 * Thresholds from the budget, not from data: ``h`` solves Siegmund's
@@ -86,6 +88,7 @@ from operators.longrun import (
     long_run_factor,
     median,
     onset_index,
+    persistence,
     sample_sd,
 )
 
@@ -128,7 +131,8 @@ class ChangeDetector:
 
     __slots__ = (
         "_a_c1", "_a_k", "_a_mean", "_a_n", "_a_prev", "_a_scale", "_a_var", "_blocks", "_bm_acc",
-        "_bm_fill", "_bm_n", "_bm_var", "_buf", "_c1", "_clip", "_d_prev", "_e_hi", "_e_lo", "_gn",
+        "_bm_fill", "_bm_n", "_bm_var", "_buf", "_c1", "_c2", "_clip", "_d_prev", "_d_prev2",
+        "_e_hi", "_e_lo", "_gn",
         "_gp", "_hl", "_hs", "_j_abs", "_j_n", "_j_z", "_jumps", "_k_raw", "_m2", "_ms_sn",
         "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
         "_need", "_offs", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho",
@@ -169,7 +173,7 @@ class ChangeDetector:
         self._n = 0  # samples taken before the buffer's
         # the baseline (level, second moment, lag-1 product, samples behind them) and
         # its derived scale; the spread statistic's baseline; batch means
-        self._mu = self._m2 = self._c1 = self._sd = self._rho = 0.0
+        self._mu = self._m2 = self._c1 = self._c2 = self._sd = self._rho = 0.0
         self._scale = self._k_raw = self._clip = 0.0
         self._n_est = self._n_mu = self._a_n = self._bm_n = self._bm_fill = 0
         self._a_mean = self._a_var = self._a_c1 = self._a_prev = 0.0
@@ -177,7 +181,7 @@ class ChangeDetector:
         # the current block's samples, and the last deviation (clipped and not)
         self._buf: list[float] = []
         self._offs: list[float] = []  # what was taken out of each (a reference's level)
-        self._d_prev = self._r_prev = 0.0
+        self._d_prev = self._d_prev2 = self._r_prev = 0.0
         self._start_ms = self._blocks = 0
         # the four one-sided tests: statistics, where their excursions began (and for
         # the spread's, its event time and the statistic's sum since)
@@ -185,9 +189,10 @@ class ChangeDetector:
         self._on_gp = self._on_gn = self._on_sp = self._on_sn = self._ms_sp = self._ms_sn = 0
         self._warm = True       # the buffer holds the warm-up's samples
         self._need = warmup     # samples the buffer takes before its work is done
-        # blocks not yet learned: (last sample, sum, squares, lag products, spread,
-        # raw sum, first event time)
-        self._pending: deque[tuple[int, float, float, float, float, float, int]] = deque()
+        # blocks not yet learned: (last sample, sum, squares, lag-1 products, spread,
+        # raw sum, first event time, lag-2 products)
+        self._pending: deque[tuple[int, float, float, float, float, float, int, float]] = \
+            deque()
 
     @property
     def watching(self) -> bool:
@@ -248,7 +253,8 @@ class ChangeDetector:
         self._bm_acc, self._bm_fill, self._bm_n, self._bm_var = 0.0, 0, 0, 0.0
         self._m2 = max(sum(d * d for d in devs) / n, floor * floor)
         self._c1 = sum(a * b for a, b in itertools.pairwise(devs)) / n
-        self._d_prev = devs[-1]
+        self._c2 = sum(a * b for a, b in zip(devs, devs[2:], strict=False)) / n
+        self._d_prev, self._d_prev2 = devs[-1], devs[-2]
         self._r_prev = xs[-1] - mu + last_off
         self._warm, self._need = False, self.block
         self._refit()
@@ -274,7 +280,7 @@ class ChangeDetector:
         sd = self._sd = math.sqrt(self._m2)
         rho = min(max(self._c1 / self._m2, -0.99), 0.99)
         self._rho = max(rho, 0.0)
-        scale = sd * long_run_factor(rho, n)
+        scale = sd * long_run_factor(persistence(self._m2, self._c1, self._c2, rho, n), n)
         batches = self._bm_n
         if batches >= 4:
             # Batch means measure the long-run variance where the AR(1) model only
@@ -307,15 +313,17 @@ class ChangeDetector:
     def _close_block(self) -> Change | None:
         b = self.block
         mu, clip, rho = self._mu, self._clip, self._rho
-        d_prev, r_prev, e_hi, e_lo = self._d_prev, self._r_prev, self._e_hi, self._e_lo
-        s1 = s2 = s11 = a_acc = a_sq = raw = 0.0
+        d_prev, d_prev2, r_prev = self._d_prev, self._d_prev2, self._r_prev
+        e_hi, e_lo = self._e_hi, self._e_lo
+        s1 = s2 = s11 = s12 = a_acc = a_sq = raw = 0.0
         for x, off in zip(self._buf, self._offs, strict=True):
             r = x - mu
             d = clip if r > clip else -clip if r < -clip else r  # one spike is not a shift
             s1 += d
             s2 += d * d
             s11 += d * d_prev
-            d_prev = d
+            s12 += d * d_prev2
+            d_prev2, d_prev = d_prev, d
             # innovations of the reading itself, the reference put back: a source's
             # spread is its own, and the reference's noise (a median of peers, which
             # grows when peers leave it) is not. Unclipped (a step moves their mean, which
@@ -330,7 +338,7 @@ class ChangeDetector:
         xs, offs = self._buf, self._offs
         ordered = sorted(xs)
         self._buf, self._offs = [], []
-        self._d_prev, self._r_prev = d_prev, r_prev
+        self._d_prev, self._d_prev2, self._r_prev = d_prev, d_prev2, r_prev
         if self._k_raw >= self._clip:  # the CUSUM is blind: the step test looks
             jump = self._step(xs, offs, self._start_ms)
             if jump is not None:
@@ -382,7 +390,7 @@ class ChangeDetector:
             self._sum_sn += a
         self._gp, self._gn, self._sp, self._sn = gp, gn, sp, sn
         pending = self._pending
-        pending.append((n, s1, s2, s11, a, raw, start_ms))
+        pending.append((n, s1, s2, s11, a, raw, start_ms, s12))
         if gp > self._hl or gn > self._hl or sp > self._hs or sn > self._hs:
             change = self._decide(a)
             self._reset_tests()
@@ -397,7 +405,8 @@ class ChangeDetector:
             else self.young_pending
         learned = False
         while pending and (len(pending) > wait or pending[0][0] < settled):
-            self._learn_block(*pending.popleft()[:5])
+            end, b1, b2, b11, ba, _, _, b12 = pending.popleft()
+            self._learn_block(end, b1, b2, b11, ba, b12)
             learned = True
         # refitting costs more than the sums: an old baseline is refitted every 4 blocks
         self._blocks += 1
@@ -547,6 +556,7 @@ class ChangeDetector:
         r2 = ratio * ratio
         self._m2 *= r2
         self._c1 *= r2
+        self._c2 *= r2
         self._a_mean *= ratio
         self._a_var *= r2
         self._a_c1 *= r2
@@ -556,7 +566,8 @@ class ChangeDetector:
         self._refit_spread()
         return change
 
-    def _learn_block(self, _end: int, s1: float, s2: float, s11: float, a: float) -> None:
+    def _learn_block(self, _end: int, s1: float, s2: float, s11: float, a: float,
+                     s12: float) -> None:
         """Fold a settled block into the baseline (expanding, then forgetting)."""
         b = self.block
         n = self._n_est = min(self._n_est + b, self.memory)
@@ -564,6 +575,7 @@ class ChangeDetector:
         self._mu += w * s1 / b
         self._m2 = (1 - w) * self._m2 + w * (s2 / b)
         self._c1 = (1 - w) * self._c1 + w * (s11 / b)
+        self._c2 = (1 - w) * self._c2 + w * (s12 / b)
         self._n_mu = min(self._n_mu + b, self.memory)
         # a batch of BATCH samples' mean about the level: its variance, times BATCH, is
         # the long-run variance whatever the dependence (once BATCH exceeds its reach)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 __all__ = ["chi2_lower", "cusum_threshold", "long_run_factor", "median", "onset_index",
-           "sample_sd"]
+           "persistence", "sample_sd"]
 
 
 @lru_cache(maxsize=256)  # every new stream asks with the same few settings
@@ -70,6 +70,42 @@ def long_run_factor(rho: float, n: int) -> float:
     upper = min(max(upper, 0.0), 0.995)
     n_eff = n * (1 - upper) / (1 + upper)
     return math.sqrt((1 + upper) / (1 - upper) / chi2_lower(n_eff, 3.0))
+
+
+def persistence(var: float, c1: float, c2: float, rho: float, n: int) -> float:
+    """The lag-1 autocorrelation an AR(1) stream would need to wander as far, in the long
+    run, as one with variance ``var`` and lag-1 and lag-2 autocovariances ``c1``, ``c2``
+    does; ``rho`` (``c1 / var``) when nothing says more.
+
+    A slow wander under fast noise (a loop's traffic level under its count's noise, a
+    temperature under its sensor's) decays from lag 1 to lag 2 by the wander's own
+    ``phi = c2 / c1``, far slower than ``rho`` says: the noise takes its share at lag 0
+    only. As an AR(1) wander (variance ``c1 / phi``) plus white noise (the rest), its
+    long-run variance is ``noise + wander (1 + phi) / (1 - phi)``; the ``rho`` whose
+    ``(1 + rho) / (1 - rho)`` is that over ``var`` is returned, so
+    :func:`long_run_factor` bounds it as it does any other. Pure AR(1) gives ``phi ==
+    rho``, and ``rho`` back; so do a lag-1 or lag-2 autocorrelation within 3 standard
+    errors of 0 from ``n`` samples (white noise has no wander to model) and a ``phi``
+    within 2 standard errors of ``rho`` (an AR(1) stream's own estimates).
+
+    >>> round(persistence(1.0, 0.5, 0.25, 0.5, 1_000), 3)      # AR(1), rho 0.5
+    0.5
+    >>> round(persistence(1.0, 0.5, 0.495, 0.5, 1_000), 2)     # a wander under noise
+    0.98
+    >>> persistence(1.0, 0.05, 0.049, 0.05, 1_000)             # noise: nothing to model
+    0.05
+    """
+    root_n = math.sqrt(max(n, 1))
+    least = 3 * var / root_n
+    if c1 < least or c2 < least:
+        return rho
+    phi = min(c2 / c1, 0.999)
+    # phi estimates rho on a pure AR(1) stream, give or take its standard error
+    if phi - rho <= 2 * math.sqrt(max(1 - rho * rho, 0.0)) / (max(rho, 1e-9) * root_n):
+        return rho
+    wander = c1 / phi
+    ratio = ((var - wander) + wander * (1 + phi) / (1 - phi)) / var
+    return (ratio - 1) / (ratio + 1)
 
 
 def onset_index(sums: Sequence[float]) -> int:

@@ -58,6 +58,16 @@ of another moment) is gone; robot-045's ``variance:speed`` is new (onset 63.3 s:
 battery fell under 15 % at about 61 s, the simulator holds its target speed, and the
 spread of its speed's changes fell by about a quarter). Every decision, mode change and
 other alarm is as before.
+
+And once more, intended: a value's long-run scale takes a slow wander under fast noise
+for what it is when the value's lag-2 autocovariance says so
+(``operators.longrun.persistence``). A peer residual (a reading less its fleet's common
+level, which moves once a round) is such a value, so a young one is judged wider: the
+speed drops of robot-010 and robot-033 (onsets 11.8 and 15.7 s, in their first 800
+samples) are not found in this 80 s replay, the other four 0.6 to 1.3 s later; and with
+the level test blind more often, the step test runs sooner and takes the first close
+obstacle of robot-030 (20.2 s) and of robot-046 (36.8 s), and robot-030's at 78.5 s, for
+steps: 3 ``peer:obstacle_m`` alarms. Every decision and mode change is as before.
 """
 
 from __future__ import annotations
