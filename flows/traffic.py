@@ -7,6 +7,8 @@ on data up to 10 s old, and stale data puts the junction on its fixed plan.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from bytewax.dataflow import Dataflow
 
@@ -27,14 +29,23 @@ POLICY = DecisionPolicy(
 
 
 class RoadSensors:
-    """``n`` detectors once per ``1/hz`` s; occupancy and speed move together."""
+    """``n`` detectors once per ``1/hz`` s; occupancy and speed move together.
+
+    Each loop's load wanders about its own typical level (from free-flowing to near
+    jammed) and goes back to it over about 30 s, 0.08 either way as a rule: a road's
+    traffic has a level, where a random walk would pin loops empty or jammed.
+    """
 
     def __init__(self, n: int, hz: float, seed: int) -> None:
         self.n, self.period_ms, self.rng = n, 1000.0 / hz, np.random.default_rng(seed)
-        self.load, self.seq = self.rng.uniform(0.1, 0.6, n), 0
+        self.typical = self.rng.uniform(0.1, 0.9, n)
+        self.load, self.seq = self.typical.copy(), 0
+        self.keep = math.exp(-self.period_ms / 30_000)
+        self.step = 0.08 * math.sqrt(1 - self.keep ** 2)
 
     def tick(self, base_ms: int) -> list[dict]:
-        self.load = np.clip(self.load + self.rng.normal(0, 0.03, self.n), 0, 1)
+        wander = self.keep * (self.load - self.typical) + self.rng.normal(0, self.step, self.n)
+        self.load = np.clip(self.typical + wander, 0, 1)
         speed = np.round(110 * (1 - self.load) + self.rng.normal(0, 3, self.n), 1).tolist()
         occupancy, self.seq = np.round(self.load, 3).tolist(), self.seq + 1
         return [{"source_id": f"loop-{i:04d}", "event_time": base_ms, "seq": self.seq,
