@@ -57,12 +57,8 @@ __all__ = ["DriftConfig", "DriftMonitor"]
 VALUES = ("cusum",)
 # a source's move beyond this many times its fleet's (same moment) is its own
 FLEET_SHARE = 4.0
-# a source's relation change (the fleet's median already out of it) up to this many times
-# its fleet's move at its onset is how much more or less than the median source it moved
-RELATION_SHARE = 2.0
 LISTED_PEERS = 64  # an alarm against a fleet names its sources up to this many
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
-HISTORY, HISTORY_STEP_MS = 128, 500  # a fleet's common level kept: one a half second
 REAL = ("cusum", "adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
 
@@ -168,7 +164,7 @@ class _Fleet:
     ``common`` is 0 until ``min_peers`` sources take part: no fleet, no reference.
     """
 
-    __slots__ = ("common", "det", "due", "group", "history", "latest", "peers")
+    __slots__ = ("common", "det", "due", "group", "latest", "peers")
 
     def __init__(self, det: ChangeDetector, group: str) -> None:
         self.det = det
@@ -177,9 +173,6 @@ class _Fleet:
         self.common = 0.0
         self.peers = False  # enough sources to be a reference
         self.due = 1        # samples until the next round
-        # (event ms, common level), one every HISTORY_STEP_MS: where the fleet stood
-        # when a source's change began
-        self.history: deque[tuple[int, float]] = deque(maxlen=HISTORY)
 
 
 class DriftMonitor:
@@ -342,9 +335,6 @@ class DriftMonitor:
             fleet.common = 0.0
             return
         fleet.common = median(list(latest.values()))
-        history = fleet.history
-        if not history or event_ms >= history[-1][0] + HISTORY_STEP_MS:
-            history.append((event_ms, fleet.common))
         change = fleet.det.update(fleet.common, event_ms)
         if change is not None:
             # its size in standardised units (a magnitude is signed, in baseline sds)
@@ -445,33 +435,14 @@ class DriftMonitor:
             moved = self._fleet_moves.get((group, name))
             stream = self._streams.get(source_id, {}).get(name)
             fleet = self._fleets.get((group, name))
-            if signal == "relation" and fleet is not None and stream is not None and \
-                    self._went_with(fleet, change, grace, stream):
+            if signal == "relation" and self._relations is not None and \
+                    self._relations.went_with(source_id, name, change, grace):
                 continue
             if not self._explained(change, moved, grace, stream):
                 self._change(change, source_id, name, signal, event_ms, at,
                              peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []
         return alarms
-
-    @staticmethod
-    def _went_with(fleet: _Fleet, change: Change, grace: int, stream: _Stream) -> bool:
-        """Whether a source's relation change is its share of a fleet's move: the fleet's
-        common level went at least 1 (a source's sd) the change's way within the grace
-        either side of its onset, and the change, in the source's sds, is at most
-        ``RELATION_SHARE`` times that move. Its residual has the fleet's median taken out
-        already, so what is left of a common move is how much more or less this source
-        moved than the median one (each source moves by its own spread)."""
-        if not stream.sd:
-            return False
-        levels = [level for at, level in fleet.history
-                  if change.onset_ms - grace <= at <= change.onset_ms + grace]
-        if len(levels) < 2:
-            return False
-        went = levels[-1] - levels[0]
-        own = change.magnitude * change.baseline_sd / stream.sd
-        return abs(went) >= 1.0 and (went > 0) == (own > 0) and \
-            abs(own) <= RELATION_SHARE * abs(went)
 
     @staticmethod
     def _explained(change: Change, moved: tuple[int, float] | None, grace: int,

@@ -75,6 +75,13 @@ GIVE_UP = 8              # values not explained by this many times the settling 
 HOLD = 8                 # blocks whose median residual is the level judged
 Z_MIN = 6.0              # least level judged a change, in residual sds
 RECORD = 2.0             # ... and at least this many times the fleet's largest normal one
+# a source's change up to this many times its fleet's median move, the same way and
+# where it began, is its share of the fleet's move (each source moves by its own spread;
+# as for a level change against a fleet, operators.drift.FLEET_SHARE)
+SHARE = 4.0
+# the fleet's median move kept, one a second for 5 minutes: where a change began (a slow
+# one is found a minute or more after its onset)
+MOVES_KEPT, MOVES_STEP_MS = 300, 1_000
 _RATES = 1.0 / np.array(TAUS)[:, None]
 
 
@@ -83,9 +90,9 @@ class _Model:
     features' products within each source, the fitted coefficients, the sources'
     latest residuals."""
 
-    __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "latest", "m", "n",
-                 "names", "oos_c1", "oos_n", "oos_sq", "records", "resid_sd", "settled",
-                 "sources", "sums")
+    __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "judged_at",
+                 "latest", "m", "moved", "moves", "n", "names", "oos_c1", "oos_n", "oos_sq",
+                 "records", "resid_sd", "settled", "sources", "sums")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -104,8 +111,13 @@ class _Model:
         self.resid_sd = np.ones(m)
         self.latest: dict[str, np.ndarray] = {}  # source -> its latest residuals
         self.common = np.zeros(m)
+        # each source's residuals less its own baseline (in residual sds), and their
+        # median per round: (event ms, how far the fleet as a whole moved)
+        self.moves: dict[str, np.ndarray] = {}
+        self.moved: deque[tuple[int, np.ndarray]] = deque(maxlen=MOVES_KEPT)
         self.due = 1
         self.judged: list[int] = []  # the values the relation explains well enough
+        self.judged_at = 0  # the fit since which they are judged (their coefficients fixed)
         # squared residuals of the current fit on blocks it was not fitted to (less
         # their source's mean residual)
         self.oos_sq = np.zeros(m)
@@ -165,7 +177,8 @@ class _Model:
 
 
 class _Source:
-    __slots__ = ("buf", "fit", "k", "model", "mu", "prev", "rk", "rmu", "smooth", "tests")
+    __slots__ = ("base", "base_fit", "buf", "fit", "k", "model", "mu", "prev", "rk", "rmu",
+                 "smooth", "tests", "warm")
 
     def __init__(self) -> None:
         self.buf: list[Mapping[str, float]] = []
@@ -178,6 +191,11 @@ class _Source:
         self.rk = 0
         self.fit = -1                       # which fit (its blocks) rmu is of
         self.prev: np.ndarray | None = None  # its last residual less rmu, under that fit
+        # its residuals' own baseline (median of its first blocks, in residual sds) since
+        # the values judged were last set (fit base_fit), from which its moves are measured
+        self.warm: list[np.ndarray] = []
+        self.base: np.ndarray | None = None
+        self.base_fit = -1
 
 
 class RelationWatch:
@@ -223,6 +241,7 @@ class RelationWatch:
         self._sources.pop(source_id, None)
         for model in self._models.values():
             model.latest.pop(source_id, None)
+            model.moves.pop(source_id, None)
             model.sources.discard(source_id)
             for records in model.records:
                 records.drop(source_id)
@@ -245,6 +264,7 @@ class RelationWatch:
         if src.model is not model:  # a new set of values: start its smoothing afresh
             if src.model is not None:
                 src.model.latest.pop(source_id, None)
+                src.model.moves.pop(source_id, None)
             src.model, src.smooth, src.tests = model, np.tile(z, (len(TAUS), 1)), {}
         else:
             assert src.smooth is not None
@@ -274,8 +294,13 @@ class RelationWatch:
                 # a value is fixed once it is predicted on blocks the fit had not seen:
                 # until then it learns on (a fleet that has not shown its range yet
                 # explains little)
+                judged = list(model.judged)
                 model.fit(RIDGE, self.settle * p)
                 model.latest.clear()  # residuals of the old fit are not comparable
+                if model.judged != judged:  # a value's residuals begin: so do its moves
+                    model.moves.clear()
+                    model.moved.clear()
+                    model.judged_at = model.fitted_at
         return found
 
     @staticmethod
@@ -302,11 +327,16 @@ class RelationWatch:
         """The source's residuals, less the fleet's, to its excursion tests."""
         latest = model.latest
         latest[source_id] = resid
+        self._move(model, src, source_id, resid)
         model.due -= 1
         if model.due <= 0:  # a round of blocks is in: the fleet's median residual
             model.due = len(latest)
             if len(latest) >= self.min_sources:
                 model.common = np.median(np.array(list(latest.values())), axis=0)
+            moved = model.moved
+            if len(model.moves) >= self.min_sources and \
+                    (not moved or event_ms >= moved[-1][0] + MOVES_STEP_MS):
+                moved.append((event_ms, np.median(np.array(list(model.moves.values())), axis=0)))
         if len(latest) < self.min_sources or not model.judged:
             return []
         own = (resid - model.common) / model.resid_sd
@@ -322,6 +352,40 @@ class RelationWatch:
                 found.append((name, _change(change, model.resid_sd[j])))
                 alarmed = True
         return found
+
+
+    def _move(self, model: _Model, src: _Source, source_id: str, resid: np.ndarray) -> None:
+        """How far the source's residuals are from their own baseline, once it has one."""
+        if src.base_fit != model.judged_at:  # judged values' coefficients stay fixed
+            src.warm, src.base, src.base_fit = [], None, model.judged_at
+        z = resid / model.resid_sd
+        if src.base is None:
+            src.warm.append(z)
+            if len(src.warm) >= self.warmup:
+                src.base, src.warm = np.median(np.array(src.warm), axis=0), []
+            return
+        model.moves[source_id] = z - src.base
+
+    def went_with(self, source_id: str, name: str, change: Change, grace_ms: int) -> bool:
+        """Whether a source's relation change is its share of its fleet's move: the
+        median of every source's move from its own baseline went at least 1 residual sd
+        the change's way within ``grace_ms`` either side of where the change began, and
+        the change is at most ``SHARE`` times that. A median of moves stays where most
+        sources stay: a few units shifted together move it little, a fleet warming
+        together moves it with them (each by its own spread, so some more than others)."""
+        src = self._sources.get(source_id)
+        model = src.model if src is not None else None
+        if model is None or name not in model.names:
+            return False
+        j = model.names.index(name)
+        onset = change.onset_ms
+        levels = [float(m[j]) for at, m in model.moved
+                  if onset - grace_ms <= at <= onset + grace_ms]
+        if len(levels) < 2:
+            return False
+        went = levels[-1] - levels[0]
+        own = change.magnitude
+        return abs(went) >= 1.0 and (went > 0) == (own > 0) and abs(own) <= SHARE * abs(went)
 
 
 class _Excursion:

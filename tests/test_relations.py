@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import random
 
-from operators.changes import Change, ChangeDetector
-from operators.drift import DriftConfig, DriftMonitor, _Fleet, _Stream
-from operators.relations import RelationWatch
+import numpy as np
+
+from operators.changes import Change
+from operators.drift import DriftConfig, DriftMonitor
+from operators.relations import RelationWatch, _Model, _Source
 
 UNITS = 8
 SAMPLES = 5_000  # per unit, one every 100 ms
@@ -80,26 +82,29 @@ def test_a_fleet_that_warms_together_is_its_fleet_alarm_not_one_relation_alarm_p
 
 
 def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its_way():
-    """The rule itself, on a fleet whose common level stood at 0 and went to 3 (its
-    sources' sds) at 150 s: a source whose relation changed at 150.3 s by up to twice
-    that, the same way, moved with it; one that went the other way, 7 times as far, or
-    began a minute later (a ramp while the fleet stood still) did not."""
-    fleet = _Fleet(ChangeDetector(), "")
-    for ms in range(100_000, 200_000, 500):
-        fleet.history.append((ms, 0.0 if ms < 150_000 else 3.0))
-    fleet.common = 3.0
-    stream = _Stream(ChangeDetector(), fleet)
-    stream.sd = 5.0
+    """The rule itself, on a fleet whose sources' median move from their own baselines
+    stood at 0 and went to 3 residual sds at 150 s: a source whose relation changed at
+    150.3 s by up to 4 times that, the same way, moved with it; one that went the other
+    way, 5 times as far, or began a minute later (a ramp while the fleet stood still) did
+    not."""
+    watch = RelationWatch(min_sources=5)
+    model = _Model(("load", "temp_c"))
+    source = _Source()
+    source.model = model
+    watch._sources["unit-1"] = source
+    for ms in range(100_000, 200_000, 1_000):
+        model.moved.append((ms, np.array([0.0, 0.0 if ms < 150_000 else 3.0])))
 
-    def change(onset_ms: int, degrees: float) -> Change:  # in residual sds of 1 degree
-        return Change("level", "up" if degrees > 0 else "down", degrees, 10, 10, onset_ms,
-                      0.0, 1.0, 0.0, abs(degrees), 6.0)
+    def change(onset_ms: int, level: float) -> Change:  # in residual sds
+        return Change("level", "up" if level > 0 else "down", level, 10, 10, onset_ms,
+                      0.0, 1.0, 0.0, abs(level), 6.0)
 
-    went_with = DriftMonitor._went_with
-    assert went_with(fleet, change(150_300, 25.0), 5_000, stream)        # 5 sd, fleet 3
-    assert not went_with(fleet, change(150_300, 35.0), 5_000, stream)    # 7 sd
-    assert not went_with(fleet, change(150_300, -25.0), 5_000, stream)   # the other way
-    assert not went_with(fleet, change(210_000, 25.0), 5_000, stream)    # fleet stood
+    assert watch.went_with("unit-1", "temp_c", change(150_300, 11.0), 5_000)
+    assert not watch.went_with("unit-1", "temp_c", change(150_300, 15.0), 5_000)
+    assert not watch.went_with("unit-1", "temp_c", change(150_300, -11.0), 5_000)
+    assert not watch.went_with("unit-1", "temp_c", change(210_000, 11.0), 5_000)
+    assert not watch.went_with("unit-1", "load", change(150_300, 2.0), 5_000)
+    assert not watch.went_with("unit-9", "temp_c", change(150_300, 11.0), 5_000)  # unknown
 
 
 def test_a_value_nothing_explains_is_not_judged():
