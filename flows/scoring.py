@@ -109,17 +109,14 @@ def _explained(alarm: dict, truth: dict, everyone: bool) -> bool:
     # a fleet-wide fault's signals on one source: the fault does not explain them (one
     # alarm for the fleet, not one per unit); that source's own deliberate change does,
     # where the alarm says its change began (the fault moved every unit at once)
-    per_unit = bool(alarm["source_id"]) and \
-        alarm["signal"] in truth["expect"].get("per_source_false", [])
-    if per_unit:
-        onset = alarm.get("onset_ms")
+    onset = alarm.get("onset_ms")
+    if alarm["source_id"] and alarm["signal"] in truth["expect"].get("per_source_false", []):
         return onset is not None and any(
             change["source_id"] == alarm["source_id"] and
             (value is None or value in change["values"]) and
             abs(change["at_ms"] - onset) <= ONSET_SLACK_MS
             for change in truth.get("background", []))
     peers = _peers(alarm)
-    onset = alarm.get("onset_ms")
     if truth["kind"] != "control" and start - 1_000 <= alarm["at"] <= end + AFTERMATH_MS and \
             (everyone or "" in sources or alarm["source_id"] in sources or
              alarm["signal"] in truth["expect"]["signals"] or
