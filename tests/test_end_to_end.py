@@ -136,3 +136,21 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
     assert query_scalar(dsn, "SELECT count() FROM decisions "
                              "WHERE path IN ('fast', 'fallback')") == "2"
     assert query_scalar(dsn, "SELECT count() FROM dead_letters") == "0"
+
+
+def test_traffic_loads_wander_about_each_loops_own_level():
+    """The traffic simulator's loops keep a level a detector can be judged against: over
+    20 minutes each loop's load stays about its typical one (a random walk pinned
+    loops empty or jammed within a minute)."""
+    import numpy as np
+
+    from flows.traffic import RoadSensors
+
+    road = RoadSensors(n=50, hz=10, seed=3)
+    loads = np.array([[e["values"]["occupancy"] for e in road.tick(i * 100)]
+                      for i in range(12_000)])
+    drift = np.abs(loads.mean(axis=0) - road.typical)
+    assert drift.max() < 0.1, drift.max()
+    assert 0.04 < float(np.median(loads.std(axis=0))) < 0.12
+    pinned = np.mean((loads <= 0.0) | (loads >= 1.0))
+    assert pinned < 0.05, pinned
