@@ -432,13 +432,13 @@ class DriftMonitor:
         held, grace = self._held, self.config.fleet_grace_ms
         while held and (now is None or held[0][0] + grace <= now):
             at, change, source_id, name, event_ms, group, signal = held.popleft()
-            moved = self._fleet_moves.get((group, name))
-            stream = self._streams.get(source_id, {}).get(name)
-            fleet = self._fleets.get((group, name))
             if signal == "relation" and self._relations is not None and \
                     self._relations.went_with(source_id, name, change, grace):
                 continue
-            if not self._explained(change, moved, grace, stream):
+            moved = self._fleet_moves.get((group, name))
+            if not self._explained(change, moved, grace,
+                                   self._streams.get(source_id, {}).get(name)):
+                fleet = self._fleets.get((group, name))
                 self._change(change, source_id, name, signal, event_ms, at,
                              peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []

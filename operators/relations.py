@@ -353,7 +353,6 @@ class RelationWatch:
                 alarmed = True
         return found
 
-
     def _move(self, model: _Model, src: _Source, source_id: str, resid: np.ndarray) -> None:
         """How far the source's residuals are from their own baseline, once it has one."""
         if src.base_fit != model.judged_at:  # judged values' coefficients stay fixed
