@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -80,13 +81,19 @@ def test_a_cluster_stops_with_its_parent(tmp_path, how):
         for line in parent.stderr:  # both processes are deciding
             if line.startswith("[process 1] events") and "decisions 0 " not in line:
                 break
+        # The children share the parent's stderr pipe: keep reading it, or a child
+        # that writes its closing summary into a full pipe blocks and never exits.
+        tail: list[str] = []
+        reader = threading.Thread(target=lambda: tail.extend(parent.stderr or ()), daemon=True)
+        reader.start()
         assert len(processes_mentioning(store)) == 3
         parent.send_signal(how)
         parent.wait(30)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # each child drains to the store first
         while processes_mentioning(store) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not processes_mentioning(store), f"cluster processes outlived {how.name}"
+        assert not processes_mentioning(store), \
+            f"cluster processes outlived {how.name}; their last output: {''.join(tail[-20:])}"
     finally:
         parent.kill()
         for pid in processes_mentioning(store):
