@@ -317,11 +317,14 @@ def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: 
               "defaults then: 24 sources, 240 events/s, 300 s")
 @click.option("--from", "from_file", type=click.Path(dir_okay=False),
               help="with --scenario: inject into this recorded JSONL instead")
+@click.option("--magnitude", default=1.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="with --scenario: scale of a sized fault (shift, ramp, fleet_shift)")
 @click.pass_context
 def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic: str,
              partitions: int, kafka_opt: tuple[str, ...], events: int, seed: int,
              sources: int, rate: float | None, flow_name: str, scenario: str | None,
-             from_file: str | None) -> None:
+             from_file: str | None, magnitude: float) -> None:
     """Write simulator events to a JSONL file, or produce them to a Kafka topic."""
     if (out_file is None) == (kafka is None):
         raise click.UsageError("give exactly one of --out FILE or --kafka HOST:PORT")
@@ -331,7 +334,8 @@ def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic
         if out_file is None:
             raise click.UsageError("--scenario writes a file: give --out FILE")
         given = ctx.get_parameter_source  # the scenario's own defaults unless given
-        settings = ScenarioSettings(flow=flow_name, seed=seed, from_file=from_file)
+        settings = ScenarioSettings(flow=flow_name, seed=seed, from_file=from_file,
+                                    magnitude=magnitude)
         if given("sources") == click.core.ParameterSource.COMMANDLINE:
             settings.sources = sources
         if rate:

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from flows.faults import SCENARIOS
+from flows.faults import SCENARIOS, describe
 from flows.scenarios import ScenarioSettings, names_for, run_one, run_suite
 from operators.errors import ConfigError
 
@@ -42,6 +42,10 @@ def settings_options(command):  # type: ignore[no-untyped-def]
         click.option("--outage", "outage_s", default=30.0, show_default=True,
                      type=click.FloatRange(min=1),
                      help="seconds of wall time the store_outage scenario's store fails"),
+        click.option("--magnitude", default=1.0, show_default=True,
+                     type=click.FloatRange(min=0, min_open=True),
+                     help="scale of the sized faults (shift, ramp, fleet_shift): 2 moves "
+                     "the value twice as far as `scenarios list` states"),
     ]):
         command = option(command)
     return command
@@ -60,8 +64,8 @@ def scenarios() -> None:
 def scenarios_list() -> None:
     """The scenarios and what each injects."""
     table = Table("scenario", "fault")
-    for name, (_, description) in SCENARIOS.items():
-        table.add_row(name, description)
+    for name in SCENARIOS:
+        table.add_row(name, describe(name))
     out.print(table)
 
 

@@ -35,7 +35,7 @@ import orjson
 from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.ids import decision_id
 
-__all__ = ["SCENARIOS", "FlowFacts", "Stream", "inject"]
+__all__ = ["SCENARIOS", "SIZES_SD", "FlowFacts", "Stream", "describe", "inject"]
 
 NOT_DECIDED = ("heartbeat", "idle")
 
@@ -163,6 +163,7 @@ class _Ctx:
     clean: list[tuple[int, int]] = field(default_factory=list)
     spreads: dict[str, float] | None = None  # each source's sd of the value before the fault
     outage_s: float = 30.0  # the store outage's length, wall time
+    magnitude: float = 1.0  # scales the sized faults (SIZES_SD)
 
     def pick(self, n: int) -> list[str]:
         return sorted(self.rng.sample(self.sources, min(n, len(self.sources))))
@@ -287,9 +288,19 @@ def frozen(ctx: _Ctx) -> dict:
                      values=[ctx.value])
 
 
+# How far the sized faults move a value, in each source's own sd before the fault, at
+# magnitude 1 (``--magnitude`` scales them): sizes at which a level change is plain to
+# an operator's eye on a chart of one unit, yet inside a fleet's spread of levels.
+SIZES_SD = {"shift": 4.0, "ramp": 6.0, "fleet_shift": 3.0}
+
+
+def _size(ctx: _Ctx, kind: str) -> float:
+    return SIZES_SD[kind] * ctx.magnitude
+
+
 def shift(ctx: _Ctx) -> dict:
-    units = ctx.pick(min(3, max(1, len(ctx.sources) // 8)))
-    _shift(ctx, units, lambda source, t: 4.0)
+    units, size = ctx.pick(min(3, max(1, len(ctx.sources) // 8))), _size(ctx, "shift")
+    _shift(ctx, units, lambda source, t: size)
     return ctx.truth("shift", units, None, [f"peer:{ctx.value}", f"value:{ctx.value}",
                      f"relation:{ctx.value}"],
                      f"a level alarm on {ctx.value} for each shifted unit, with its onset",
@@ -297,8 +308,8 @@ def shift(ctx: _Ctx) -> dict:
 
 
 def ramp(ctx: _Ctx) -> dict:
-    unit, length = ctx.pick(1), 2 * MINUTE
-    _shift(ctx, unit, lambda source, t: 6.0 * min(1.0, (t - ctx.start) / length))
+    unit, length, size = ctx.pick(1), 2 * MINUTE, _size(ctx, "ramp")
+    _shift(ctx, unit, lambda source, t: size * min(1.0, (t - ctx.start) / length))
     return ctx.truth("ramp", unit, None, [f"peer:{ctx.value}", f"value:{ctx.value}",
                      f"relation:{ctx.value}"],
                      f"a level alarm on {ctx.value} of that unit while it ramps", 3 * MINUTE,
@@ -306,7 +317,8 @@ def ramp(ctx: _Ctx) -> dict:
 
 
 def fleet_shift(ctx: _Ctx) -> dict:
-    _shift(ctx, ctx.sources, lambda source, t: 3.0)
+    size = _size(ctx, "fleet_shift")
+    _shift(ctx, ctx.sources, lambda source, t: size)
     return ctx.truth("fleet_shift", [""], None, [f"fleet:{ctx.value}"],
                      f"one fleet-wide alarm on {ctx.value}, not one per unit", 2 * MINUTE,
                      values=[ctx.value],
@@ -470,9 +482,10 @@ SCENARIOS: dict[str, tuple[Callable[[_Ctx], dict], str]] = {
     "dark_unit": (dark_unit, "one unit dark for a minute: no events, no heartbeat"),
     "duplicates": (duplicates, "5 % of a minute's events delivered twice"),
     "frozen": (frozen, "one sensor of one unit stuck at its last value for a minute"),
-    "shift": (shift, "a sudden shift (4 sd) of one value on a few units"),
-    "ramp": (ramp, "a slow ramp (6 sd over 2 minutes) of one value on one unit"),
-    "fleet_shift": (fleet_shift, "every unit's value up 3 sd together (a hot afternoon)"),
+    "shift": (shift, "a sudden shift ({shift} sd) of one value on a few units"),
+    "ramp": (ramp, "a slow ramp ({ramp} sd over 2 minutes) of one value on one unit"),
+    "fleet_shift": (fleet_shift,
+                    "every unit's value up {fleet_shift} sd together (a hot afternoon)"),
     "unit_change": (unit_change, "a firmware update: one unit reports Fahrenheit"),
     "clock_skew": (clock_skew, "one unit's clock 30 s ahead for a minute"),
     "stuck_clock": (stuck_clock, "one unit's clock stuck (constant event time) for a minute"),
@@ -494,15 +507,30 @@ SCENARIOS: dict[str, tuple[Callable[[_Ctx], dict], str]] = {
 }
 
 
+def describe(name: str, magnitude: float = 1.0) -> str:
+    """What scenario ``name`` injects, its sizes scaled by ``magnitude``.
+
+    >>> describe("shift", magnitude=0.5)
+    'a sudden shift (2 sd) of one value on a few units'
+    """
+    sizes = {kind: f"{sd * magnitude:g}" for kind, sd in SIZES_SD.items()}
+    return SCENARIOS[name][1].format(**sizes)
+
+
 def inject(name: str, stream: Stream, facts: FlowFacts, seed: int = 0,
-           value: str | None = None, at: float = 0.5, outage_s: float = 30.0) -> dict:
+           value: str | None = None, at: float = 0.5, outage_s: float = 30.0,
+           magnitude: float = 1.0) -> dict:
     """Apply scenario ``name`` to ``stream`` in place; its truth record.
 
     The fault starts ``at`` of the way through the stream's event time; the store
-    outage lasts ``outage_s`` of wall time.
+    outage lasts ``outage_s`` of wall time; the sized faults (``SIZES_SD``) are scaled
+    by ``magnitude``.
     """
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
+    if not magnitude > 0:
+        raise ValueError(f"magnitude {magnitude!r} is not above 0; give a scale such as "
+                         "0.5 or 2 (1 = the sizes the descriptions state)")
     t0, t1 = stream.span()
     sources = stream.sources()
     numeric = {k for e in stream.telemetry()[:5_000] for k, v in e["values"].items()
@@ -516,9 +544,12 @@ def inject(name: str, stream: Stream, facts: FlowFacts, seed: int = 0,
             latest = ev["event_time"]
             clean.append((latest, ln.arrival))
     ctx = _Ctx(stream, facts, random.Random(seed), t0, t0 + int((t1 - t0) * at), sources,
-               value, clean, outage_s=outage_s)
+               value, clean, outage_s=outage_s, magnitude=magnitude)
     truth = SCENARIOS[name][0](ctx)
-    truth = {"scenario": name, "description": SCENARIOS[name][1], "seed": seed, **truth}
+    truth = {"scenario": name, "description": describe(name, magnitude), "seed": seed,
+             **truth}
+    if name in SIZES_SD:
+        truth["size_sd"] = SIZES_SD[name] * magnitude
     truth["stream_sources"] = len(sources)
     truth["counts"] = stream.counts(facts.decision_type)
     truth["flow"] = {"decision_type": facts.decision_type, "sla_ms": facts.sla_ms,

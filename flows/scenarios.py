@@ -49,6 +49,7 @@ class ScenarioSettings:
     # heard of once per batch, so a batch should span seconds of pipeline clock, as live
     batch: int = 1_000
     outage_s: float = 30.0  # how long the store_outage scenario's store fails (wall time)
+    magnitude: float = 1.0  # scales the sized faults (shift, ramp, fleet_shift)
 
 
 def facts_of(module: ModuleType) -> FlowFacts:
@@ -92,7 +93,7 @@ def build(name: str, settings: ScenarioSettings, out: Path) -> dict:
     module = resolve_flow(settings.flow)
     stream, background = base_stream(module, settings)
     truth = inject(name, stream, facts_of(module), settings.seed, settings.value, settings.at,
-                   settings.outage_s)
+                   settings.outage_s, settings.magnitude)
     truth["flow"]["name"] = settings.flow
     truth["background"] = background
     # a recording says nothing of the changes its sources made on purpose: its own
@@ -161,7 +162,8 @@ def run_suite(names: list[str], settings: ScenarioSettings, seeds: list[int], wo
                 "--dir", str(workdir), "--seed", str(seed), "--flow", settings.flow,
                 "--duration", str(settings.duration_s), "--sources", str(settings.sources),
                 "--rate", str(settings.rate), "--at", str(settings.at),
-                "--batch", str(settings.batch), "--outage", str(settings.outage_s)]
+                "--batch", str(settings.batch), "--outage", str(settings.outage_s),
+                "--magnitude", str(settings.magnitude)]
         if settings.from_file:
             argv += ["--from", settings.from_file]
         if settings.value:

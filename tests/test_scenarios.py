@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -105,6 +107,34 @@ def test_faults_apply_to_any_stream_and_their_truth_says_what_was_done():
                     and ln.arrival - ln.event["event_time"] > 10_000]
             release = {ln.arrival for ln in late}
             assert len(release) == 1 and abs(release.pop() - truth["end"]["arrival_ms"]) < 1_000
+
+
+def test_a_sized_fault_moves_each_unit_by_its_own_sd_times_the_magnitude():
+    rng = random.Random(5)
+    noise = {f"u{i}": 0.2 + i for i in range(4)}  # each unit its own spread
+    events = [{"source_id": s, "event_time": t * 100, "seq": t,
+               "values": {"v": 10.0 + rng.gauss(0, sd)}}
+              for t in range(2_000) for s, sd in noise.items()]
+    moved = {}
+    for magnitude in (0.5, 2.0):
+        stream = Stream.from_events([dict(e, values=dict(e["values"])) for e in events])
+        truth = inject("shift", stream, FlowFacts(watched=("v",)), seed=2,
+                       magnitude=magnitude)
+        assert truth["size_sd"] == 4.0 * magnitude
+        assert f"({4 * magnitude:g} sd)" in truth["description"]
+        after = {(ln.event["source_id"], ln.event["seq"]): ln.event["values"]["v"]
+                 for ln in stream.lines if ln.event}
+        unit = truth["sources"][0]
+        moved[magnitude] = [after[(unit, e["seq"])] - e["values"]["v"] for e in events
+                            if e["source_id"] == unit and e["event_time"] >= truth["start"]
+                            ["event_ms"]]
+        spread = statistics.stdev(e["values"]["v"] for e in events if e["source_id"] == unit
+                                  and e["event_time"] < truth["start"]["event_ms"])
+        assert statistics.fmean(moved[magnitude]) == pytest.approx(4 * magnitude * spread,
+                                                                   rel=1e-3)
+    with pytest.raises(ValueError, match="magnitude"):
+        inject("shift", Stream.from_events(events[:100]), FlowFacts(watched=("v",)),
+               magnitude=0)
 
 
 PLANT = '''
