@@ -13,7 +13,11 @@ sensor keeps its power and its false-alarm budget), watched from its
   median of every source's standardised deviation) is taken out first, so the
   source moved against its peers;
 * ``fleet:<name>`` (``source_id`` empty): the common movement itself changed
-  (a hot afternoon): one alarm for the fleet, not one per source;
+  (a hot afternoon): one alarm for the fleet, not one per source. The median
+  moves as soon as half the sources move, so a fleet move also needs a quorum
+  (``FLEET_QUORUM`` of the sources moved with it); a group that moves short of
+  one (3 units of a 5-unit shard) gets a ``peer:<name>`` alarm per unit that
+  moved, the fleet's move in its details;
 * ``relation:<name>``: this source's value left what its other values say it
   should be (a relation learned over its fleet, :mod:`operators.relations`):
   a slow drift inside the value's own wander and its peers' range;
@@ -57,6 +61,15 @@ __all__ = ["DriftConfig", "DriftMonitor"]
 VALUES = ("cusum",)
 # a source's move beyond this many times its fleet's (same moment) is its own
 FLEET_SHARE = 4.0
+# a common move is the fleet's when at least this share of its sources moved with it;
+# a median moves once half of them do, and a fleet-wide change (heat, a road closed)
+# moves nearly all: between the two, a group of units moved, and each is named
+FLEET_QUORUM = 2 / 3
+# rounds of every source's standardised level kept to tell who moved: up to
+# FLEET_WINDOW rounds before a move's onset and as many since (the rounds it took to
+# find the move lie between)
+FLEET_WINDOW = 32
+FLEET_ROUNDS = 160
 LISTED_PEERS = 64  # an alarm against a fleet names its sources up to this many
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
 REAL = ("cusum", "adwin", "page_hinkley", "kswin")
@@ -164,7 +177,7 @@ class _Fleet:
     ``common`` is 0 until ``min_peers`` sources take part: no fleet, no reference.
     """
 
-    __slots__ = ("common", "det", "due", "group", "latest", "peers")
+    __slots__ = ("common", "det", "due", "group", "latest", "peers", "rounds")
 
     def __init__(self, det: ChangeDetector, group: str) -> None:
         self.det = det
@@ -173,6 +186,56 @@ class _Fleet:
         self.common = 0.0
         self.peers = False  # enough sources to be a reference
         self.due = 1        # samples until the next round
+        # the last rounds: (sources, their standardised levels), oldest first; a round
+        # whose sources are the previous round's shares its tuple of names
+        self.rounds: deque[tuple[tuple[str, ...], tuple[float, ...]]] = \
+            deque(maxlen=FLEET_ROUNDS)
+
+    def keep_round(self) -> None:
+        names = tuple(self.latest)
+        if self.rounds and self.rounds[-1][0] == names:
+            names = self.rounds[-1][0]
+        self.rounds.append((names, tuple(self.latest.values())))
+
+    def moves(self, since_rounds: int) -> dict[str, float] | None:
+        """Each source's move over a common move begun ``since_rounds`` rounds ago: the
+        median of its standardised levels since, less the median before; ``None`` when
+        too few rounds are kept on either side to tell."""
+        kept = len(self.rounds)
+        after, before = min(since_rounds, FLEET_WINDOW), kept - since_rounds
+        if after < 2 or before < 4:
+            return None
+        levels: dict[str, tuple[list[float], list[float]]] = {}
+        for i, (names, values) in enumerate(self.rounds):
+            if max(0, before - FLEET_WINDOW) <= i < before:
+                side = 0
+            elif i >= kept - after:
+                side = 1
+            else:
+                continue
+            for name, x in zip(names, values, strict=True):
+                levels.setdefault(name, ([], []))[side].append(x)
+        return {name: median(post) - median(pre)
+                for name, (pre, post) in levels.items() if pre and post}
+
+
+def _movers(moves: dict[str, float], move: float) -> list[str] | None:
+    """The sources that moved with a common ``move`` when it is a group's and not the
+    fleet's; ``None`` when it is the fleet's.
+
+    A source moved with it when it went at least half of it. Fewer than
+    ``FLEET_QUORUM`` of the sources moving make a group, provided the group stands
+    clear of the rest (its least move beats the others' greatest by half the common
+    move): a source's move is measured over a few rounds of a noisy, often slow, level,
+    and a spread of moves with no gap in it is one fleet, moving unevenly.
+    """
+    along = {name: x if move > 0 else -x for name, x in moves.items()}
+    size = abs(move)
+    movers = sorted(name for name, x in along.items() if x >= 0.5 * size)
+    if not movers or len(movers) >= FLEET_QUORUM * len(along):
+        return None
+    gap = min(along[m] for m in movers) - max(x for x in along.values() if x < 0.5 * size)
+    return movers if gap >= 0.5 * size else None
 
 
 class DriftMonitor:
@@ -335,20 +398,41 @@ class DriftMonitor:
             fleet.common = 0.0
             return
         fleet.common = median(list(latest.values()))
+        fleet.keep_round()
         change = fleet.det.update(fleet.common, event_ms)
-        if change is not None:
-            # its size in standardised units (a magnitude is signed, in baseline sds)
-            self._fleet_moves[(fleet.group, name)] = (change.onset_ms,
-                                                      change.magnitude * change.baseline_sd)
-            self._change(change, "", name, "fleet", event_ms, now, fleet.group,
-                         peers=latest)
+        if change is None:
+            return
+        # its size in standardised units (a magnitude is signed, in baseline sds); a
+        # source's level change against the moved median is explained by it either way
+        move = change.magnitude * change.baseline_sd
+        self._fleet_moves[(fleet.group, name)] = (change.onset_ms, move)
+        moves = fleet.moves(change.sample - change.onset_sample) or {}
+        moved = _movers(moves, move) if moves else None
+        if moved is None:
+            self._change(change, "", name, "fleet", event_ms, now, fleet.group, peers=latest,
+                         moved=sorted(m for m, x in moves.items()
+                                      if x * move >= 0.5 * move * move) if moves else None)
+            return
+        for source_id in moved:  # a group moved, not the fleet: an alarm for each unit
+            s = self._streams.get(source_id, {}).get(name)
+            if s is not None and s.sd:
+                own = moves[source_id]
+                self._alarm(now, event_ms, source_id, f"peer:{name}", "cusum", change.statistic,
+                            change.threshold, {"sample": s.det.n, "kind": "level",
+                                               "group": fleet.group, "fleet_move": round(move, 3),
+                                               "moved": len(moved), "measured": len(moves)},
+                            onset_ms=change.onset_ms, magnitude=round(own, 3),
+                            direction="up" if own > 0 else "down", baseline=s.mean,
+                            baseline_sd=s.sd)
 
     def _change(self, c: Change, source_id: str, name: str, signal: str, event_ms: int,
-                now: int, group: str = "", peers: Collection[str] | None = None) -> None:
+                now: int, group: str = "", peers: Collection[str] | None = None,
+                moved: list[str] | None = None) -> None:
         """An alarm for a change of a value (``signal:name``; ``variance:name`` for its
         spread) or, with ``name`` empty, of the model's ``signal``. ``peers``: the
         sources it was judged with (a fleet's, or the model's), named in its details
-        up to ``LISTED_PEERS`` of them, so a reader can tell which units moved together."""
+        up to ``LISTED_PEERS`` of them, so a reader can tell which units moved together;
+        ``moved``: of a fleet's, those that moved with it."""
         details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
                    "autocorrelation": round(c.autocorrelation, 3)}
         if group:
@@ -357,6 +441,10 @@ class DriftMonitor:
             details["peer_count"] = len(peers)
             if len(peers) <= LISTED_PEERS:
                 details["peers"] = sorted(peers)
+        if moved is not None:
+            details["moved_count"] = len(moved)
+            if len(moved) <= LISTED_PEERS:
+                details["moved"] = moved
         detector = "relation" if signal == "relation" else "cusum"
         if name:
             signal = f"{'variance' if c.kind == 'spread' else signal}:{name}"
