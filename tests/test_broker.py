@@ -39,7 +39,7 @@ def test_the_broker_command_takes_its_broker_with_it(how):
         assert parent.stdout.readline().strip() == f"127.0.0.1:{port}"
         assert _listening("127.0.0.1", port)
         parent.send_signal(how)
-        parent.wait(10)
+        parent.wait(30)  # a loaded machine takes seconds to tear a process down
         assert gone_within(port, 5), f"tansu still listens after {how.name} to its parent"
     finally:
         parent.kill()
