@@ -192,6 +192,8 @@ class _Fleet:
             deque(maxlen=FLEET_ROUNDS)
 
     def keep_round(self) -> None:
+        """Keep this round's standardised levels (the oldest round goes past
+        ``FLEET_ROUNDS``)."""
         names = tuple(self.latest)
         if self.rounds and self.rounds[-1][0] == names:
             names = self.rounds[-1][0]
@@ -406,7 +408,8 @@ class DriftMonitor:
         # source's level change against the moved median is explained by it either way
         move = change.magnitude * change.baseline_sd
         self._fleet_moves[(fleet.group, name)] = (change.onset_ms, move)
-        moves = fleet.moves(change.sample - change.onset_sample) or {}
+        moves = (fleet.moves(change.sample - change.onset_sample) or {}) \
+            if change.kind == "level" else {}  # a spread has no movers to count
         moved = _movers(moves, move) if moves else None
         if moved is None:
             self._change(change, "", name, "fleet", event_ms, now, fleet.group, peers=latest,
