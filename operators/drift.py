@@ -40,6 +40,7 @@ samples, so a replay writes the same alarms.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -67,9 +68,12 @@ FLEET_SHARE = 4.0
 FLEET_QUORUM = 2 / 3
 # rounds of every source's standardised level kept to tell who moved: up to
 # FLEET_WINDOW rounds before a move's onset and as many since (the rounds it took to
-# find the move lie between)
+# find the move, and a held change's grace, lie between)
 FLEET_WINDOW = 32
-FLEET_ROUNDS = 160
+FLEET_ROUNDS = 1_024
+# a held source change is its share of a move its peers made when their measured move
+# since its onset is this many times what their common level's usual move is
+PEERS_MOVED_Z = 3.0
 LISTED_PEERS = 64  # an alarm against a fleet names its sources up to this many
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
 REAL = ("cusum", "adwin", "page_hinkley", "kswin")
@@ -177,7 +181,7 @@ class _Fleet:
     ``common`` is 0 until ``min_peers`` sources take part: no fleet, no reference.
     """
 
-    __slots__ = ("common", "det", "due", "group", "latest", "peers", "rounds")
+    __slots__ = ("common", "det", "due", "group", "kept", "latest", "peers", "rounds")
 
     def __init__(self, det: ChangeDetector, group: str) -> None:
         self.det = det
@@ -188,8 +192,9 @@ class _Fleet:
         self.due = 1        # samples until the next round
         # the last rounds: (sources, their standardised levels), oldest first; a round
         # whose sources are the previous round's shares its tuple of names
-        self.rounds: deque[tuple[tuple[str, ...], tuple[float, ...]]] = \
+        self.rounds: deque[tuple[tuple[str, ...], array[float]]] = \
             deque(maxlen=FLEET_ROUNDS)
+        self.kept = 0  # rounds kept since the start
 
     def keep_round(self) -> None:
         """Keep this round's standardised levels (the oldest round goes past
@@ -197,21 +202,35 @@ class _Fleet:
         names = tuple(self.latest)
         if self.rounds and self.rounds[-1][0] == names:
             names = self.rounds[-1][0]
-        self.rounds.append((names, tuple(self.latest.values())))
+        self.rounds.append((names, array("d", self.latest.values())))
+        self.kept += 1
 
-    def moves(self, since_rounds: int) -> dict[str, float] | None:
-        """Each source's move over a common move begun ``since_rounds`` rounds ago: the
-        median of its standardised levels since, less the median before; ``None`` when
-        too few rounds are kept on either side to tell."""
+    def windows(self, since_rounds: int) -> tuple[int, int, int, int] | None:
+        """The kept rounds (``[start, end)`` before, and after) that measure a move
+        begun ``since_rounds`` rounds ago: up to ``FLEET_WINDOW`` either side of it, the
+        nearest ones (the level wanders on), each a block clear of it (an onset is
+        estimated to about a block; fewer when the move is young); ``None`` when too
+        few are kept to tell."""
         kept = len(self.rounds)
-        after, before = min(since_rounds, FLEET_WINDOW), kept - since_rounds
-        if after < 2 or before < 4:
+        onset = kept - since_rounds
+        gap = min(self.det.block, since_rounds // 4)
+        pre_end = onset - gap
+        pre_start = max(0, pre_end - FLEET_WINDOW)
+        post_start = onset + gap
+        post_end = min(kept, post_start + FLEET_WINDOW)
+        if post_end - post_start < 2 or pre_end - pre_start < 4:
             return None
+        return pre_start, pre_end, post_start, post_end
+
+    def moves(self, windows: tuple[int, int, int, int]) -> dict[str, float]:
+        """Each source's move between two ``windows`` of kept rounds: the median of
+        its standardised levels in the second, less the median in the first."""
+        pre_start, pre_end, post_start, post_end = windows
         levels: dict[str, tuple[list[float], list[float]]] = {}
         for i, (names, values) in enumerate(self.rounds):
-            if max(0, before - FLEET_WINDOW) <= i < before:
+            if pre_start <= i < pre_end:
                 side = 0
-            elif i >= kept - after:
+            elif post_start <= i < post_end:
                 side = 1
             else:
                 continue
@@ -238,6 +257,81 @@ def _movers(moves: dict[str, float], move: float) -> list[str] | None:
         return None
     gap = min(along[m] for m in movers) - max(x for x in along.values() if x < 0.5 * size)
     return movers if gap >= 0.5 * size else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A source's change held for the fleet's grace: when it was found (pipeline clock),
+    what, of which source and value, and the fleet's rounds kept by then."""
+
+    at: int
+    change: Change
+    source_id: str
+    name: str
+    event_ms: int
+    group: str
+    signal: str  # "peer" or "relation"
+    kept: int
+
+
+def _within_share(change: Change, stream: _Stream, fleet_z: float) -> bool:
+    """Whether a source's level change against its fleet is small enough to be its share
+    of a common move of ``fleet_z`` (standardised units; see ``FLEET_SHARE``)."""
+    r = max(1.0, change.baseline_sd / stream.sd)
+    own_z = change.magnitude * change.baseline_sd / stream.sd
+    return abs(own_z) <= FLEET_SHARE * r * abs(fleet_z)
+
+
+def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> bool:
+    """Whether a held change is its source's share of a move its peers made, measured.
+
+    The fleet's detector finds a common move of a slow, wandering value late (it judges
+    the common level against how far it wanders by itself), while each source against
+    that level sees the difference between its move and the median's at once. So the
+    peers' own moves at the change's onset are measured from the kept rounds (see
+    :meth:`_Fleet.windows`): the move is theirs when their median move is
+    ``PEERS_MOVED_Z`` times what the common level usually moves by itself between such
+    windows (from the fleet detector's jump scale, see :func:`_jump_share`),
+    ``FLEET_QUORUM`` of them went half of it its way, and the change is within
+    ``FLEET_SHARE`` of it.
+    """
+    scale = fleet.det.jump_sd
+    if not scale or not stream.sd:  # not learned yet, or a common level that never moved
+        return False
+    change = held.change
+    since = fleet.kept - held.kept + change.sample - change.onset_sample
+    windows = fleet.windows(since)
+    if windows is None:
+        return False
+    moves = fleet.moves(windows)
+    moves.pop(held.source_id, None)
+    if len(moves) < 2:
+        return False
+    went = median(list(moves.values()))
+    pre_start, pre_end, post_start, post_end = windows
+    noise = scale * _jump_share(pre_end - pre_start, post_end - post_start,
+                                post_start - pre_end, fleet.det.block)
+    along = sum(x * went >= 0.5 * went * went for x in moves.values())
+    return abs(went) >= PEERS_MOVED_Z * noise and along >= FLEET_QUORUM * len(moves) and \
+        _within_share(change, stream, went)
+
+
+def _jump_share(before: int, after: int, between: int, block: int) -> float:
+    """The usual difference of two windows' levels (``before`` and ``after`` rounds long,
+    with ``between`` rounds from the end of one to the start of the other) as a share
+    of the jump test's (blocks with two blocks between): the larger of what it is for a
+    level that is white noise (its variance goes as one over each window's length) and
+    for one that wanders as a random walk (as the rounds between the windows plus a
+    third of each window's length).
+
+    >>> round(_jump_share(16, 16, 32, 16), 3)  # the jump test's own windows
+    1.0
+    >>> round(_jump_share(32, 32, 32, 16), 3)  # longer windows: the wander counts most
+    1.118
+    """
+    white = (1 / before + 1 / after) * block / 2
+    walk = (between + (before + after) / 3) / (8 * block / 3)
+    return max(white, walk) ** 0.5
 
 
 class DriftMonitor:
@@ -267,7 +361,7 @@ class DriftMonitor:
         self._alarms: list[Alarm] = []
         # source level changes against peers, held for fleet_grace_ms; the onset of each
         # fleet's latest move of each value
-        self._held: deque[tuple[int, Change, str, str, int, str, str]] = deque()
+        self._held: deque[_Held] = deque()
         self._fleet_moves: dict[tuple[str, str], tuple[int, float]] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
         cfg = self.config
@@ -291,7 +385,8 @@ class DriftMonitor:
         ignore, fleets = cfg.ignore, self._fleets
         if self._relations is not None:
             for name, group, moved in self._relations.observe(source_id, values, event_ms):
-                self._held.append((now, moved, source_id, name, event_ms, group, "relation"))
+                self._held.append(_Held(now, moved, source_id, name, event_ms, group,
+                                        "relation", 0))
         for name, x in values.items():
             if name in ignore:
                 continue
@@ -345,8 +440,8 @@ class DriftMonitor:
                     # held a moment: the fleet may be moving with it (one alarm for the
                     # fleet, not one per source)
                     assert fleet is not None
-                    self._held.append((now, change, source_id, name, event_ms, fleet.group,
-                                       "peer"))
+                    self._held.append(_Held(now, change, source_id, name, event_ms,
+                                            fleet.group, "peer", fleet.kept))
                 else:
                     self._change(change, source_id, name, "peer" if peers else "value",
                                  event_ms, now, peers=fleet.latest if peers and fleet
@@ -408,8 +503,9 @@ class DriftMonitor:
         # source's level change against the moved median is explained by it either way
         move = change.magnitude * change.baseline_sd
         self._fleet_moves[(fleet.group, name)] = (change.onset_ms, move)
-        moves = (fleet.moves(change.sample - change.onset_sample) or {}) \
-            if change.kind == "level" else {}  # a spread has no movers to count
+        windows = fleet.windows(change.sample - change.onset_sample) \
+            if change.kind == "level" else None  # a spread has no movers to count
+        moves = fleet.moves(windows) if windows else {}
         moved = _movers(moves, move) if moves else None
         if moved is None:
             self._change(change, "", name, "fleet", event_ms, now, fleet.group, peers=latest,
@@ -521,17 +617,21 @@ class DriftMonitor:
         ended by pipeline time ``now`` (all of them with ``now`` None: end of input),
         less those the fleet's own move explains (see :meth:`_explained`)."""
         held, grace = self._held, self.config.fleet_grace_ms
-        while held and (now is None or held[0][0] + grace <= now):
-            at, change, source_id, name, event_ms, group, signal = held.popleft()
-            if signal == "relation" and self._relations is not None and \
+        while held and (now is None or held[0].at + grace <= now):
+            h = held.popleft()
+            change, source_id, name, group = h.change, h.source_id, h.name, h.group
+            if h.signal == "relation" and self._relations is not None and \
                     self._relations.went_with(source_id, name, change, grace):
                 continue
-            moved = self._fleet_moves.get((group, name))
-            if not self._explained(change, moved, grace,
-                                   self._streams.get(source_id, {}).get(name)):
-                fleet = self._fleets.get((group, name))
-                self._change(change, source_id, name, signal, event_ms, at,
-                             peers=fleet.latest if fleet else None)
+            stream = self._streams.get(source_id, {}).get(name)
+            fleet = self._fleets.get((group, name))
+            if self._explained(change, self._fleet_moves.get((group, name)), grace, stream):
+                continue
+            if h.signal == "peer" and fleet is not None and stream is not None and \
+                    _peers_went(fleet, h, stream):
+                continue
+            self._change(change, source_id, name, h.signal, h.event_ms, h.at,
+                         peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []
         return alarms
 
@@ -550,10 +650,8 @@ class DriftMonitor:
         if moved is None or stream is None or not stream.sd:
             return False
         onset_ms, fleet_z = moved
-        r = max(1.0, change.baseline_sd / stream.sd)
-        own_z = change.magnitude * change.baseline_sd / stream.sd
-        return abs(change.onset_ms - onset_ms) <= grace and \
-            abs(own_z) <= FLEET_SHARE * r * abs(fleet_z)
+        return abs(change.onset_ms - onset_ms) <= grace and _within_share(change, stream,
+                                                                          fleet_z)
 
     def _alarm(self, now: int, event_ms: int, source_id: str, signal: str, detector: str,
                value: float, threshold: float, details: dict, **shape: Any) -> None:
