@@ -240,23 +240,28 @@ class _Fleet:
                 for name, (pre, post) in levels.items() if pre and post}
 
 
-def _movers(moves: dict[str, float], move: float) -> list[str] | None:
-    """The sources that moved with a common ``move`` when it is a group's and not the
-    fleet's; ``None`` when it is the fleet's.
+def _went_along(moves: dict[str, float], move: float) -> list[str]:
+    """The sources (sorted) whose own move went at least half of a common ``move``, its
+    way."""
+    return sorted(name for name, x in moves.items() if x * move >= 0.5 * move * move)
 
-    A source moved with it when it went at least half of it. Fewer than
-    ``FLEET_QUORUM`` of the sources moving make a group, provided the group stands
-    clear of the rest (its least move beats the others' greatest by half the common
-    move): a source's move is measured over a few rounds of a noisy, often slow, level,
-    and a spread of moves with no gap in it is one fleet, moving unevenly.
+
+def _a_group(moves: dict[str, float], move: float, movers: list[str]) -> bool:
+    """Whether the ``movers`` of a common ``move`` are a group of the sources and not
+    their fleet.
+
+    Fewer than ``FLEET_QUORUM`` of the sources moving make a group, provided the group
+    stands clear of the rest (its least move beats the others' greatest by half the
+    common move): a source's move is measured over a few rounds of a noisy, often slow,
+    level, and a spread of moves with no gap in it is one fleet, moving unevenly.
     """
-    along = {name: x if move > 0 else -x for name, x in moves.items()}
-    size = abs(move)
-    movers = sorted(name for name, x in along.items() if x >= 0.5 * size)
-    if not movers or len(movers) >= FLEET_QUORUM * len(along):
-        return None
-    gap = min(along[m] for m in movers) - max(x for x in along.values() if x < 0.5 * size)
-    return movers if gap >= 0.5 * size else None
+    if not movers or len(movers) >= FLEET_QUORUM * len(moves):
+        return False
+    sign = 1.0 if move > 0 else -1.0
+    least = min(sign * moves[m] for m in movers)
+    moved = set(movers)
+    stayed = max(sign * x for name, x in moves.items() if name not in moved)
+    return least - stayed >= 0.5 * abs(move)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +316,7 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> bool:
     pre_start, pre_end, post_start, post_end = windows
     noise = scale * _jump_share(pre_end - pre_start, post_end - post_start,
                                 post_start - pre_end, fleet.det.block)
-    along = sum(x * went >= 0.5 * went * went for x in moves.values())
+    along = len(_went_along(moves, went))
     return abs(went) >= PEERS_MOVED_Z * noise and along >= FLEET_QUORUM * len(moves) and \
         _within_share(change, stream, went)
 
@@ -506,11 +511,10 @@ class DriftMonitor:
         windows = fleet.windows(change.sample - change.onset_sample) \
             if change.kind == "level" else None  # a spread has no movers to count
         moves = fleet.moves(windows) if windows else {}
-        moved = _movers(moves, move) if moves else None
-        if moved is None:
+        moved = _went_along(moves, move)
+        if not _a_group(moves, move, moved):
             self._change(change, "", name, "fleet", event_ms, now, fleet.group, peers=latest,
-                         moved=sorted(m for m, x in moves.items()
-                                      if x * move >= 0.5 * move * move) if moves else None)
+                         moved=moved if moves else None)
             return
         for source_id in moved:  # a group moved, not the fleet: an alarm for each unit
             s = self._streams.get(source_id, {}).get(name)
