@@ -287,8 +287,20 @@ def _within_share(change: Change, stream: _Stream, fleet_z: float) -> bool:
     return abs(own_z) <= FLEET_SHARE * r * abs(fleet_z)
 
 
-def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> bool:
-    """Whether a held change is its source's share of a move its peers made, measured.
+@dataclass(frozen=True, slots=True)
+class _PeersMove:
+    """A common move measured in the kept rounds: its size (standardised units), in
+    multiples of the common level's usual move, and the peers that went with it."""
+
+    move: float
+    z: float
+    along: list[str]
+    measured: int
+
+
+def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | None:
+    """The move its peers made that a held change is its source's share of, measured;
+    ``None`` when there is none.
 
     The fleet's detector finds a common move of a slow, wandering value late (it judges
     the common level against how far it wanders by itself), while each source against
@@ -302,23 +314,25 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> bool:
     """
     scale = fleet.det.jump_sd
     if not scale or not stream.sd:  # not learned yet, or a common level that never moved
-        return False
+        return None
     change = held.change
     since = fleet.kept - held.kept + change.sample - change.onset_sample
     windows = fleet.windows(since)
     if windows is None:
-        return False
+        return None
     moves = fleet.moves(windows)
     moves.pop(held.source_id, None)
     if len(moves) < 2:
-        return False
+        return None
     went = median(list(moves.values()))
     pre_start, pre_end, post_start, post_end = windows
     noise = scale * _jump_share(pre_end - pre_start, post_end - post_start,
                                 post_start - pre_end, fleet.det.block)
-    along = len(_went_along(moves, went))
-    return abs(went) >= PEERS_MOVED_Z * noise and along >= FLEET_QUORUM * len(moves) and \
-        _within_share(change, stream, went)
+    along = _went_along(moves, went)
+    if abs(went) >= PEERS_MOVED_Z * noise and len(along) >= FLEET_QUORUM * len(moves) and \
+            _within_share(change, stream, went):
+        return _PeersMove(went, abs(went) / noise, along, len(moves))
+    return None
 
 
 def _jump_share(before: int, after: int, between: int, block: int) -> float:
@@ -368,6 +382,8 @@ class DriftMonitor:
         # fleet's latest move of each value
         self._held: deque[_Held] = deque()
         self._fleet_moves: dict[tuple[str, str], tuple[int, float]] = {}
+        # the onset of each fleet's latest move found by its peers' measure
+        self._peer_found: dict[tuple[str, str], int] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
         cfg = self.config
         self._relations = RelationWatch(cfg.relation_block, cfg.min_peers, warmup=cfg.warmup,
@@ -507,7 +523,12 @@ class DriftMonitor:
         # its size in standardised units (a magnitude is signed, in baseline sds); a
         # source's level change against the moved median is explained by it either way
         move = change.magnitude * change.baseline_sd
-        self._fleet_moves[(fleet.group, name)] = (change.onset_ms, move)
+        key = (fleet.group, name)
+        found = self._peer_found.get(key)
+        self._fleet_moves[key] = (change.onset_ms, move)
+        if change.kind == "level" and found is not None and \
+                abs(found - change.onset_ms) <= self.config.fleet_grace_ms:
+            return  # the move its peers' measure found: alarmed then
         windows = fleet.windows(change.sample - change.onset_sample) \
             if change.kind == "level" else None  # a spread has no movers to count
         moves = fleet.moves(windows) if windows else {}
@@ -631,13 +652,41 @@ class DriftMonitor:
             fleet = self._fleets.get((group, name))
             if self._explained(change, self._fleet_moves.get((group, name)), grace, stream):
                 continue
-            if h.signal == "peer" and fleet is not None and stream is not None and \
-                    _peers_went(fleet, h, stream):
+            went = _peers_went(fleet, h, stream) if h.signal == "peer" and \
+                fleet is not None and stream is not None else None
+            if went is not None:
+                assert fleet is not None
+                self._peers_moved(fleet, name, h, went)
                 continue
             self._change(change, source_id, name, h.signal, h.event_ms, h.at,
                          peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []
         return alarms
+
+    def _peers_moved(self, fleet: _Fleet, name: str, held: _Held, went: _PeersMove) -> None:
+        """A fleet alarm for a common move its peers' measure found (see
+        :func:`_peers_went`), unless the fleet's move is known already: a source's change
+        that a move of its peers explains is two tests passed (the source's against the
+        moved median at the budget, the peers' at their onset), and the fleet's detector
+        may find that move late or not at all. Later changes at the same onset, and the
+        fleet detector's own alarm for it, are taken as that move's."""
+        key, change = (fleet.group, name), held.change
+        known = self._fleet_moves.get(key)
+        if known is not None and abs(known[0] - change.onset_ms) <= self.config.fleet_grace_ms:
+            return
+        self._fleet_moves[key] = (change.onset_ms, went.move)
+        self._peer_found[key] = change.onset_ms
+        base = fleet.det.baseline
+        sd = base[1] if base is not None and base[1] > 0 else 1.0
+        details = {"sample": fleet.kept, "kind": "level", "group": fleet.group,
+                   "found_by": held.source_id, "measured": went.measured,
+                   "moved_count": len(went.along), "peer_count": len(fleet.latest)}
+        if len(went.along) <= LISTED_PEERS:
+            details["moved"] = went.along
+        self._alarm(held.at, held.event_ms, "", f"fleet:{name}", "peers", went.z, PEERS_MOVED_Z,
+                    details, onset_ms=change.onset_ms, magnitude=round(went.move / sd, 3),
+                    direction="up" if went.move > 0 else "down",
+                    baseline=base[0] if base is not None else 0.0, baseline_sd=sd)
 
     @staticmethod
     def _explained(change: Change, moved: tuple[int, float] | None, grace: int,
