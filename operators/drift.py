@@ -17,7 +17,10 @@ sensor keeps its power and its false-alarm budget), watched from its
   moves as soon as half the sources move, so a fleet move also needs a quorum
   (``FLEET_QUORUM`` of the sources moved with it); a group that moves short of
   one (3 units of a 5-unit shard) gets a ``peer:<name>`` alarm per unit that
-  moved, the fleet's move in its details;
+  moved, the fleet's move in its details. A common move the fleet's detector
+  has not found yet is also found by a source's held change against it, when
+  its peers' move measured at that onset explains the change (detector
+  ``peers``; see :func:`_peers_went`);
 * ``relation:<name>``: this source's value left what its other values say it
   should be (a relation learned over its fleet, :mod:`operators.relations`):
   a slow drift inside the value's own wander and its peers' range;
