@@ -643,7 +643,9 @@ class DriftMonitor:
     def drain_alarms(self, now: int | None = None) -> list[Alarm]:
         """The alarms raised so far, with the held source level changes whose grace
         ended by pipeline time ``now`` (all of them with ``now`` None: end of input),
-        less those the fleet's own move explains (see :meth:`_explained`)."""
+        less those the fleet's own move explains (see :meth:`_explained`). A held
+        change's alarm is detected when its grace ends: that is when it is known to be
+        the source's."""
         held, grace = self._held, self.config.fleet_grace_ms
         while held and (now is None or held[0].at + grace <= now):
             h = held.popleft()
@@ -661,7 +663,7 @@ class DriftMonitor:
                 assert fleet is not None
                 self._peers_moved(fleet, name, h, went)
                 continue
-            self._change(change, source_id, name, h.signal, h.event_ms, h.at,
+            self._change(change, source_id, name, h.signal, h.event_ms, h.at + grace,
                          peers=fleet.latest if fleet else None)
         alarms, self._alarms = self._alarms, []
         return alarms
@@ -686,7 +688,8 @@ class DriftMonitor:
                    "moved_count": len(went.along), "peer_count": len(fleet.latest)}
         if len(went.along) <= LISTED_PEERS:
             details["moved"] = went.along
-        self._alarm(held.at, held.event_ms, "", f"fleet:{name}", "peers", went.z, PEERS_MOVED_Z,
+        self._alarm(held.at + self.config.fleet_grace_ms, held.event_ms, "", f"fleet:{name}",
+                    "peers", went.z, PEERS_MOVED_Z,
                     details, onset_ms=change.onset_ms, magnitude=round(went.move / sd, 3),
                     direction="up" if went.move > 0 else "down",
                     baseline=base[0] if base is not None else 0.0, baseline_sd=sd)
