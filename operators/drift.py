@@ -69,6 +69,9 @@ FLEET_SHARE = 4.0
 # a median moves once half of them do, and a fleet-wide change (heat, a road closed)
 # moves nearly all: between the two, a group of units moved, and each is named
 FLEET_QUORUM = 2 / 3
+# a group that moved stands clear of the rest by this many standard deviations of the
+# moves within each side (a source's move is measured over a few rounds of its level)
+GROUP_GAP_SD = 3.0
 # rounds of every source's standardised level kept to tell who moved: up to
 # FLEET_WINDOW rounds before a move's onset and as many since (the rounds it took to
 # find the move, and a held change's grace, lie between)
@@ -254,17 +257,21 @@ def _a_group(moves: dict[str, float], move: float, movers: list[str]) -> bool:
     their fleet.
 
     Fewer than ``FLEET_QUORUM`` of the sources moving make a group, provided the group
-    stands clear of the rest (its least move beats the others' greatest by half the
-    common move): a source's move is measured over a few rounds of a noisy, often slow,
-    level, and a spread of moves with no gap in it is one fleet, moving unevenly.
+    stands clear of the rest: its least move beats the others' greatest by half the
+    common move, and by ``GROUP_GAP_SD`` times the moves' spread within each side. A
+    source's move is measured over a few rounds of a noisy, often slow, level, and a
+    spread of moves with no gap in it is one fleet, moving unevenly.
     """
     if not movers or len(movers) >= FLEET_QUORUM * len(moves):
         return False
-    sign = 1.0 if move > 0 else -1.0
-    least = min(sign * moves[m] for m in movers)
     moved = set(movers)
-    stayed = max(sign * x for name, x in moves.items() if name not in moved)
-    return least - stayed >= 0.5 * abs(move)
+    went = [moves[m] for m in movers]
+    stayed = [x for name, x in moves.items() if name not in moved]
+    gap = min(went) - max(stayed) if move > 0 else min(stayed) - max(went)
+    dof = len(went) + len(stayed) - 2
+    spread = (sum((x - sum(side) / len(side)) ** 2 for side in (went, stayed) for x in side)
+              / dof) ** 0.5 if dof > 0 else 0.0
+    return gap >= max(0.5 * abs(move), GROUP_GAP_SD * spread)
 
 
 @dataclass(frozen=True, slots=True)

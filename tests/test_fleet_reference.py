@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.detection import ar1
-from operators.drift import DriftConfig, DriftMonitor
+from operators.drift import DriftConfig, DriftMonitor, _a_group, _went_along
 
 SOURCES, HZ = 24, 5
 
@@ -159,3 +159,18 @@ def test_one_unit_warming_in_a_wandering_shard_is_still_its_own_alarm(seed):
     alarms = shard_alarms(wandering_shard(600, seed, warming=slice(3, 4)))
     after = {(a.signal, a.source_id) for a in alarms if a.detected_at >= 300_000}
     assert after == {("peer:temp", "unit-03")}
+
+
+def test_a_group_must_stand_clear_of_the_rest_by_more_than_the_moves_own_spread():
+    """Moves measured on a shard's speeds (a simulated control stream, seed 6): one
+    robot recharged and sped up, the rest of the shard spread about the fleet's move
+    of 1.24. Three went half of it, but the moves run on without a gap the size of
+    their own spread: one fleet moving unevenly, not three units (each a false alarm).
+    Two robots slowing down on low batteries, the rest still, are a group."""
+    uneven = {"r1": 0.3, "r3": 0.96, "r8": 3.5, "r15": 1.76, "r17": -0.92, "r20": -0.19,
+              "r22": -0.78}
+    assert _went_along(uneven, 1.24) == ["r15", "r3", "r8"]
+    assert not _a_group(uneven, 1.24, _went_along(uneven, 1.24))
+    apart = {"r0": 0.01, "r2": -5.78, "r9": -0.35, "r14": -0.53, "r16": -0.34, "r21": 0.66,
+             "r23": -4.67}
+    assert _a_group(apart, -6.23, _went_along(apart, -6.23))
