@@ -20,6 +20,7 @@ reports them silent.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 import zlib
@@ -69,8 +70,14 @@ from sinks.clickhouse import ClickHouseSink, EmbeddedStoreSink
 from sinks.control import Answer, control_dir_for
 from sinks.storefault import StoreFault
 
-__all__ = ["FlowSpec", "ShardBatch", "build_flow", "flow_from_config", "make_outputs",
-           "make_source", "shard_of"]
+__all__ = ["STATE_VERSION", "FlowSpec", "ShardBatch", "build_flow", "flow_from_config",
+           "make_outputs", "make_source", "resume_decider", "shard_of"]
+
+log = logging.getLogger("lucidstream.pipeline")
+
+# the shape of a shard's snapshot (the decider and all it holds): raise it when a change
+# to what a decider keeps would not load, or not run, from an older snapshot
+STATE_VERSION = 2
 
 
 @dataclass
@@ -233,7 +240,31 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
             StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._decider) if self._snapshots else b""
+        return pickle.dumps((STATE_VERSION, self._decider)) if self._snapshots else b""
+
+
+def resume_decider(snapshot: bytes, shard: str = "") -> Decider | None:
+    """The decider a shard's snapshot holds, or ``None`` (with a warning) when the
+    snapshot is not this version's state: an upgrade then starts the shard fresh (its
+    detectors, fleet references and model learn again) and keeps the input's offsets,
+    rather than crash on state whose shape has changed.
+
+    >>> resume_decider(pickle.dumps({"an": "older snapshot"}), "shard-0") is None
+    True
+    """
+    try:
+        state = pickle.loads(snapshot)
+    except Exception as exc:  # an older version's classes may not load at all
+        state = exc
+    if isinstance(state, tuple) and len(state) == 2 and state[0] == STATE_VERSION:
+        return state[1]
+    found = state[0] if isinstance(state, tuple) and state else \
+        f"unreadable ({state})" if isinstance(state, Exception) else "1"
+    log.warning("%s: its state in the recovery directory is version %s and this lucidstream "
+                "writes version %d; the shard starts fresh (its detectors and model learn "
+                "again, the input's offsets are kept). To resume that state instead, run "
+                "the lucidstream that wrote it.", shard or "a shard", found, STATE_VERSION)
+    return None
 
 
 def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | None = None,
@@ -303,8 +334,8 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                 for i, part in enumerate(parts)]
 
     def build_decider(resume: bytes | None) -> _DecideLogic:
-        if resume:
-            decider = pickle.loads(resume)
+        decider = resume_decider(resume) if resume else None
+        if decider is not None:
             decider.board = board
         else:
             decider = Decider(spec.policy, replay=spec.replay, flow=spec.name,
