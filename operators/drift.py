@@ -69,9 +69,9 @@ FLEET_SHARE = 4.0
 # a median moves once half of them do, and a fleet-wide change (heat, a road closed)
 # moves nearly all: between the two, a group of units moved, and each is named
 FLEET_QUORUM = 2 / 3
-# a group that moved stands clear of the rest by this many standard deviations of the
-# moves within each side (a source's move is measured over a few rounds of its level)
-GROUP_GAP_SD = 3.0
+# a group that moved stands clear of the rest by this many times what the common level
+# usually moves by itself between the windows that measure the moves
+GROUP_GAP_Z = 3.0
 # rounds of every source's standardised level kept to tell who moved: up to
 # FLEET_WINDOW rounds before a move's onset and as many since (the rounds it took to
 # find the move, and a held change's grace, lie between)
@@ -252,26 +252,37 @@ def _went_along(moves: dict[str, float], move: float) -> list[str]:
     return sorted(name for name, x in moves.items() if x * move >= 0.5 * move * move)
 
 
-def _a_group(moves: dict[str, float], move: float, movers: list[str]) -> bool:
+def _a_group(moves: dict[str, float], move: float, movers: list[str],
+             usual: float | None) -> bool:
     """Whether the ``movers`` of a common ``move`` are a group of the sources and not
     their fleet.
 
     Fewer than ``FLEET_QUORUM`` of the sources moving make a group, provided the group
     stands clear of the rest: its least move beats the others' greatest by half the
-    common move, and by ``GROUP_GAP_SD`` times the moves' spread within each side. A
+    common move, and by ``GROUP_GAP_Z`` times the common level's ``usual`` move between
+    the windows that measured them (see :func:`_usual_move`; unknown yet, no group). A
     source's move is measured over a few rounds of a noisy, often slow, level, and a
-    spread of moves with no gap in it is one fleet, moving unevenly.
+    spread of moves with no such gap in it is one fleet, moving unevenly.
     """
-    if not movers or len(movers) >= FLEET_QUORUM * len(moves):
+    if usual is None or not movers or len(movers) >= FLEET_QUORUM * len(moves):
         return False
     moved = set(movers)
     went = [moves[m] for m in movers]
     stayed = [x for name, x in moves.items() if name not in moved]
     gap = min(went) - max(stayed) if move > 0 else min(stayed) - max(went)
-    dof = len(went) + len(stayed) - 2
-    spread = (sum((x - sum(side) / len(side)) ** 2 for side in (went, stayed) for x in side)
-              / dof) ** 0.5 if dof > 0 else 0.0
-    return gap >= max(0.5 * abs(move), GROUP_GAP_SD * spread)
+    return gap >= max(0.5 * abs(move), GROUP_GAP_Z * usual)
+
+
+def _usual_move(fleet: _Fleet, windows: tuple[int, int, int, int]) -> float | None:
+    """How far the fleet's common level usually moves by itself between two windows of
+    kept rounds: the fleet detector's jump scale, taken to those windows (see
+    :func:`_jump_share`); ``None`` until that scale is learned."""
+    scale = fleet.det.jump_sd
+    if not scale:  # not learned yet, or a common level that never moved
+        return None
+    pre_start, pre_end, post_start, post_end = windows
+    return scale * _jump_share(pre_end - pre_start, post_end - post_start,
+                               post_start - pre_end, fleet.det.block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,26 +329,21 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | Non
     peers' own moves at the change's onset are measured from the kept rounds (see
     :meth:`_Fleet.windows`): the move is theirs when their median move is
     ``PEERS_MOVED_Z`` times what the common level usually moves by itself between such
-    windows (from the fleet detector's jump scale, see :func:`_jump_share`),
+    windows (see :func:`_usual_move`),
     ``FLEET_QUORUM`` of them went half of it its way, and the change is within
     ``FLEET_SHARE`` of it.
     """
-    scale = fleet.det.jump_sd
-    if not scale or not stream.sd:  # not learned yet, or a common level that never moved
-        return None
     change = held.change
     since = fleet.kept - held.kept + change.sample - change.onset_sample
     windows = fleet.windows(since)
-    if windows is None:
+    noise = _usual_move(fleet, windows) if windows and stream.sd else None
+    if windows is None or noise is None:
         return None
     moves = fleet.moves(windows)
     moves.pop(held.source_id, None)
     if len(moves) < 2:
         return None
     went = median(list(moves.values()))
-    pre_start, pre_end, post_start, post_end = windows
-    noise = scale * _jump_share(pre_end - pre_start, post_end - post_start,
-                                post_start - pre_end, fleet.det.block)
     along = _went_along(moves, went)
     if abs(went) >= PEERS_MOVED_Z * noise and len(along) >= FLEET_QUORUM * len(moves) and \
             _within_share(change, stream, went):
@@ -543,7 +549,7 @@ class DriftMonitor:
             if change.kind == "level" else None  # a spread has no movers to count
         moves = fleet.moves(windows) if windows else {}
         moved = _went_along(moves, move)
-        if not _a_group(moves, move, moved):
+        if not windows or not _a_group(moves, move, moved, _usual_move(fleet, windows)):
             self._change(change, "", name, "fleet", event_ms, now, fleet.group, peers=latest,
                          moved=moved if moves else None)
             return

@@ -161,16 +161,22 @@ def test_one_unit_warming_in_a_wandering_shard_is_still_its_own_alarm(seed):
     assert after == {("peer:temp", "unit-03")}
 
 
-def test_a_group_must_stand_clear_of_the_rest_by_more_than_the_moves_own_spread():
-    """Moves measured on a shard's speeds (a simulated control stream, seed 6): one
-    robot recharged and sped up, the rest of the shard spread about the fleet's move
-    of 1.24. Three went half of it, but the moves run on without a gap the size of
-    their own spread: one fleet moving unevenly, not three units (each a false alarm).
-    Two robots slowing down on low batteries, the rest still, are a group."""
+def test_a_group_must_stand_clear_of_the_rest_by_more_than_the_levels_usual_move():
+    """Moves measured on simulated shards, with the common level's usual move between
+    the windows that measured them. A control stream (seed 6): one robot recharged and
+    sped up, the rest of the shard spread about the fleet's move of 1.24; three went
+    half of it, but the moves run on with no gap three times the usual move of 0.50:
+    one fleet moving unevenly, not three units (two false alarms). Two robots slowing
+    down on low batteries, the rest still: a group. Three units of a shard of five
+    shifted 4 of their own sds (seed 7), one of the two others wandering down: a group.
+    Until the usual move is learned, no group is named."""
     uneven = {"r1": 0.3, "r3": 0.96, "r8": 3.5, "r15": 1.76, "r17": -0.92, "r20": -0.19,
               "r22": -0.78}
     assert _went_along(uneven, 1.24) == ["r15", "r3", "r8"]
-    assert not _a_group(uneven, 1.24, _went_along(uneven, 1.24))
+    assert not _a_group(uneven, 1.24, _went_along(uneven, 1.24), 0.496)
     apart = {"r0": 0.01, "r2": -5.78, "r9": -0.35, "r14": -0.53, "r16": -0.34, "r21": 0.66,
              "r23": -4.67}
-    assert _a_group(apart, -6.23, _went_along(apart, -6.23))
+    assert _a_group(apart, -6.23, _went_along(apart, -6.23), 0.65)
+    shifted = {"r4": 3.88, "r6": 0.08, "r10": 3.01, "r12": 6.63, "r19": -2.62}
+    assert _a_group(shifted, 2.11, _went_along(shifted, 2.11), 0.573)
+    assert not _a_group(shifted, 2.11, _went_along(shifted, 2.11), None)
