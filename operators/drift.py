@@ -163,7 +163,7 @@ class _Stream:
     spread that standardise it for the fleet (learned over its first samples, then
     fixed, so the fleet's common level never feeds back into what defines it)."""
 
-    __slots__ = ("det", "fleet", "last", "m2", "mean", "n", "run", "sd", "varied")
+    __slots__ = ("det", "fleet", "last", "m2", "mean", "n", "paced", "run", "sd", "varied")
 
     def __init__(self, det: ChangeDetector, fleet: _Fleet | None) -> None:
         self.det = det
@@ -175,6 +175,18 @@ class _Stream:
         self.mean = 0.0
         self.m2 = 0.0
         self.sd = 0.0  # its spread for the fleet, once it has one
+        # the fleet's rounds kept, and this stream's samples, when it first took part in
+        # a round of a fleet that was a reference (its pace against the rounds' since)
+        self.paced: tuple[int, int] | None = None
+
+    def rounds_since(self, samples: int) -> int:
+        """The fleet's rounds in the time of this stream's last ``samples`` samples: a
+        round is one sample of every source, and a source may report faster or slower
+        than the fleet's mean."""
+        fleet, paced = self.fleet, self.paced
+        if fleet is None or paced is None or self.det.n <= paced[1] or fleet.kept <= paced[0]:
+            return samples
+        return round(samples * (fleet.kept - paced[0]) / (self.det.n - paced[1]))
 
 
 class _Fleet:
@@ -334,7 +346,7 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | Non
     ``FLEET_SHARE`` of it.
     """
     change = held.change
-    since = fleet.kept - held.kept + change.sample - change.onset_sample
+    since = fleet.kept - held.kept + stream.rounds_since(change.sample - change.onset_sample)
     windows = fleet.windows(since)
     noise = _usual_move(fleet, windows) if windows and stream.sd else None
     if windows is None or noise is None:
@@ -465,6 +477,8 @@ class DriftMonitor:
                     if fleet.peers:
                         common = sd * fleet.common
                         x -= common  # what the fleet did, this source did not
+                        if s.paced is None:
+                            s.paced = (fleet.kept, s.det.n)
                     fleet.due -= 1
                     if fleet.due <= 0:
                         self._fleet_round(name, fleet, event_ms, now)

@@ -180,3 +180,21 @@ def test_a_group_must_stand_clear_of_the_rest_by_more_than_the_levels_usual_move
     shifted = {"r4": 3.88, "r6": 0.08, "r10": 3.01, "r12": 6.63, "r19": -2.62}
     assert _a_group(shifted, 2.11, _went_along(shifted, 2.11), 0.573)
     assert not _a_group(shifted, 2.11, _went_along(shifted, 2.11), None)
+
+
+def test_a_source_reporting_faster_than_its_fleet_counts_its_samples_as_fewer_rounds():
+    """A round is one sample of every source. Two units of seven report at 8 Hz, five
+    at 2 Hz: a round closes every 7 samples, 3.7 a second, so the fast units' last 80
+    samples (10 s) are 37 rounds, and a slow unit's last 20 (10 s) as many. Where a held
+    change's onset lies among the kept rounds depends on it."""
+    values, hz = wandering_shard(300, seed=1), 8
+    monitor = DriftMonitor(DriftConfig(relation_block=0))
+    every = [4, 4, 4, 4, 4, 1, 1]
+    for i in range(values.shape[1]):
+        t = i * 1_000 // hz
+        for s in range(values.shape[0]):
+            if i % every[s] == 0:
+                monitor.observe(f"unit-{s:02d}", {"temp": float(values[s, i])}, t, t + 20)
+    streams = monitor._streams
+    assert 34 <= streams["unit-06"]["temp"].rounds_since(80) <= 40
+    assert 34 <= streams["unit-00"]["temp"].rounds_since(20) <= 40
