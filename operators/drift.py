@@ -342,8 +342,8 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | Non
     :meth:`_Fleet.windows`): the move is theirs when their median move is
     ``PEERS_MOVED_Z`` times what the common level usually moves by itself between such
     windows (see :func:`_usual_move`),
-    ``FLEET_QUORUM`` of them went half of it its way, and the change is within
-    ``FLEET_SHARE`` of it.
+    ``FLEET_QUORUM`` of them went half of it its way, the source itself went its way,
+    and the change is within ``FLEET_SHARE`` of it.
     """
     change = held.change
     since = fleet.kept - held.kept + stream.rounds_since(change.sample - change.onset_sample)
@@ -357,8 +357,11 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | Non
         return None
     went = median(list(moves.values()))
     along = _went_along(moves, went)
+    # the source's own move (its change against the fleet, plus the fleet's) went the
+    # fleet's way: a unit that rose while its peers fell did not move with them
+    own = change.magnitude * change.baseline_sd / stream.sd + went
     if abs(went) >= PEERS_MOVED_Z * noise and len(along) >= FLEET_QUORUM * len(moves) and \
-            _within_share(change, stream, went):
+            own * went >= 0 and _within_share(change, stream, went):
         return _PeersMove(went, abs(went) / noise, along, len(moves))
     return None
 
