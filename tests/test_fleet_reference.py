@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.detection import ar1
-from operators.drift import DriftConfig, DriftMonitor, _a_group, _jump_share, _went_along
-from operators.longrun import median
+from operators.drift import DriftConfig, DriftMonitor, _a_group, _went_along
 
 SOURCES, HZ = 24, 5
 
@@ -201,22 +200,18 @@ def test_a_source_reporting_faster_than_its_fleet_counts_its_samples_as_fewer_ro
     assert 34 <= streams["unit-00"]["temp"].rounds_since(20) <= 40
 
 
-def test_the_fleets_usual_move_is_what_its_sources_median_move_does_when_nothing_happens():
-    """A clean shard's learned usual move (the median of its sources' moves between the
-    windows a move is measured in) matches that statistic's spread over the rounds it
-    keeps, and lies under the jump-scale bound it replaces for such windows."""
-    values, hz = wandering_shard(900, seed=3, warming=slice(0, 0)), 8
-    monitor = DriftMonitor(DriftConfig(relation_block=0))
-    for i in range(values.shape[1]):
-        t = i * 1_000 // hz
-        for s in range(values.shape[0]):
-            monitor.observe(f"unit-{s:02d}", {"temp": float(values[s, i])}, t, t + 20)
-    fleet = monitor._fleets[("", "temp")]
-    spread = np.std([median(list(fleet.moves(fleet.windows(since)).values()))
-                     for since in range(64, len(fleet.rounds) - 48, 8)])
-    learned = fleet.usual_move()
-    window = fleet.windows(64)
-    bound = fleet.det.jump_sd * _jump_share(window[1] - window[0], window[3] - window[2],
-                                            window[2] - window[1], fleet.det.block)
-    assert 0.7 * spread <= learned <= 1.3 * spread
-    assert learned < bound
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_unit_that_rises_while_its_shard_cools_is_its_own_alarm(seed):
+    """The shard cools, each unit by its own 2-6 sd, while one unit rises 4 sd: its
+    change against the fleet is within four times the fleet's move, but it went the
+    other way, so its peers' move does not explain it."""
+    hz = 8
+    values = wandering_shard(600, seed, warming=slice(0, 0))
+    sd = values[:, :400 * hz].std(axis=1)
+    move = -4.0 * np.random.default_rng(100 + seed).uniform(0.5, 1.5, len(sd))
+    move[3] = 4.0
+    values[:, 400 * hz:] += (move * sd)[:, None]
+    alarms = {(a.signal, a.source_id, a.direction) for a in shard_alarms(values)
+              if a.detected_at >= 300_000}
+    assert ("peer:temp", "unit-03", "up") in alarms
