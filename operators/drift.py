@@ -357,11 +357,12 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | Non
         return None
     went = median(list(moves.values()))
     along = _went_along(moves, went)
-    # the source's own move (its change against the fleet, plus the fleet's) went the
-    # fleet's way: a unit that rose while its peers fell did not move with them
+    # the source's own move (its change against the fleet, plus the fleet's) did not go
+    # against the fleet's by half of it: a unit that rose while its peers fell did not
+    # move with them (one that moved little, its own wander against it, may have)
     own = change.magnitude * change.baseline_sd / stream.sd + went
     if abs(went) >= PEERS_MOVED_Z * noise and len(along) >= FLEET_QUORUM * len(moves) and \
-            own * went >= 0 and _within_share(change, stream, went):
+            own * went >= -0.5 * went * went and _within_share(change, stream, went):
         return _PeersMove(went, abs(went) / noise, along, len(moves))
     return None
 
