@@ -549,7 +549,7 @@ def inject(name: str, stream: Stream, facts: FlowFacts, seed: int = 0,
     truth = {"scenario": name, "description": describe(name, magnitude), "seed": seed,
              **truth}
     if name in SIZES_SD:
-        truth["size_sd"] = SIZES_SD[name] * magnitude
+        truth["size_sd"] = _size(ctx, name)
     truth["stream_sources"] = len(sources)
     truth["counts"] = stream.counts(facts.decision_type)
     truth["flow"] = {"decision_type": facts.decision_type, "sla_ms": facts.sla_ms,

@@ -312,12 +312,17 @@ class _Held:
     kept: int
 
 
+def _own_z(change: Change, stream: _Stream) -> float:
+    """A source's level change against its fleet in its standardised units (the
+    fleet's)."""
+    return change.magnitude * change.baseline_sd / stream.sd
+
+
 def _within_share(change: Change, stream: _Stream, fleet_z: float) -> bool:
     """Whether a source's level change against its fleet is small enough to be its share
     of a common move of ``fleet_z`` (standardised units; see ``FLEET_SHARE``)."""
     r = max(1.0, change.baseline_sd / stream.sd)
-    own_z = change.magnitude * change.baseline_sd / stream.sd
-    return abs(own_z) <= FLEET_SHARE * r * abs(fleet_z)
+    return abs(_own_z(change, stream)) <= FLEET_SHARE * r * abs(fleet_z)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +365,7 @@ def _peers_went(fleet: _Fleet, held: _Held, stream: _Stream) -> _PeersMove | Non
     # the source's own move (its change against the fleet, plus the fleet's) did not go
     # against the fleet's by half of it: a unit that rose while its peers fell did not
     # move with them (one that moved little, its own wander against it, may have)
-    own = change.magnitude * change.baseline_sd / stream.sd + went
+    own = _own_z(change, stream) + went
     if abs(went) >= PEERS_MOVED_Z * noise and len(along) >= FLEET_QUORUM * len(moves) and \
             own * went >= -0.5 * went * went and _within_share(change, stream, went):
         return _PeersMove(went, abs(went) / noise, along, len(moves))
