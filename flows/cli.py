@@ -23,7 +23,7 @@ from rich.tree import Tree
 from flows.cli_alerts import alerts
 from flows.cli_cost import cost
 from flows.cli_retention import retention
-from flows.cli_scenarios import scenarios
+from flows.cli_scenarios import magnitude_option, scenarios
 from flows.cluster import run_cluster
 from flows.config import RunConfig, default
 from flows.faults import SCENARIOS
@@ -317,9 +317,7 @@ def replay(file: Path, store: str | None, flow_name: str, workers: int, shards: 
               "defaults then: 24 sources, 240 events/s, 300 s")
 @click.option("--from", "from_file", type=click.Path(dir_okay=False),
               help="with --scenario: inject into this recorded JSONL instead")
-@click.option("--magnitude", default=1.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True),
-              help="with --scenario: scale of a sized fault (shift, ramp, fleet_shift)")
+@magnitude_option("with --scenario: ")
 @click.pass_context
 def simulate(ctx: click.Context, out_file: Path | None, kafka: str | None, topic: str,
              partitions: int, kafka_opt: tuple[str, ...], events: int, seed: int,

@@ -19,6 +19,14 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def magnitude_option(before: str = ""):  # type: ignore[no-untyped-def]
+    """``--magnitude``: the scale of the sized faults (``simulate`` and ``scenarios``)."""
+    return click.option("--magnitude", default=1.0, show_default=True,
+                        type=click.FloatRange(min=0, min_open=True),
+                        help=f"{before}scale of the sized faults (shift, ramp, fleet_shift): 2 "
+                        "moves the value twice as far as `scenarios list` states")
+
+
 def settings_options(command):  # type: ignore[no-untyped-def]
     """The options that say how a scenario's stream is made."""
     for option in reversed([
@@ -42,10 +50,7 @@ def settings_options(command):  # type: ignore[no-untyped-def]
         click.option("--outage", "outage_s", default=30.0, show_default=True,
                      type=click.FloatRange(min=1),
                      help="seconds of wall time the store_outage scenario's store fails"),
-        click.option("--magnitude", default=1.0, show_default=True,
-                     type=click.FloatRange(min=0, min_open=True),
-                     help="scale of the sized faults (shift, ramp, fleet_shift): 2 moves "
-                     "the value twice as far as `scenarios list` states"),
+        magnitude_option(),
     ]):
         command = option(command)
     return command
