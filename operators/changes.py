@@ -127,6 +127,9 @@ class ChangeDetector:
     baseline then moves to the new regime (the level to the mean since the
     onset, or the spread by the ratio found) and keeps what it knew of the
     stream's dependence, so one alarm does not throw away a long history.
+    ``spread=False`` tests the level alone, for a stream whose spread is no
+    property of anything (a median of different sources takes the noise of
+    whichever source is in the middle).
     """
 
     __slots__ = (
@@ -144,12 +147,13 @@ class ChangeDetector:
 
     def __init__(self, warmup: int = 30, block: int = 16, memory: int = 5_000,
                  clip: float = 4.0, k_level: float = 0.15, k_spread: float = 0.5,
-                 false_alarms_per_million: float = 1.0) -> None:
+                 false_alarms_per_million: float = 1.0, spread: bool = True) -> None:
         if warmup < 10 or block < 1:
             raise ValueError(f"warmup={warmup}, block={block}: need warmup >= 10, block >= 1")
         self.warmup, self.block, self.memory, self.clip = warmup, block, memory, clip
         self.k_level, self.k_spread = k_level, k_spread
-        self.spread_after = 10 * warmup  # samples in the baseline before spread is judged
+        # samples in the baseline before the spread is judged (never, with ``spread`` off)
+        self.spread_after: float = 10 * warmup if spread else math.inf
         self.young, self.young_pending = 1_000, max(1, 128 // block)
         # A block waits until no excursion holds it, at most 1,024 samples.
         self.max_pending = max(1, 1_024 // block)

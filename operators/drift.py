@@ -24,7 +24,11 @@ sensor keeps its power and its false-alarm budget), watched from its
 * ``relation:<name>``: this source's value left what its other values say it
   should be (a relation learned over its fleet, :mod:`operators.relations`):
   a slow drift inside the value's own wander and its peers' range;
-* ``variance:<name>``: the spread of this source's value changed;
+* ``variance:<name>``: the spread of this source's value changed. The fleet's
+  common movement has no spread test: a median takes the noise of whichever
+  source is in the middle, so its spread changes as its sources' levels cross,
+  with no change in any of them. A fleet that turns noisy together is a
+  ``variance:`` alarm per source;
 * ``frozen:<name>``: the value repeated ``freeze_run`` times after it had varied.
 
 Each level or spread alarm carries what changed, by how much (``magnitude``,
@@ -140,9 +144,10 @@ class DriftConfig:
             raise ValueError(f"drift min_peers={self.min_peers}: a median of fewer than 3 "
                              "sources is no reference; use 3 or more, or None")
 
-    def detector(self) -> ChangeDetector:
+    def detector(self, spread: bool = True) -> ChangeDetector:
         return ChangeDetector(warmup=self.warmup,
-                              false_alarms_per_million=self.false_alarms_per_million)
+                              false_alarms_per_million=self.false_alarms_per_million,
+                              spread=spread)
 
 
 def _detector(kind: str, config: DriftConfig) -> Any:
@@ -458,7 +463,7 @@ class DriftMonitor:
                     group = cfg.peer_group(source_id) if cfg.peer_group else ""
                     fleet = fleets.get((group, name))
                     if fleet is None and len(fleets) < cfg.max_fleet_names:
-                        fleet = fleets[group, name] = _Fleet(cfg.detector(), group)
+                        fleet = fleets[group, name] = _Fleet(cfg.detector(spread=False), group)
                 s = streams[name] = _Stream(cfg.detector(), fleet)
             x = float(x)
             if not -1e12 <= x <= 1e12:  # as the model does: absurd magnitudes are clipped
