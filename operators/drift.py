@@ -564,17 +564,16 @@ class DriftMonitor:
         change = fleet.det.update(fleet.common, event_ms)
         if change is None:
             return
-        # its size in standardised units (a magnitude is signed, in baseline sds); a
-        # source's level change against the moved median is explained by it either way
+        # a level change (the fleet's detector tests no spread): its size in standardised
+        # units (a magnitude is signed, in baseline sds); a source's level change against
+        # the moved median is explained by it either way
         move = change.magnitude * change.baseline_sd
         key = (fleet.group, name)
         found = self._peer_found.get(key)
         self._fleet_moves[key] = (change.onset_ms, move)
-        if change.kind == "level" and found is not None and \
-                abs(found - change.onset_ms) <= self.config.fleet_grace_ms:
+        if found is not None and abs(found - change.onset_ms) <= self.config.fleet_grace_ms:
             return  # the move its peers' measure found: alarmed then
-        windows = fleet.windows(change.sample - change.onset_sample) \
-            if change.kind == "level" else None  # a spread has no movers to count
+        windows = fleet.windows(change.sample - change.onset_sample)
         moves = fleet.moves(windows) if windows else {}
         moved = _went_along(moves, move)
         if not windows or not _a_group(moves, move, moved, _usual_move(fleet, windows)):
