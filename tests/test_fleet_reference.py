@@ -200,7 +200,6 @@ def test_a_source_reporting_faster_than_its_fleet_counts_its_samples_as_fewer_ro
     assert 34 <= streams["unit-00"]["temp"].rounds_since(20) <= 40
 
 
-
 @pytest.mark.parametrize("seed", range(4))
 def test_a_unit_that_rises_while_its_shard_cools_is_its_own_alarm(seed):
     """The shard cools, each unit by its own 2-6 sd, while one unit rises 4 sd: its
