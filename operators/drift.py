@@ -691,7 +691,7 @@ class DriftMonitor:
             h = held.popleft()
             change, source_id, name, group = h.change, h.source_id, h.name, h.group
             if h.signal == "relation" and self._relations is not None and \
-                    self._relations.went_with(source_id, name, change, grace):
+                    self._relations.went_with(source_id, name, change, grace, h.event_ms):
                 continue
             stream = self._streams.get(source_id, {}).get(name)
             fleet = self._fleets.get((group, name))

@@ -365,21 +365,26 @@ class RelationWatch:
             return
         model.moves[source_id] = z - src.base
 
-    def went_with(self, source_id: str, name: str, change: Change, grace_ms: int) -> bool:
+    def went_with(self, source_id: str, name: str, change: Change, grace_ms: int,
+                  found_ms: int | None = None) -> bool:
         """Whether a source's relation change is its share of its fleet's move: the
         median of every source's move from its own baseline went at least 1 residual sd
-        the change's way within ``grace_ms`` either side of where the change began, and
-        the change is at most ``SHARE`` times that. A median of moves stays where most
-        sources stay: a few units shifted together move it little, a fleet warming
-        together moves it with them (each by its own spread, so some more than others)."""
+        the change's way from ``grace_ms`` before where the change began to ``grace_ms``
+        after it, or to ``found_ms`` (the event time it was found) when that is later,
+        and the change is at most ``SHARE`` times that. A median of moves stays where
+        most sources stay: a few units shifted together move it little, a fleet warming
+        together moves it with them (each by its own spread, so some more than others).
+        The onset is where the residual's excursion began, which on a wandering residual
+        can be well before the move that carried it over its bar: the fleet's move
+        anywhere in that excursion is the change's cause as much as at its start."""
         src = self._sources.get(source_id)
         model = src.model if src is not None else None
         if model is None or name not in model.names:
             return False
         j = model.names.index(name)
         onset = change.onset_ms
-        levels = [float(m[j]) for at, m in model.moved
-                  if onset - grace_ms <= at <= onset + grace_ms]
+        until = max(onset + grace_ms, found_ms or 0)
+        levels = [float(m[j]) for at, m in model.moved if onset - grace_ms <= at <= until]
         if len(levels) < 2:
             return False
         went = levels[-1] - levels[0]

@@ -86,7 +86,8 @@ def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its
     stood at 0 and went to 3 residual sds at 150 s: a source whose relation changed at
     150.3 s by up to 4 times that, the same way, moved with it; one that went the other
     way, 5 times as far, or began a minute later (a ramp while the fleet stood still) did
-    not."""
+    not. A change whose excursion began before the move and was found after it went with
+    it too."""
     watch = RelationWatch(min_sources=5)
     model = _Model(("load", "temp_c"))
     source = _Source()
@@ -105,6 +106,11 @@ def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its
     assert not watch.went_with("unit-1", "temp_c", change(210_000, 11.0), 5_000)
     assert not watch.went_with("unit-1", "load", change(150_300, 2.0), 5_000)
     assert not watch.went_with("unit-9", "temp_c", change(150_300, 11.0), 5_000)  # unknown
+    # an excursion placed 40 s before the move, found 5 s after it, went with it; found
+    # before the move, it did not
+    assert watch.went_with("unit-1", "temp_c", change(110_000, 11.0), 5_000, 155_000)
+    assert not watch.went_with("unit-1", "temp_c", change(110_000, 11.0), 5_000)
+    assert not watch.went_with("unit-1", "temp_c", change(110_000, 11.0), 5_000, 140_000)
 
 
 def test_a_value_nothing_explains_is_not_judged():
