@@ -22,7 +22,10 @@ once the previous fit predicted it on blocks it had not seen: explaining
 ``EXPLAINED`` of its variance within sources, with a residual that does not wander
 (lag-1 autocorrelation at most ``MAX_RHO``; a battery's drain or a position is
 followed by the others for a while, not pinned down). Blocks far off the model
-(beyond ``OUTLIER`` residual sds of their source's own level) are not learned from.
+(beyond ``OUTLIER`` residual sds of their source's own level) are not learned from,
+unless most blocks since the fit are: then it is the fit's scale that is off (fitted
+to a fleet that had not shown its range yet), not the blocks, and all are learned
+until the next fit measures its residuals on them.
 
 Each source's residual, less the fleet's median residual (what every source did
 together is the fleet's, and a fleet alarm's), in the model's residual sds, is
@@ -66,6 +69,7 @@ __all__ = ["RelationWatch"]
 TAUS = (2.0, 8.0, 32.0)  # time constants of the smoothed features, in blocks
 RIDGE = 1e-2             # on the features' correlation matrix
 OUTLIER = 4.0            # blocks beyond this many residual sds are not learned from
+OUTLIERS_TRUSTED = 64    # blocks since a fit before most of them off it is the fit's fault
 MAX_NAMES = 12           # values of a source that take part (the first, by name)
 MAX_MODELS = 64          # sets of value names (per group) modelled; others are not
 EXPLAINED = 0.8          # a value is judged when the relation explains this much of it
@@ -91,8 +95,8 @@ class _Model:
     latest residuals."""
 
     __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "judged_at",
-                 "latest", "m", "moved", "moves", "n", "names", "oos_c1", "oos_n", "oos_sq",
-                 "records", "resid_sd", "settled", "sources", "sums")
+                 "latest", "m", "moved", "moves", "n", "names", "offered", "oos_c1", "oos_n",
+                 "oos_sq", "records", "refused", "resid_sd", "settled", "sources", "sums")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -123,6 +127,7 @@ class _Model:
         self.oos_sq = np.zeros(m)
         self.oos_c1 = np.zeros(m)  # ... and their products with the block before
         self.oos_n = 0
+        self.offered = self.refused = 0  # blocks since the fit, and those off its scale
         self.records = [_Records() for _ in names]
 
     def fit(self, ridge: float, settle: int) -> None:
@@ -174,6 +179,7 @@ class _Model:
         self.settled = len(self.judged) == int(live.sum()) or n >= GIVE_UP * settle
         self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
         self.oos_sq, self.oos_c1, self.oos_n = np.zeros(m), np.zeros(m), 0
+        self.offered = self.refused = 0
 
 
 class _Source:
@@ -312,6 +318,12 @@ class RelationWatch:
         assert src.rmu is not None
         own = resid - src.rmu
         learn = bool(np.all(np.abs(own) <= OUTLIER * model.resid_sd))
+        model.offered += 1
+        if not learn:
+            model.refused += 1
+            # most blocks off the fit: its residual sd is too small, not they too far
+            # (else a fit to a fleet's first seconds refuses everything after them)
+            learn = model.offered >= OUTLIERS_TRUSTED and 2 * model.refused > model.offered
         if learn and src.rk >= HOLD:
             model.oos_sq += own * own
             if src.prev is not None:
