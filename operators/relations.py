@@ -16,12 +16,16 @@ is pooled over the fleet's sources (one unit that drifts is one voice in many), 
 within sources (each block's features less its source's mean: sources differ in their
 levels, and a relation is how values move together within one) by ridge regression
 on the features' correlation matrix, from running sums of products (no sample kept),
-and refitted as its data doubles. A value is judged, and its coefficients fixed (so
-what it calls normal does not follow a drift), from ``settle`` blocks per feature on,
-once the previous fit predicted it on blocks it had not seen: explaining
-``EXPLAINED`` of its variance within sources, with a residual that does not wander
-(lag-1 autocorrelation at most ``MAX_RHO``; a battery's drain or a position is
-followed by the others for a while, not pinned down). Blocks far off the model
+and refitted as its data doubles. The other values enter a value's model one at a
+time, the most telling first, each only while it explains at least ``MIN_SHARE`` of
+what the others left: a value that explains nothing of it (a vibration, a position)
+would carry its own swings into the prediction. A value is judged, and its
+coefficients fixed (so what it calls normal does not follow a drift), from ``settle``
+blocks per feature on, once the previous fit predicted it on blocks it had not seen:
+explaining ``EXPLAINED`` of its variance within sources, with a residual that does not
+wander (lag-1 autocorrelation at most ``MAX_RHO``; a battery's drain or a position is
+followed by the others for a while, not pinned down); a residual that forgets slowly
+has its baseline over ``MEMORIES`` of its memories. Blocks far off the model
 (beyond ``OUTLIER`` residual sds of their source's own level) are not learned from,
 unless most blocks since the fit are: then it is the fit's scale that is off (fitted
 to a fleet that had not shown its range yet), not the blocks, and all are learned
@@ -34,7 +38,10 @@ median of its last ``HOLD`` blocks beyond ``Z_MIN`` and beyond ``RECORD`` times 
 largest any other source of the fleet has shown is a ``relation:<name>`` change of
 that source (one value of a source at a time: the others' models read the value that
 moved, and would follow it). A residual's baseline is its own, not a CUSUM's that
-learns as it goes: a CUSUM still young re-learns a slow ramp as its normal.
+learns as it goes: a CUSUM still young re-learns a slow ramp as its normal. A change
+that most of the fleet's sources show at once, each its own way (so the median did not
+take it), is the model's: it stopped holding (a value it reads went beyond the range it
+was fitted on), and it learns afresh.
 
 >>> import math, random
 >>> rng = random.Random(3)
@@ -56,6 +63,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -68,12 +76,14 @@ __all__ = ["RelationWatch"]
 
 TAUS = (2.0, 8.0, 32.0)  # time constants of the smoothed features, in blocks
 RIDGE = 1e-2             # on the features' correlation matrix
+MIN_SHARE = 0.05         # a value is a feature of another when it explains this much more
 OUTLIER = 4.0            # blocks beyond this many residual sds are not learned from
 OUTLIERS_TRUSTED = 64    # blocks since a fit before most of them off it is the fit's fault
 MAX_NAMES = 12           # values of a source that take part (the first, by name)
 MAX_MODELS = 64          # sets of value names (per group) modelled; others are not
 EXPLAINED = 0.8          # a value is judged when the relation explains this much of it
-MAX_RHO = 0.9            # ... and its residual's lag-1 autocorrelation is at most this
+MAX_RHO = 0.98           # ... and its residual's lag-1 autocorrelation is at most this
+MEMORIES = 3.0           # a residual's baseline spans this many of its memories (in blocks)
 GIVE_UP = 8              # values not explained by this many times the settling blocks
                          # are not judged (the model stops learning)
 HOLD = 8                 # blocks whose median residual is the level judged
@@ -95,8 +105,9 @@ class _Model:
     latest residuals."""
 
     __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "judged_at",
-                 "latest", "m", "moved", "moves", "n", "names", "offered", "oos_c1", "oos_n",
-                 "oos_sq", "records", "refused", "resid_sd", "settled", "sources", "sums")
+                 "latest", "m", "memory", "moved", "moves", "n", "names", "offered", "oos_c1",
+                 "oos_n", "oos_sq", "records", "refused", "resid_sd", "settled", "sources",
+                 "sums")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -113,6 +124,7 @@ class _Model:
         self.settled = False
         self.coef: np.ndarray | None = None  # m x (1 + p): one row per value
         self.resid_sd = np.ones(m)
+        self.memory = np.zeros(m)  # each judged value's residual memory, in blocks
         self.latest: dict[str, np.ndarray] = {}  # source -> its latest residuals
         self.common = np.zeros(m)
         # each source's residuals less its own baseline (in residual sds), and their
@@ -153,12 +165,9 @@ class _Model:
         for j in range(m):
             if j in frozen:
                 continue
-            own = np.arange(j, len(mean), m)  # the value itself and its smoothed past
-            feats = np.setdiff1d(np.flatnonzero(live), own)
-            if live[j] and len(feats):
-                a = corr[np.ix_(feats, feats)] + ridge * np.eye(len(feats))
-                b = corr[feats, j]
-                beta = np.linalg.solve(a, b)
+            coef[j, 1:] = 0.0
+            feats, beta, b = _select(corr, live, j, m, ridge) if live[j] else (_NONE, _NONE, _NONE)
+            if len(feats):
                 raw = beta * sd[j] / sd[feats]
                 coef[j, 1 + feats] = raw
                 coef[j, 0] = mean[j] - raw @ mean[feats]
@@ -171,15 +180,48 @@ class _Model:
             explained = unseen[j] ** 2 <= (1 - EXPLAINED) * sd[j] ** 2
             # a residual that wanders (a drain, a position) is a value the others follow
             # for a while, not one they pin down
-            steady = self.oos_c1[j] <= MAX_RHO * self.oos_sq[j]
-            if n >= settle and live[j] and explained and steady:
+            rho = self.oos_c1[j] / self.oos_sq[j] if self.oos_sq[j] > 0 else 1.0
+            if n >= settle and live[j] and explained and rho <= MAX_RHO:
                 judged.append(j)
+                # a residual that forgets slowly needs a baseline over as many blocks
+                self.memory[j] = -1.0 / math.log(max(rho, 1e-9))
         self.judged = sorted(judged)
         # nothing left to learn, or what is left was not explained by GIVE_UP blocks
         self.settled = len(self.judged) == int(live.sum()) or n >= GIVE_UP * settle
         self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
         self.oos_sq, self.oos_c1, self.oos_n = np.zeros(m), np.zeros(m), 0
         self.offered = self.refused = 0
+
+
+_NONE = np.zeros(0)
+
+
+def _select(corr: np.ndarray, live: np.ndarray, j: int, m: int,
+            ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The features value ``j`` is regressed on (indices), their ridge coefficients and
+    correlations with it: the other values enter one at a time, each with its smoothed
+    past, the one that explains most first, while it explains at least ``MIN_SHARE`` of
+    what those before it left. A value that explains nothing of it stays out: fitted
+    anyway, its coefficients are noise that carries its own swings (a vibration, a
+    position) into the prediction, and into every source's residual when they widen."""
+    p = corr.shape[0]
+    groups = {g: idx for g in range(m) if g != j
+              for idx in [np.arange(g, p, m)[live[g::m]]] if len(idx)}
+    chosen, left = _NONE.astype(int), 1.0
+    best = (_NONE.astype(int), _NONE, _NONE)
+    while groups:
+        trials = []
+        for g, idx in groups.items():
+            feats = np.concatenate((chosen, idx))
+            b = corr[feats, j]
+            beta = np.linalg.solve(corr[np.ix_(feats, feats)] + ridge * np.eye(len(feats)), b)
+            trials.append((1.0 - float(beta @ b), g, feats, beta, b))
+        rest, g, feats, beta, b = min(trials, key=lambda t: t[0])
+        if left - rest < MIN_SHARE * left:
+            break
+        chosen, left, best = feats, rest, (feats, beta, b)
+        del groups[g]
+    return best
 
 
 class _Source:
@@ -282,7 +324,11 @@ class RelationWatch:
             resid = z - model.coef[:, 0] - model.coef[:, 1:] @ f
             if not model.settled:
                 learn = self._unseen(model, src, resid)
-            found = self._judge(source_id, model, src, resid, event_ms)
+            verdict = self._judge(source_id, model, src, resid, event_ms)
+            if verdict is None:  # the model no longer holds for most of its fleet
+                self._models[key] = _Model(names)
+                return []
+            found = verdict
         if learn and not model.settled:
             if src.mu is None:
                 src.mu, src.k = f.copy(), 1
@@ -335,8 +381,12 @@ class RelationWatch:
         return learn
 
     def _judge(self, source_id: str, model: _Model, src: _Source, resid: np.ndarray,
-               event_ms: int) -> list[tuple[str, Change]]:
-        """The source's residuals, less the fleet's, to its excursion tests."""
+               event_ms: int) -> list[tuple[str, Change]] | None:
+        """The source's residuals, less the fleet's, to its excursion tests; None when
+        a change found is one most of the fleet's sources show too (each by its own
+        amount and way, so the fleet's median residual did not take it): then it is the
+        model that stopped holding (a feature it reads went beyond the range it was fitted
+        on), not each source that changed, and the model learns afresh."""
         latest = model.latest
         latest[source_id] = resid
         self._move(model, src, source_id, resid)
@@ -359,11 +409,24 @@ class RelationWatch:
             test = src.tests.get(name)
             if test is None:
                 test = src.tests[name] = _Excursion(model.records[j])
-            change = test.update(float(own[j]), event_ms, source_id, self.warmup)
+            warmup = max(self.warmup, math.ceil(MEMORIES * model.memory[j]))
+            change = test.update(float(own[j]), event_ms, source_id, warmup)
             if change is not None and not alarmed:  # one relation alarm of a source at a time
+                if self._most_off(model, name, source_id):
+                    return None
                 found.append((name, _change(change, model.resid_sd[j])))
                 alarmed = True
         return found
+
+    def _most_off(self, model: _Model, name: str, source_id: str) -> bool:
+        """Whether at least half of the model's other sources judged on ``name`` stand
+        beyond ``Z_MIN`` of their own baselines too."""
+        levels = [median(list(test.recent)) for sid, other in self._sources.items()
+                  if sid != source_id and other.model is model
+                  for test in [other.tests.get(name)]
+                  if test is not None and test.base is not None and test.recent]
+        off = sum(abs(level) > Z_MIN for level in levels)
+        return len(levels) >= self.min_sources - 1 and 2 * off >= len(levels)
 
     def _move(self, model: _Model, src: _Source, source_id: str, resid: np.ndarray) -> None:
         """How far the source's residuals are from their own baseline, once it has one."""
