@@ -129,32 +129,42 @@ class ChangeDetector:
     stream's dependence, so one alarm does not throw away a long history.
     ``spread=False`` tests the level alone, for a stream whose spread is no
     property of anything (a median of different sources takes the noise of
-    whichever source is in the middle).
+    whichever source is in the middle). Its level is judged once it has
+    ``young`` samples or ``young_ms`` of event time behind it, whichever comes
+    first: a young stream has not shown how far its level wanders by itself,
+    and a wander slower than what it has seen looks like a change (judged from
+    its warm-up on, the detector alarmed on 10 to 60 of every million samples
+    of a slow wander under noise; see benchmarks/RESULTS.md). A wander is a
+    thing of time (a temperature's, a road's load), so a stream that reports
+    every few minutes has shown it by its first reports.
     """
 
     __slots__ = (
         "_a_c1", "_a_k", "_a_mean", "_a_n", "_a_prev", "_a_scale", "_a_var", "_blocks", "_bm_acc",
         "_bm_fill", "_bm_n", "_bm_var", "_buf", "_c1", "_c2", "_clip", "_d_prev", "_d_prev2",
-        "_e_hi", "_e_lo", "_gn",
+        "_e_hi", "_e_lo", "_first_ms", "_gn",
         "_gp", "_hl", "_hs", "_j_abs", "_j_n", "_j_z", "_jumps", "_k_raw", "_m2", "_ms_sn",
         "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
         "_need", "_offs", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho",
         "_s_abs", "_s_cand", "_s_hist", "_s_n", "_s_rec", "_scale",
         "_sd", "_sn", "_sp", "_start_ms", "_sum_sn", "_sum_sp", "_warm", "block", "clip",
         "k_level", "k_spread", "max_pending", "memory", "spread_after", "warmup",
-        "young", "young_pending",
+        "young", "young_ms", "young_pending",
     )
 
     def __init__(self, warmup: int = 30, block: int = 16, memory: int = 5_000,
                  clip: float = 4.0, k_level: float = 0.15, k_spread: float = 0.5,
-                 false_alarms_per_million: float = 1.0, spread: bool = True) -> None:
-        if warmup < 10 or block < 1:
-            raise ValueError(f"warmup={warmup}, block={block}: need warmup >= 10, block >= 1")
+                 false_alarms_per_million: float = 1.0, spread: bool = True,
+                 young: int = 1_000, young_ms: int = 100_000) -> None:
+        if warmup < 10 or block < 1 or young < warmup:
+            raise ValueError(f"warmup={warmup}, block={block}, young={young}: need warmup "
+                             ">= 10, block >= 1, young >= warmup")
         self.warmup, self.block, self.memory, self.clip = warmup, block, memory, clip
         self.k_level, self.k_spread = k_level, k_spread
         # samples in the baseline before the spread is judged (never, with ``spread`` off)
         self.spread_after: float = 10 * warmup if spread else math.inf
-        self.young, self.young_pending = 1_000, max(1, 128 // block)
+        self.young, self.young_pending = young, max(1, 128 // block)
+        self.young_ms = young_ms
         # A block waits until no excursion holds it, at most 1,024 samples.
         self.max_pending = max(1, 1_024 // block)
         # A tenth of the budget (the baseline is estimated, not known), over four tests.
@@ -186,7 +196,7 @@ class ChangeDetector:
         self._buf: list[float] = []
         self._offs: list[float] = []  # what was taken out of each (a reference's level)
         self._d_prev = self._d_prev2 = self._r_prev = 0.0
-        self._start_ms = self._blocks = 0
+        self._start_ms = self._blocks = self._first_ms = 0
         # the four one-sided tests: statistics, where their excursions began (and for
         # the spread's, its event time and the statistic's sum since)
         self._gp = self._gn = self._sp = self._sn = self._sum_sp = self._sum_sn = 0.0
@@ -256,6 +266,7 @@ class ChangeDetector:
     def _learn_warmup(self) -> None:
         """Level and spread from the warm-up by median and MAD, dependence from the
         clipped deviations."""
+        self._first_ms = self._start_ms
         xs = list(self._buf)
         last_off = self._offs[-1]
         self._buf.clear()
@@ -408,6 +419,11 @@ class ChangeDetector:
             if self._sn == 0:
                 self._on_sn, self._ms_sn, self._sum_sn = n - b + 1, start_ms, 0.0
             self._sum_sn += a
+        if n < self.young and start_ms - self._first_ms < self.young_ms and \
+                (gp > self._hl or gn > self._hl):
+            # a young stream has not shown how far its level wanders by itself: what it
+            # sees is its normal (see the class docstring)
+            gp, self._on_gp, gn, self._on_gn = 0.0, n + 1, 0.0, n + 1
         self._gp, self._gn, self._sp, self._sn = gp, gn, sp, sn
         pending = self._pending
         pending.append((n, s1, s2, s11, a, raw, start_ms, s12))

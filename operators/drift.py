@@ -104,6 +104,10 @@ class DriftConfig:
     scores: str | None = "cusum"
     errors: str | None = "hddm_a"
     warmup: int = 30
+    # a value stream's level is judged once it has this many samples, or this much event
+    # time, behind it, whichever comes first (operators.changes)
+    young: int = 1_000
+    young_ms: int = 100_000
     false_alarms_per_million: float = 1.0
     min_peers: int | None = 5
     # which sources are peers: a module-level function of the source ID giving its
@@ -138,6 +142,9 @@ class DriftConfig:
                 raise ValueError(f"drift {name}={kind!r}: use one of {allowed} or None")
         if self.warmup < 10:
             raise ValueError(f"drift warmup={self.warmup}: use at least 10 samples")
+        if self.young < self.warmup:
+            raise ValueError(f"drift young={self.young}: use at least warmup "
+                             f"({self.warmup}) samples")
         if self.max_names_per_source < 1 or self.max_fleet_names < 1:
             raise ValueError("drift max_names_per_source and max_fleet_names: use at least 1")
         if self.min_peers is not None and self.min_peers < 3:
@@ -147,7 +154,7 @@ class DriftConfig:
     def detector(self, spread: bool = True) -> ChangeDetector:
         return ChangeDetector(warmup=self.warmup,
                               false_alarms_per_million=self.false_alarms_per_million,
-                              spread=spread)
+                              spread=spread, young=self.young, young_ms=self.young_ms)
 
 
 def _detector(kind: str, config: DriftConfig) -> Any:
