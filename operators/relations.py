@@ -39,9 +39,10 @@ largest any other source of the fleet has shown is a ``relation:<name>`` change 
 that source (one value of a source at a time: the others' models read the value that
 moved, and would follow it). A residual's baseline is its own, not a CUSUM's that
 learns as it goes: a CUSUM still young re-learns a slow ramp as its normal. A change
-that most of the fleet's sources show at once, each its own way (so the median did not
-take it), is the model's: it stopped holding (a value it reads went beyond the range it
-was fitted on), and it learns afresh.
+that two thirds of the fleet's sources show at once (counting those that just alarmed),
+each its own way (so the median did not take it), is the model's: it stopped holding (a
+value it reads went beyond the range it was fitted on), and it learns afresh; a change
+found within the hold of such a reset is the model's too.
 
 >>> import math, random
 >>> rng = random.Random(3)
@@ -270,6 +271,8 @@ class RelationWatch:
         self.warmup, self.group_of = warmup, group_of
         self._sources: dict[str, _Source] = {}
         self._models: dict[tuple[str, tuple[str, ...]], _Model] = {}
+        # when each model last stopped holding for most of its sources (event ms)
+        self._resets: dict[tuple[str, tuple[str, ...]], int] = {}
 
     def observe(self, source_id: str, values: Mapping[str, float],
                 event_ms: int) -> list[tuple[str, str, Change]]:
@@ -327,6 +330,7 @@ class RelationWatch:
             verdict = self._judge(source_id, model, src, resid, event_ms)
             if verdict is None:  # the model no longer holds for most of its fleet
                 self._models[key] = _Model(names)
+                self._resets[key] = event_ms
                 return []
             found = verdict
         if learn and not model.settled:
@@ -383,7 +387,7 @@ class RelationWatch:
     def _judge(self, source_id: str, model: _Model, src: _Source, resid: np.ndarray,
                event_ms: int) -> list[tuple[str, Change]] | None:
         """The source's residuals, less the fleet's, to its excursion tests; None when
-        a change found is one most of the fleet's sources show too (each by its own
+        a change found is one two thirds of the fleet's sources show (each by its own
         amount and way, so the fleet's median residual did not take it): then it is the
         model that stopped holding (a feature it reads went beyond the range it was fitted
         on), not each source that changed, and the model learns afresh."""
@@ -419,14 +423,16 @@ class RelationWatch:
         return found
 
     def _most_off(self, model: _Model, name: str, source_id: str) -> bool:
-        """Whether at least half of the model's other sources judged on ``name`` stand
-        beyond ``Z_MIN`` of their own baselines too."""
-        levels = [median(list(test.recent)) for sid, other in self._sources.items()
-                  if sid != source_id and other.model is model
-                  for test in [other.tests.get(name)]
-                  if test is not None and test.base is not None and test.recent]
-        off = sum(abs(level) > Z_MIN for level in levels)
-        return len(levels) >= self.min_sources - 1 and 2 * off >= len(levels)
+        """Whether, with this source, two thirds of the model's sources judged on ``name``
+        stand beyond ``Z_MIN`` of their own baselines (a quorum, as for a fleet's move:
+        in a small group two or three residuals that wander far at once are no sign)."""
+        tests = [test for sid, other in self._sources.items()
+                 if sid != source_id and other.model is model
+                 for test in [other.tests.get(name)] if test is not None and test.base is not None]
+        # a source that has just alarmed stands on its new level, and is off all the same
+        off = sum(test.alarmed or (bool(test.recent) and abs(median(list(test.recent))) > Z_MIN)
+                  for test in tests)
+        return len(tests) >= self.min_sources - 1 and 3 * (off + 1) >= 2 * (len(tests) + 1)
 
     def _move(self, model: _Model, src: _Source, source_id: str, resid: np.ndarray) -> None:
         """How far the source's residuals are from their own baseline, once it has one."""
@@ -451,11 +457,17 @@ class RelationWatch:
         together moves it with them (each by its own spread, so some more than others).
         The onset is where the residual's excursion began, which on a wandering residual
         can be well before the move that carried it over its bar: the fleet's move
-        anywhere in that excursion is the change's cause as much as at its start."""
+        anywhere in that excursion is the change's cause as much as at its start. A
+        change found within ``grace_ms`` of its model's reset (two thirds of its sources
+        off it at once) was the model's too."""
         src = self._sources.get(source_id)
         model = src.model if src is not None else None
         if model is None or name not in model.names:
             return False
+        group = self.group_of(source_id) if self.group_of else ""
+        if found_ms is not None and \
+                self._resets.get((group, model.names), -grace_ms) >= found_ms - grace_ms:
+            return True  # found as its model stopped holding: the model's, not the source's
         j = model.names.index(name)
         onset = change.onset_ms
         until = max(onset + grace_ms, found_ms or 0)

@@ -94,9 +94,9 @@ def test_values_that_explain_nothing_neither_hide_a_ramp_nor_raise_alarms():
     60 s. Fitted on every value, the temperature's model read both (their coefficients
     noise) and was never judged, or judged and then off on every unit at once when the
     vibration woke: the ramp was found in 1 of these 8 streams. Now a value enters a
-    model only when it explains part of what the others leave, and a change most of the
-    fleet shows at once is the model's: no relation alarm on any unit but the ramped
-    one, and the ramp found by 480 s (it ends at 420 s) in 7 of 8."""
+    model only when it explains part of what the others leave, and a change two thirds
+    of the fleet show at once is the model's: no relation alarm on any unit but the
+    ramped one, and the ramp found by 480 s (it ends at 420 s) in 7 of 8."""
     found = 0
     for vibration_from in (0, 600):
         for seed in (1, 2, 3, 4):
