@@ -115,7 +115,7 @@ def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its
     150.3 s by up to 4 times that, the same way, moved with it; one that went the other
     way, 5 times as far, or began a minute later (a ramp while the fleet stood still) did
     not. A change whose excursion began before the move and was found after it went with
-    it too."""
+    it too, and so did one found within 5 s of its model's reset."""
     watch = RelationWatch(min_sources=5)
     model = _Model(("load", "temp_c"))
     source = _Source()
@@ -139,6 +139,11 @@ def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its
     assert watch.went_with("unit-1", "temp_c", change(110_000, 11.0), 5_000, 155_000)
     assert not watch.went_with("unit-1", "temp_c", change(110_000, 11.0), 5_000)
     assert not watch.went_with("unit-1", "temp_c", change(110_000, 11.0), 5_000, 140_000)
+    # a change found within the hold of its model's reset (two thirds of its sources off
+    # the model at once) was the model's, whichever way it went
+    watch._resets[("", ("load", "temp_c"))] = 212_000
+    assert watch.went_with("unit-1", "temp_c", change(210_000, -11.0), 5_000, 215_000)
+    assert not watch.went_with("unit-1", "temp_c", change(210_000, -11.0), 5_000, 218_000)
 
 
 def test_a_value_nothing_explains_is_not_judged():
