@@ -4,8 +4,9 @@ Every numeric field of ``values`` is watched per source, whatever its name, so
 a stream of ``{"v": ...}`` events is covered with no tuning. Each stream has a
 :class:`~operators.changes.ChangeDetector`: a CUSUM on its level and on its
 spread, scaled by the stream's long-run variance (so a slow, autocorrelated
-sensor keeps its power and its false-alarm budget), watched from its
-``warmup``-th sample. Signals:
+sensor keeps its power and its false-alarm budget), with a baseline from its
+``warmup``-th sample and its level judged once ``young`` samples or ``young_ms`` of
+event time are behind it, whichever comes first. Signals:
 
 * ``value:<name>``: this source's level changed against its own baseline;
 * ``peer:<name>``: the same, when the source has peers (at least
