@@ -129,7 +129,7 @@ class ChangeDetector:
     stream's dependence, so one alarm does not throw away a long history.
     ``spread=False`` tests the level alone, for a stream whose spread is no
     property of anything (a median of different sources takes the noise of
-    whichever source is in the middle). Its level is judged once it has
+    whichever source is in the middle). A stream's level is judged once it has
     ``young`` samples or ``young_ms`` of event time behind it, whichever comes
     first: a young stream has not shown how far its level wanders by itself,
     and a wander slower than what it has seen looks like a change (judged from

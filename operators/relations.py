@@ -106,9 +106,9 @@ class _Model:
     latest residuals."""
 
     __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "judged_at",
-                 "latest", "m", "memory", "moved", "moves", "n", "names", "offered", "oos_c1",
-                 "oos_n", "oos_sq", "records", "refused", "resid_sd", "settled", "sources",
-                 "sums")
+                 "latest", "m", "moved", "moves", "n", "names", "offered", "oos_c1", "oos_n",
+                 "oos_sq", "records", "refused", "resid_sd", "settled", "sources", "sums",
+                 "warmups")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -125,7 +125,8 @@ class _Model:
         self.settled = False
         self.coef: np.ndarray | None = None  # m x (1 + p): one row per value
         self.resid_sd = np.ones(m)
-        self.memory = np.zeros(m)  # each judged value's residual memory, in blocks
+        # blocks of a source's residual that make its baseline, per value (set when judged)
+        self.warmups = [0] * m
         self.latest: dict[str, np.ndarray] = {}  # source -> its latest residuals
         self.common = np.zeros(m)
         # each source's residuals less its own baseline (in residual sds), and their
@@ -143,10 +144,11 @@ class _Model:
         self.offered = self.refused = 0  # blocks since the fit, and those off its scale
         self.records = [_Records() for _ in names]
 
-    def fit(self, ridge: float, settle: int) -> None:
+    def fit(self, ridge: float, settle: int, warmup: int) -> None:
         """Ridge regression of each value on the others' features, in correlation units;
         a value is judged (and its coefficients fixed) from ``settle`` blocks on, once
-        the previous fit explained it on blocks it had not seen."""
+        the previous fit explained it on blocks it had not seen, its residual's baseline
+        over ``warmup`` blocks or ``MEMORIES`` of its memories, whichever is more."""
         m, n = self.m, self.n
         mean = self.sums / n
         cov = self.gram / n
@@ -185,7 +187,8 @@ class _Model:
             if n >= settle and live[j] and explained and rho <= MAX_RHO:
                 judged.append(j)
                 # a residual that forgets slowly needs a baseline over as many blocks
-                self.memory[j] = -1.0 / math.log(max(rho, 1e-9))
+                memory = -1.0 / math.log(max(rho, 1e-9))
+                self.warmups[j] = max(warmup, math.ceil(MEMORIES * memory))
         self.judged = sorted(judged)
         # nothing left to learn, or what is left was not explained by GIVE_UP blocks
         self.settled = len(self.judged) == int(live.sum()) or n >= GIVE_UP * settle
@@ -351,7 +354,7 @@ class RelationWatch:
                 # until then it learns on (a fleet that has not shown its range yet
                 # explains little)
                 judged = list(model.judged)
-                model.fit(RIDGE, self.settle * p)
+                model.fit(RIDGE, self.settle * p, self.warmup)
                 model.latest.clear()  # residuals of the old fit are not comparable
                 if model.judged != judged:  # a value's residuals begin: so do its moves
                     model.moves.clear()
@@ -413,8 +416,7 @@ class RelationWatch:
             test = src.tests.get(name)
             if test is None:
                 test = src.tests[name] = _Excursion(model.records[j])
-            warmup = max(self.warmup, math.ceil(MEMORIES * model.memory[j]))
-            change = test.update(float(own[j]), event_ms, source_id, warmup)
+            change = test.update(float(own[j]), event_ms, source_id, model.warmups[j])
             if change is not None and not alarmed:  # one relation alarm of a source at a time
                 if self._most_off(model, name, source_id):
                     return None
