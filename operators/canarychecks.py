@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mypy_extensions import mypyc_attr
+
 from operators.alarms import Alarm
 from operators.batch import BatchResult
 from operators.canary import Canary, canary_row
@@ -33,6 +35,7 @@ __all__ = ["CanaryChecks"]
 FAILS_TO_COUNT = {"rules": 1, "model": 2}
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class CanaryChecks:
     """The canaries of one shard, their slots seen and the checks failing now.
 

@@ -82,6 +82,8 @@ from dataclasses import dataclass
 from operator import add, sub
 from statistics import NormalDist
 
+from mypy_extensions import mypyc_attr
+
 from operators.longrun import (
     chi2_lower,
     cusum_threshold,
@@ -99,6 +101,7 @@ BATCH = 64  # samples per batch mean, for the measured long-run variance
 STEP_RECORD = 4.0
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change found: what, which way, how large, since when, against what.
@@ -120,6 +123,7 @@ class Change:
     threshold: float
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class ChangeDetector:
     """CUSUM on a stream's level and spread, scaled by its long-run variance.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["Clock", "ReplayClock", "WallClock", "make_clock"]
 
 
@@ -27,6 +29,7 @@ class Clock(Protocol):
         ...
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class WallClock:
     """The system clock; ``observe`` is ignored.
 
@@ -43,6 +46,7 @@ class WallClock:
         return time.time_ns() // 1_000_000
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class ReplayClock:
     """Time is the latest arrival observed; it never runs backwards.
 

@@ -54,6 +54,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import mypyc_attr
 from river import drift
 from river.drift import binary
 
@@ -91,6 +92,7 @@ REAL = ("cusum", "adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class DriftConfig:
     """Which detector watches what; every default holds for unseen streams.
@@ -171,6 +173,7 @@ def _detector(kind: str, config: DriftConfig) -> Any:
             "eddm": binary.EDDM}[kind]()
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Stream:
     """One watched value of one source: its detector, its frozen run, and the level and
     spread that standardise it for the fleet (learned over its first samples, then
@@ -202,6 +205,7 @@ class _Stream:
         return round(samples * (fleet.kept - paced[0]) / (self.det.n - paced[1]))
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Fleet:
     """The common movement of one value over a shard's sources, and its detector.
 
@@ -310,6 +314,7 @@ def _usual_move(fleet: _Fleet, windows: tuple[int, int, int, int]) -> float | No
                                post_start - pre_end, fleet.det.block)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class _Held:
     """A source's change held for the fleet's grace: when it was found (pipeline clock),
@@ -338,6 +343,7 @@ def _within_share(change: Change, stream: _Stream, fleet_z: float) -> bool:
     return abs(_own_z(change, stream)) <= FLEET_SHARE * r * abs(fleet_z)
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class _PeersMove:
     """A common move measured in the kept rounds: its size (standardised units), in
@@ -403,6 +409,7 @@ def _jump_share(before: int, after: int, between: int, block: int) -> float:
     return max(white, walk) ** 0.5
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class DriftMonitor:
     """Feeds values, scores and errors to their detectors; returns alarms.
 

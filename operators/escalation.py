@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from operators.ids import row_id
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ def answered(row: tuple, status: str, responder: str, at: int) -> tuple:
     return (*row[:9], status, responder, at, ANSWERED, row[13])
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class EscalationQueue:
     """Open escalations of one shard, oldest first, bounded.
 

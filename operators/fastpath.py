@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 
+from mypy_extensions import mypyc_attr
+
 from operators.batch import BatchResult, DecideBatch
 from operators.decision import Decision
 from operators.ids import decision_ids, parent_span_of, parse_traceparent, trace_id_for
@@ -24,6 +26,7 @@ from operators.policy import DecisionPolicy
 __all__ = ["FastPath"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class FastPath:
     """Decides each event of a batch (after the model path has scored it).
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from operators.batch import BatchResult, DecideBatch
 
@@ -30,6 +32,7 @@ class Pending(NamedTuple):
     decided_at: int
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class FeedbackLoop:
     """Pending decisions by ID, with a TTL and a memory of recently expired IDs.
 

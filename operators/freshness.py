@@ -40,12 +40,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from operators.alarms import Alarm
 from operators.lags import Sketch, kth_largest, quantile_rank, sketch
 
 __all__ = ["FreshnessConfig", "FreshnessTracker", "SourceState"]
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class FreshnessConfig:
     """Thresholds for freshness; every default holds for streams never seen before."""
@@ -68,6 +71,7 @@ class FreshnessConfig:
 _SEEN_MASK = (1 << 64) - 1
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SourceState:
     """What the tracker remembers about one source (about 150 bytes)."""
 
@@ -87,6 +91,7 @@ class SourceState:
         self.dup_at: int | None = None  # when its last duplicate alarm was raised
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Gap:
     """Sequence numbers missing after a jump, until ``due`` (pipeline clock)."""
 
@@ -97,6 +102,7 @@ class _Gap:
         self.missing = set(range(after_seq + 1, seq))
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class FreshnessTracker:
     """Per-source freshness state and the pipeline watermark.
 

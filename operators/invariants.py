@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from operators.ids import row_id
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ VIOLATION_COLUMNS = ("violation_id", "at", "source_id", "decision_id", "decision
                      "current_action", "current_decision_id", "resolution", "flow")
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class SourceVersion:
     version: int
@@ -40,6 +43,7 @@ class SourceVersion:
     at: int
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Conflict:
     """A rejected commit: what was tried, against which version, and what holds now."""
@@ -56,6 +60,7 @@ class Conflict:
                 attempted, self.current.action, self.current.decision_id, resolution, flow)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class StateStore:
     """The action in force per source, versioned.
 

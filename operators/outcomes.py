@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mypy_extensions import mypyc_attr
+
 from operators.drift import DriftMonitor
 from operators.events import OutcomeEvent
 from operators.feedback import FeedbackLoop
@@ -22,6 +24,7 @@ from operators.quality import QualityTracker
 __all__ = ["OutcomeGrader"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class OutcomeGrader:
     """Grades and teaches the model with the outcomes of this shard's decisions.
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from operators.rules import Rule, RuleSet
 
 __all__ = ["STALE_POLICIES", "DecisionPolicy"]
@@ -12,6 +14,7 @@ __all__ = ["STALE_POLICIES", "DecisionPolicy"]
 STALE_POLICIES = ("fallback", "skip", "escalate")
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class DecisionPolicy:
     """A decision type's rules, model action, freshness SLA and stale policy.

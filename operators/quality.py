@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from operators.decision import Decision
 from operators.ids import row_id
@@ -30,6 +31,7 @@ QUALITY_COLUMNS = (
     "regrets", "regrets_changed", "regret_rate",
 )
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass
 class _Cell:
     decisions: int = 0
@@ -49,6 +51,7 @@ class _Cell:
     regrets_changed: int = 0
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class QualityTracker:
     """Accumulates one window at a time and emits rows as the clock passes its end.
 

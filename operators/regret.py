@@ -17,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from operators.ids import row_id
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ REGRET_COLUMNS = ("regret_id", "decision_id", "source_id", "decided_at", "origin
                   "informed_by", "model_version", "variant", "flow")
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class _Recent:
     decision_id: str
@@ -41,6 +44,7 @@ class _Recent:
     done: bool = False
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Regret:
     decision_id: str
@@ -65,6 +69,7 @@ class Regret:
                 self.variant, flow)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RegretTracker:
     """Remembers recent decisions per source and re-scores them on late data.
 

@@ -69,6 +69,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from operators.changes import Change
 from operators.longrun import median
@@ -100,6 +101,7 @@ MOVES_KEPT, MOVES_STEP_MS = 300, 1_000
 _RATES = 1.0 / np.array(TAUS)[:, None]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Model:
     """The relation of one set of value names over one fleet: running sums of the
     features' products within each source, the fitted coefficients, the sources'
@@ -228,6 +230,7 @@ def _select(corr: np.ndarray, live: np.ndarray, j: int, m: int,
     return best
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Source:
     __slots__ = ("base", "base_fit", "buf", "fit", "k", "model", "mu", "prev", "rk", "rmu",
                  "smooth", "tests", "warm")
@@ -250,6 +253,7 @@ class _Source:
         self.base_fit = -1
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RelationWatch:
     """Level changes of each value against what the source's other values predict.
 
@@ -481,6 +485,7 @@ class RelationWatch:
         return abs(went) >= 1.0 and (went > 0) == (own > 0) and abs(own) <= SHARE * abs(went)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Excursion:
     """A source's residual (in the model's residual sds) against its own baseline: the
     median of its last ``HOLD`` blocks beyond ``Z_MIN``, and beyond ``RECORD`` times the
@@ -534,6 +539,7 @@ class _Excursion:
         return level, base, threshold, onset_ms, self.blocks
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Records:
     """Each source's largest normal level of one value, and the two largest of all
     (the largest of the *other* sources is then one lookup)."""

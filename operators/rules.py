@@ -11,6 +11,8 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["Rule", "RuleSet"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -18,6 +20,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Rule:
     """``field op threshold -> action``; lower ``priority`` is checked first.
@@ -42,6 +45,7 @@ class Rule:
         return value is not None and _OPS[self.op](value, self.threshold)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RuleSet:
     """An ordered set of rules; ``evaluate`` returns the first rule that fires.
 

@@ -15,6 +15,8 @@ decisions, and is judged against every fast decision the clock has passed.
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from operators.batch import BatchResult, DecideBatch
 from operators.decision import Decision
 from operators.escalation import EscalationQueue
@@ -28,6 +30,7 @@ from operators.slowpath import SlowPath, SlowResult
 __all__ = ["SlowDecisions"]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SlowDecisions:
     """Windows the batch's decisions and decides each window that closes.
 

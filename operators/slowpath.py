@@ -17,12 +17,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from operators.matrix import value_matrix, value_names
 
 __all__ = ["SlowPath", "SlowPathConfig", "SlowResult"]
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class SlowPathConfig:
     window_ms: int = 5_000
@@ -33,6 +35,7 @@ class SlowPathConfig:
     warm_windows: int = 3  # windows of history before the risk counts
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class _Window:
     start: int
@@ -44,6 +47,7 @@ class _Window:
     based_on: int = 0
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class _History:
     mean: dict[str, float] = field(default_factory=dict)
@@ -51,6 +55,7 @@ class _History:
     windows: int = 0
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class SlowResult:
     source_id: str
@@ -66,6 +71,7 @@ class SlowResult:
     based_on: int = 0  # the source's state version its last event was decided against
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SlowPath:
     """Windows per source and the risk of each closed window.
 
