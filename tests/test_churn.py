@@ -63,8 +63,9 @@ def container_sizes(root: object, at_least: int = 200) -> dict[str, int]:
             todo += [(f"{path}[*]", item, depth + 1) for item in items]
             continue
         names = list(getattr(obj, "__dict__", {}))
-        for cls in type(obj).__mro__:
-            names += [n for n in getattr(cls, "__slots__", ()) if isinstance(n, str)]
+        for cls in type(obj).__mro__:  # a compiled class lists its own (make native)
+            names += [n for n in (*getattr(cls, "__slots__", ()),
+                                  *getattr(cls, "__mypyc_attrs__", ())) if isinstance(n, str)]
         for name in names:
             value = getattr(obj, name, None)
             if value is not None and not callable(value) and \
