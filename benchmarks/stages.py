@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+import operators
 from flows import fleet
 from flows.config import RunConfig
 from flows.gctune import TUNED, tune_gc
@@ -45,8 +46,6 @@ def machine() -> dict[str, str]:
         pass
     versions = {p: metadata.version(p) for p in ("bytewax", "river", "chdb",
                                                   "clickhouse-connect", "numpy")}
-    import operators
-
     return {"cpu": cpu, "cores": str(os.cpu_count()), "python": platform.python_version(),
             "compiled": str(operators.NATIVE), **versions}
 

@@ -7,7 +7,8 @@ used and tested on its own. Flows in ``flows/`` wire these into Bytewax.
 The per-event modules may also be compiled (``make native``: mypyc, see
 ``infra/native.py``). The extensions are used only while every source they were
 built from is unchanged (``_native.json``), and not with ``LUCIDSTREAM_NATIVE=0``;
-otherwise every module runs from its source. ``NATIVE`` says which.
+otherwise every module runs from its source. ``NATIVE`` says which, ``COMPILED``
+names the modules that have an extension.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 _MANIFEST = _HERE / "_native.json"
+# this package's extension modules (``make native``), by module name; the one whose name
+# ends in ``__mypyc`` is their shared library
+_EXTENSIONS = {p.name.split(".")[0]: p for p in _HERE.iterdir()
+               if p.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))}
+COMPILED = frozenset(name for name in _EXTENSIONS if not name.endswith("__mypyc"))
 
 
 class _Sources:
@@ -40,9 +46,7 @@ class _Sources:
 
 
 def _use_native() -> bool:
-    extensions = [p for p in _HERE.iterdir()
-                  if p.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))]
-    if not extensions:
+    if not _EXTENSIONS:
         return False
     try:
         built: dict[str, str] = json.loads(_MANIFEST.read_text())
@@ -52,8 +56,7 @@ def _use_native() -> bool:
              or hashlib.sha256((_HERE / f"{m}.py").read_bytes()).hexdigest() != sha]
     if os.environ.get("LUCIDSTREAM_NATIVE", "1") != "0" and built and not stale:
         # the modules' shared library, loaded under its own (top-level) name
-        for path in extensions:
-            name = path.name.split(".")[0]
+        for name, path in _EXTENSIONS.items():
             if name.endswith("__mypyc") and name not in sys.modules:
                 spec = importlib.util.spec_from_file_location(name, path)
                 assert spec is not None and spec.loader is not None
@@ -66,8 +69,7 @@ def _use_native() -> bool:
                       f"({', '.join(stale) or 'no manifest'}); running from the sources. "
                       "Run `make native` to rebuild, or `python infra/native.py --clean`.",
                       stacklevel=2)
-    compiled = {f"{__name__}.{p.name.split('.')[0]}" for p in extensions}
-    sys.meta_path.insert(0, _Sources(compiled))
+    sys.meta_path.insert(0, _Sources({f"{__name__}.{name}" for name in COMPILED}))
     return False
 
 

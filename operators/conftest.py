@@ -2,9 +2,6 @@
 pytest collects a doctest from the file it imports, and a compiled module's is not
 its ``.py``."""
 
-from pathlib import Path
+from operators import COMPILED, NATIVE
 
-from operators import NATIVE
-
-collect_ignore = sorted({f"{p.name.split('.')[0]}.py" for p in Path(__file__).parent.glob("*.so")}
-                        ) if NATIVE else []
+collect_ignore = sorted(f"{name}.py" for name in COMPILED) if NATIVE else []
