@@ -18,10 +18,16 @@ levels, and a relation is how values move together within one) by ridge regressi
 on the features' correlation matrix, from running sums of products (no sample kept),
 and refitted as its data doubles. The other values enter a value's model one at a
 time, the most telling first, each only while it explains at least ``MIN_SHARE`` of
-what the others left: a value that explains nothing of it (a vibration, a position)
-would carry its own swings into the prediction. A value is judged, and its
+what the others left, as measured across halves of the fleet's sources (a fit to
+each half predicting the other: two slow series correlate by chance over a stretch of
+time, on the blocks they were fitted to, never on other sources'): a value that
+explains nothing of it (a vibration, a position) would carry its own swings into the
+prediction. A value is judged, and its
 coefficients fixed (so what it calls normal does not follow a drift), from ``settle``
-blocks per feature on, once the previous fit predicted it on blocks it had not seen:
+blocks per feature and ``SETTLE_PER_SOURCE`` blocks per source on (three memories of
+the slowest smoothing: fitted on a fleet's first seconds, the slow features' weights,
+and with them how far a value goes when another moves, are chance), once the previous
+fit (on half those blocks) predicted it on blocks it had not seen:
 explaining ``EXPLAINED`` of its variance within sources, with a residual that does not
 wander (lag-1 autocorrelation at most ``MAX_RHO``; a battery's drain or a position is
 followed by the others for a while, not pinned down); a residual that forgets slowly
@@ -56,8 +62,8 @@ found within the hold of such a reset is the model's too.
 ...             temp += min(8.0, 8.0 * (i - 4_000) / 1_000)     # unit 2 ramps
 ...         found += [(f"u{s}", *f) for f in watch.observe(f"u{s}", {"load": load,
 ...                                                                   "temp": temp}, i)]
->>> sorted({(source, name) for source, name, group, change in found})
-[('u2', 'temp')]
+>>> sorted({source for source, name, group, change in found}), found[0][1]
+(['u2'], 'temp')
 >>> 4_000 <= found[0][3].onset_ms <= 4_400
 True
 """
@@ -79,6 +85,7 @@ __all__ = ["RelationWatch"]
 TAUS = (2.0, 8.0, 32.0)  # time constants of the smoothed features, in blocks
 RIDGE = 1e-2             # on the features' correlation matrix
 MIN_SHARE = 0.05         # a value is a feature of another when it explains this much more
+MIN_HALF = 32            # blocks in each half of the sources before features are chosen across them
 OUTLIER = 4.0            # blocks beyond this many residual sds are not learned from
 OUTLIERS_TRUSTED = 64    # blocks since a fit before most of them off it is the fit's fault
 MAX_NAMES = 12           # values of a source that take part (the first, by name)
@@ -86,6 +93,8 @@ MAX_MODELS = 64          # sets of value names (per group) modelled; others are 
 EXPLAINED = 0.8          # a value is judged when the relation explains this much of it
 MAX_RHO = 0.98           # ... and its residual's lag-1 autocorrelation is at most this
 MEMORIES = 3.0           # a residual's baseline spans this many of its memories (in blocks)
+# blocks of each source before a value is judged: MEMORIES of the slowest feature's
+SETTLE_PER_SOURCE = math.ceil(MEMORIES * TAUS[-1])
 GIVE_UP = 8              # values not explained by this many times the settling blocks
                          # are not judged (the model stops learning)
 HOLD = 8                 # blocks whose median residual is the level judged
@@ -107,10 +116,10 @@ class _Model:
     features' products within each source, the fitted coefficients, the sources'
     latest residuals."""
 
-    __slots__ = ("coef", "common", "due", "fitted_at", "gram", "judged", "judged_at",
-                 "latest", "m", "moved", "moves", "n", "names", "offered", "oos_c1", "oos_n",
-                 "oos_sq", "records", "refused", "resid_sd", "settled", "sources", "sums",
-                 "warmups")
+    __slots__ = ("coef", "common", "due", "fitted_at", "gram", "gram_b", "joined", "judged",
+                 "judged_at", "latest", "m", "moved", "moves", "n", "n_b", "names", "offered",
+                 "oos_c1", "oos_n", "oos_sq", "records", "refused", "resid_sd", "settled",
+                 "sources", "sums", "warmups")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -122,6 +131,11 @@ class _Model:
         self.gram = np.zeros((p, p))
         self.sums = np.zeros(p)
         self.n = 0
+        # the same products of the sources of one half (every other source to join):
+        # features are chosen by how a fit to one half predicts the other
+        self.gram_b = np.zeros((p, p))
+        self.n_b = 0
+        self.joined = 0
         self.sources: set[str] = set()
         self.fitted_at = 0
         self.settled = False
@@ -157,9 +171,11 @@ class _Model:
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         live = sd > 1e-9 * (np.abs(mean) + 1.0)
         sd_safe = np.where(live, sd, 1.0)
-        corr = cov / np.outer(sd_safe, sd_safe)
+        scale = np.outer(sd_safe, sd_safe)
+        corr = cov / scale
         corr[~live, :] = 0.0
         corr[:, ~live] = 0.0
+        halves = _halves(self.gram, self.gram_b, n, self.n_b, scale)
         frozen = self.judged  # their coefficients are kept: what they call normal stays
         coef = self.coef.copy() if self.coef is not None else np.zeros((m, 1 + len(mean)))
         resid_sd = self.resid_sd.copy()
@@ -171,7 +187,8 @@ class _Model:
             if j in frozen:
                 continue
             coef[j, 1:] = 0.0
-            feats, beta, b = _select(corr, live, j, m, ridge) if live[j] else (_NONE, _NONE, _NONE)
+            feats, beta, b = _select(corr, live, j, m, ridge, halves) if live[j] else \
+                (_NONE, _NONE, _NONE)
             if len(feats):
                 raw = beta * sd[j] / sd[feats]
                 coef[j, 1 + feats] = raw
@@ -202,26 +219,58 @@ class _Model:
 _NONE = np.zeros(0)
 
 
-def _select(corr: np.ndarray, live: np.ndarray, j: int, m: int,
-            ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _halves(gram: np.ndarray, gram_b: np.ndarray, n: int, n_b: int, scale: np.ndarray
+            ) -> list[tuple[np.ndarray, float]]:
+    """The two halves' covariances, in the pooled scale (so one error is comparable with
+    the other's), each with its share of the blocks; none while a half has too few."""
+    n_a = n - n_b
+    if min(n_a, n_b) < MIN_HALF:
+        return []
+    return [((gram - gram_b) / n_a / scale, n_a / n), (gram_b / n_b / scale, n_b / n)]
+
+
+def _rest(corr: np.ndarray, halves: list[tuple[np.ndarray, float]], feats: np.ndarray, j: int,
+          ridge: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """What is left of value ``j`` (a share of its variance) once ``feats`` predict it, and
+    their pooled coefficients and correlations with it. Left is measured across halves of
+    the sources (a fit to each half predicting the other) where there are two: two slow
+    series correlate by chance over a stretch of time (a smoothed vibration and a
+    temperature's slow noise), and a fit counts that as explained on the blocks it was
+    fitted to, never on other sources'."""
+    ridged = ridge * np.eye(len(feats))
+    b = corr[feats, j]
+    beta = np.linalg.solve(corr[np.ix_(feats, feats)] + ridged, b)
+    if not halves:
+        return 1.0 - float(beta @ b), beta, b
+    left = 0.0
+    for (fit, _), (test, share) in ((halves[0], halves[1]), (halves[1], halves[0])):
+        own = np.linalg.solve(fit[np.ix_(feats, feats)] + ridged, fit[feats, j])
+        left += share * float(test[j, j] - 2.0 * own @ test[feats, j] +
+                              own @ test[np.ix_(feats, feats)] @ own)
+    return left, beta, b
+
+
+def _select(corr: np.ndarray, live: np.ndarray, j: int, m: int, ridge: float,
+            halves: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The features value ``j`` is regressed on (indices), their ridge coefficients and
     correlations with it: the other values enter one at a time, each with its smoothed
-    past, the one that explains most first, while it explains at least ``MIN_SHARE`` of
-    what those before it left. A value that explains nothing of it stays out: fitted
-    anyway, its coefficients are noise that carries its own swings (a vibration, a
-    position) into the prediction, and into every source's residual when they widen."""
+    past, the one that leaves least first, while it takes at least ``MIN_SHARE`` of
+    what those before it left (measured across halves of the sources, see
+    :func:`_rest`). A value that explains nothing of it stays out: fitted anyway, its
+    coefficients are noise that carries its own swings (a vibration, a position) into
+    the prediction, and into every source's residual when they widen."""
     p = corr.shape[0]
     groups = {g: idx for g in range(m) if g != j
               for idx in [np.arange(g, p, m)[live[g::m]]] if len(idx)}
-    chosen, left = _NONE.astype(int), 1.0
+    chosen = _NONE.astype(int)
+    left = 1.0 if not halves else sum(share * float(c[j, j]) for c, share in halves)
     best = (_NONE.astype(int), _NONE, _NONE)
     while groups:
         trials = []
         for g, idx in groups.items():
             feats = np.concatenate((chosen, idx))
-            b = corr[feats, j]
-            beta = np.linalg.solve(corr[np.ix_(feats, feats)] + ridge * np.eye(len(feats)), b)
-            trials.append((1.0 - float(beta @ b), g, feats, beta, b))
+            rest, beta, b = _rest(corr, halves, feats, j, ridge)
+            trials.append((rest, g, feats, beta, b))
         rest, g, feats, beta, b = min(trials, key=lambda t: t[0])
         if left - rest < MIN_SHARE * left:
             break
@@ -232,12 +281,13 @@ def _select(corr: np.ndarray, live: np.ndarray, j: int, m: int,
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class _Source:
-    __slots__ = ("base", "base_fit", "buf", "fit", "k", "model", "mu", "prev", "rk", "rmu",
-                 "smooth", "tests", "warm")
+    __slots__ = ("base", "base_fit", "buf", "fit", "half", "k", "model", "mu", "prev", "rk",
+                 "rmu", "smooth", "tests", "warm")
 
     def __init__(self) -> None:
         self.buf: list[Mapping[str, float]] = []
         self.model: _Model | None = None
+        self.half = False  # in its model's second half of sources
         self.smooth: np.ndarray | None = None  # len(TAUS) x m smoothed block means
         self.tests: dict[str, _Excursion] = {}
         self.mu: np.ndarray | None = None   # the mean of its features (blocks learned)
@@ -262,7 +312,8 @@ class RelationWatch:
     group of peers: one model per group; default: one group). A model is fitted once
     ``fit_per_feature`` blocks per feature are in from at least ``min_sources``
     sources, refitted each time its blocks double, and fixed from ``settle`` blocks
-    per feature on once it explains a value on blocks it was not fitted to; each
+    per feature and ``SETTLE_PER_SOURCE`` per source on once it explains a value on
+    blocks it was not fitted to; each
     source's residuals are judged after ``warmup`` blocks of their own. See the
     module docstring for the method; example there.
     """
@@ -324,6 +375,8 @@ class RelationWatch:
                 src.model.latest.pop(source_id, None)
                 src.model.moves.pop(source_id, None)
             src.model, src.smooth, src.tests = model, np.tile(z, (len(TAUS), 1)), {}
+            src.half = model.joined % 2 == 1
+            model.joined += 1
         else:
             assert src.smooth is not None
             src.smooth += (z - src.smooth) * _RATES
@@ -347,18 +400,32 @@ class RelationWatch:
                 src.k += 1
                 src.mu += (f - src.mu) / src.k
                 d = f - src.mu
-                model.gram += np.outer(d, d) * (src.k / (src.k - 1))
+                product = np.outer(d, d) * (src.k / (src.k - 1))
+                model.gram += product
+                if src.half:
+                    model.gram_b += product
             model.sums += f
             model.n += 1
+            model.n_b += int(src.half)
             model.sources.add(source_id)
             p = 1 + len(f)
-            if len(model.sources) >= self.min_sources and \
-                    model.n >= max(self.fit_per_feature * p, 2 * model.fitted_at):
+            # a feature smoothed over TAUS[-1] blocks is pinned down only by data that
+            # spans a few of its memories in each source: a fleet's first seconds fix the
+            # slow features' weights, and with them a value's gain, by chance
+            settle = max(self.settle * p, SETTLE_PER_SOURCE * len(model.sources))
+            due = max(self.fit_per_feature * p, 2 * model.fitted_at)
+            if model.fitted_at < settle:
+                # the fit that may judge comes as soon as it may, after one of half its
+                # blocks (how that one predicts the other half is what judges a value)
+                half = (settle + 1) // 2
+                due = min(due, settle if model.fitted_at >= half else
+                          max(half, self.fit_per_feature * p))
+            if len(model.sources) >= self.min_sources and model.n >= due:
                 # a value is fixed once it is predicted on blocks the fit had not seen:
                 # until then it learns on (a fleet that has not shown its range yet
                 # explains little)
                 judged = list(model.judged)
-                model.fit(RIDGE, self.settle * p, self.warmup)
+                model.fit(RIDGE, settle, self.warmup)
                 model.latest.clear()  # residuals of the old fit are not comparable
                 if model.judged != judged:  # a value's residuals begin: so do its moves
                     model.moves.clear()

@@ -96,7 +96,10 @@ def test_values_that_explain_nothing_neither_hide_a_ramp_nor_raise_alarms():
     vibration woke: the ramp was found in 1 of these 8 streams. Now a value enters a
     model only when it explains part of what the others leave, and a change two thirds
     of the fleet show at once is the model's: no relation alarm on any unit but the
-    ramped one, and the ramp found by 480 s (it ends at 420 s) in 7 of 8."""
+    ramped one, and the ramp found by 480 s (it ends at 420 s) in 7 of 8 (in all 8 since
+    features are chosen across halves of the sources: the vibration no longer enters
+    the temperature's model by chance; 36 of 36 over seeds 1-12 with no vibration, a
+    still one and one that wakes at 60 s, against 33 of 36 and 1 false alarm before)."""
     found = 0
     for vibration_from in (0, 600):
         for seed in (1, 2, 3, 4):
@@ -107,6 +110,25 @@ def test_values_that_explain_nothing_neither_hide_a_ramp_nor_raise_alarms():
             assert {source for source, _, _ in relation} <= {"unit-3"}, relation
             found += any(300_000 <= ms <= 480_000 for _, _, ms in relation)
     assert found >= 7, found
+
+
+def test_a_vibration_that_explains_nothing_is_not_a_feature_of_the_temperature():
+    """A vibration with a 1 s memory, smoothed over 25 s, wanders slowly, and so does the
+    temperature's own noise: over a fleet's first minute the two correlate by chance on
+    the blocks a fit sees. Chosen by what they explain on those blocks, the vibration
+    was in the temperature's model in 15 of the 48 fits of these 8 streams (seed 5's to
+    the end); chosen by how a fit to half the sources predicts the other half, it is in
+    none of the models the streams end with."""
+    for seed in range(1, 9):
+        monitor = DriftMonitor(DriftConfig())
+        for source, values, ms in _stream(seed=seed, vibration_from=600):
+            monitor.observe(source, values, ms, now=ms)
+        models = [m for m in monitor._relations._models.values() if "vib" in m.names]
+        assert models, seed
+        for model in models:
+            temp, vib = model.names.index("temp_c"), model.names.index("vib")
+            assert model.coef is not None, seed
+            assert not np.any(model.coef[temp, 1 + vib::model.m]), (seed, model.coef[temp])
 
 
 def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its_way():
