@@ -34,12 +34,14 @@ signal wanders by itself, and keeps its whole size.
   such medians usually differ (their mean absolute difference, learned online):
   a step that holds for the two blocks after it beyond a threshold from the same
   budget is a level change at once, whatever the long-run scale. It runs where the
-  CUSUM is blind (its reference at or beyond the clip, so no step adds to it).
+  CUSUM is blind: its reference at or beyond the clip, so no step adds to it, or so
+  near it that a step takes longer to find than a block waits to be learned.
   Medians, so spikes in any block move nothing.
 * Steps: where the CUSUM is blind, the largest one-sample difference of each
   block's readings is also judged once the samples after it are in. It is a step when
   the level holds (the median of the 8 samples after it is at least half the
-  jump away, the same way) and the jump is ``STEP_RECORD`` (4) times the
+  jump away from the median of the 8 before, the same way) and the jump is
+  ``STEP_RECORD`` (4) times the
   largest such difference the stream has shown so far (its record), and beyond
   the jump test's threshold in the differences' usual sd. A stream that wanders
   fast by itself, or has heavy tails, raises its own record: the bar is what
@@ -51,6 +53,12 @@ signal wanders by itself, and keeps its whole size.
   follows a duty cycle (a 10 C step on differences of 0.3 C) is found with the
   next block; on near unit-root Student-t(3) streams the test added one alarm
   in 16 million samples.
+* Sensors in steps: a reading reported in steps of ``q`` (whole degrees) hides
+  noise of sd ``q / sqrt(12)`` and repeats itself while its level sits inside a
+  step. A warm-up in which the reading never changed goes on until it does; the
+  baseline's spread is at least the steps' own, and the differences' at least
+  ``q / sqrt(6)`` (the smallest step seen is ``q``); the spread is judged only
+  where the sensor resolves it (``q / sqrt(6)`` under half the innovations' sd).
 * Spread: the standard deviation of a block's AR(1) innovations about their
   mean, in its own CUSUM (innovations are close to independent, so
   prewhitening is right here; centring keeps a level step out of it). They are
@@ -75,6 +83,7 @@ Work per sample is a few float operations; the tests run per block of
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections import deque
@@ -99,6 +108,7 @@ __all__ = ["Change", "ChangeDetector"]
 BATCH = 64  # samples per batch mean, for the measured long-run variance
 # a step must be this many times the largest the stream has shown before (its record)
 STEP_RECORD = 4.0
+SQRT6 = math.sqrt(6.0)
 
 
 @mypyc_attr(native_class=False)
@@ -149,7 +159,8 @@ class ChangeDetector:
         "_e_hi", "_e_lo", "_first_ms", "_gn",
         "_gp", "_hl", "_hs", "_j_abs", "_j_n", "_j_z", "_jumps", "_k_raw", "_m2", "_ms_sn",
         "_ms_sp", "_mu", "_n", "_n_est", "_n_mu",
-        "_need", "_offs", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_rho",
+        "_need", "_offs", "_on_gn", "_on_gp", "_on_sn", "_on_sp", "_pending", "_r_prev", "_res",
+        "_rho",
         "_s_abs", "_s_cand", "_s_hist", "_s_n", "_s_rec", "_scale",
         "_sd", "_sn", "_sp", "_start_ms", "_sum_sn", "_sum_sp", "_warm", "block", "clip",
         "k_level", "k_spread", "max_pending", "memory", "spread_after", "warmup",
@@ -188,6 +199,7 @@ class ChangeDetector:
         self._s_cand = -1
         self._s_abs, self._s_n, self._s_rec = 0.0, 0, 0.0
         self._j_abs, self._j_n = 0.0, 0  # mean |difference| of block medians 3 apart
+        self._res = 0.0  # the smallest step between two readings seen (a resolution)
         self._n = 0  # samples taken before the buffer's
         # the baseline (level, second moment, lag-1 product, samples behind them) and
         # its derived scale; the spread statistic's baseline; batch means
@@ -259,10 +271,16 @@ class ChangeDetector:
         self._offs.append(offset)
         if len(buf) < self._need:
             return None
-        self._n += len(buf)
         if self._warm:
+            if len(buf) < self.young and not _varied(buf):
+                # a warm-up in which the reading never changed has shown no scale (a
+                # coarse sensor that sat on one step of its resolution): it goes on
+                self._need += self.warmup
+                return None
+            self._n += len(buf)
             self._learn_warmup()
             return None
+        self._n += len(buf)
         return self._close_block()
 
     # -- baseline ---------------------------------------------------------------
@@ -281,7 +299,11 @@ class ChangeDetector:
         if sd <= 0:  # more than half the samples equal: fall back to the plain sd
             sd = sample_sd(xs)
         floor = max(abs(mu) * 1e-9, 1e-12)
-        sd = max(sd, floor)
+        # a reading quantised to steps of q hides noise of sd q / sqrt(12) (Sheppard):
+        # a spread learned below that, from a few steps, is the sensor's resolution, and
+        # clipping at a few of it would keep the baseline from ever learning the rest
+        self._res = _resolution(xs)
+        sd = max(sd, floor, self._res / math.sqrt(12))
         c = self.clip * sd
         devs = [min(max(v - mu, -c), c) for v in xs]
         self._mu, self._n_est, self._n_mu = mu, n, n
@@ -374,7 +396,7 @@ class ChangeDetector:
         ordered = sorted(xs)
         self._buf, self._offs = [], []
         self._d_prev, self._d_prev2, self._r_prev = d_prev, d_prev2, r_prev
-        if self._k_raw >= self._clip:  # the CUSUM is blind: the step test looks
+        if self._blind():  # the step test looks
             jump = self._step(xs, offs, self._start_ms)
             if jump is not None:
                 return jump
@@ -393,8 +415,11 @@ class ChangeDetector:
         up = (s1 - kb) / self._scale
         down = (-s1 - kb) / self._scale
         # the spread test: the sd of the block's innovations, in its own long-run sd;
-        # innovations need the dependence, so it waits until that is known
-        if self._n_est >= self.spread_after:
+        # innovations need the dependence, so it waits until that is known, and the
+        # sensor must resolve them: a reading in steps of q has innovations of sd
+        # q / sqrt(6) from its steps alone, and where that is half their spread or more,
+        # their spread is whether a block crossed a step
+        if self._n_est >= self.spread_after and self._res < 0.5 * SQRT6 * self._a_mean:
             z = (a - self._a_mean) / self._a_scale
             sp, sn = self._sp + z - self._a_k, self._sn - z - self._a_k
         else:
@@ -455,6 +480,15 @@ class ChangeDetector:
             self._refit_spread()
         return None
 
+    def _blind(self) -> bool:
+        """Whether the level CUSUM cannot find a step before its baseline learns it: its
+        reference at or beyond the clip, so no step, however large, adds to its
+        statistic; or so near it that a step of the clip takes longer to cross the
+        threshold than a block waits to be learned (``max_pending`` blocks; a coarse
+        sensor's wander, whose steps hide how little it moves between them)."""
+        gain = self._clip - self._k_raw
+        return gain <= 0 or self._hl * self._scale > gain * self.max_pending * self.block
+
     def _jump(self, median: float) -> Change | None:
         """The jump test on this block's median (see the module's docstring)."""
         jumps = self._jumps
@@ -463,9 +497,8 @@ class ChangeDetector:
             return None
         diff = abs(median - jumps[0][0])  # the statistic tested: three blocks apart
         sigma = self._j_abs * 1.2533  # mean absolute difference to sd, for a normal one
-        # only where the CUSUM is blind: its reference at or beyond the clip, so no step,
-        # however large, adds to its statistic (elsewhere it is the better test)
-        if self._j_n >= 16 and self._k_raw >= self.clip * self._sd:
+        # only where the CUSUM is blind (elsewhere it is the better test)
+        if self._j_n >= 16 and self._blind():
             z = self._j_z * (1 + 1 / math.sqrt(self._j_n)) * sigma
             (before, _), (middle, mid_ms), (held, held_ms), _ = jumps
             step, first, second = median - before, middle - before, held - before
@@ -489,7 +522,13 @@ class ChangeDetector:
         diffs = list(map(sub, raw, [prev[-1], *raw[:-1]])) if prev else \
             list(map(sub, raw[1:], raw[:-1]))
         size = sorted(map(abs, diffs))
-        typical = size[len(size) // 2] * 1.4826  # the differences' sd, were they normal
+        # the differences' sd, were they normal; a reading in steps of q differs by
+        # q / sqrt(6) from its resolution alone (two roundings), where most of a block's
+        # differences are 0
+        least = bisect.bisect_right(size, 0.0)
+        if least < len(size) and (size[least] < self._res or not self._res):
+            self._res = size[least]
+        typical = max(size[len(size) // 2] * 1.4826, self._res / SQRT6)
         change = None
         cand = self._s_cand
         if len(hist) == 2 and cand >= 0 and self._s_abs > 0:
@@ -500,7 +539,9 @@ class ChangeDetector:
             # whether it held is asked of what is tested: a reference that moved with
             # the reading (the whole fleet stepped) takes the step back out
             around = hist[0][0] + hist[1][0] + xs
-            before = around[q - 1]
+            # the levels on either side, not the readings: a spike's way back, or an
+            # outlier's next reading, is a jump from one reading, and holds from it
+            before = median(around[q - 8:q])
             held = median(around[q + 1:q + 9]) - before
             z = abs(step) / self._s_abs if step * held > 0 and 2 * abs(held) >= abs(step) \
                 else 0.0
@@ -635,3 +676,20 @@ class ChangeDetector:
         self._a_var = (1 - wa) * (self._a_var + wa * delta * delta)
         self._a_c1 = (1 - wa) * self._a_c1 + wa * delta * self._a_prev
         self._a_prev = delta
+
+
+def _varied(xs: list[float]) -> bool:
+    """Whether the readings took more than one value."""
+    first = xs[0]
+    return any(x != first for x in xs)
+
+
+def _resolution(xs: list[float]) -> float:
+    """The smallest step between two different readings (0 when all are equal): a
+    sensor's resolution, for one that reports in steps.
+
+    >>> _resolution([20.0, 20.0, 21.0, 20.0, 22.0]), _resolution([3.0, 3.0])
+    (1.0, 0.0)
+    """
+    values = sorted(set(xs))
+    return min((b - a for a, b in itertools.pairwise(values)), default=0.0)

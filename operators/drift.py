@@ -30,7 +30,9 @@ event time are behind it, whichever comes first. Signals:
   source is in the middle, so its spread changes as its sources' levels cross,
   with no change in any of them. A fleet that turns noisy together is a
   ``variance:`` alarm per source;
-* ``frozen:<name>``: the value repeated ``freeze_run`` times after it had varied.
+* ``frozen:<name>``: the value repeated, after it had varied, as long as its own
+  rate of repeats makes a run a one-in-ten-million chance, and at least
+  ``freeze_run`` times (a sensor in coarse steps repeats itself; a fine one never).
 
 Each level or spread alarm carries what changed, by how much (``magnitude``,
 in the baseline's standard deviations), which way, since when (``onset_ms``,
@@ -48,6 +50,7 @@ samples, so a replay writes the same alarms.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -179,7 +182,8 @@ class _Stream:
     spread that standardise it for the fleet (learned over its first samples, then
     fixed, so the fleet's common level never feeds back into what defines it)."""
 
-    __slots__ = ("det", "fleet", "last", "m2", "mean", "n", "paced", "run", "sd", "varied")
+    __slots__ = ("det", "fleet", "freeze_at", "last", "longest", "m2", "mean", "n", "paced",
+                 "pairs", "repeats", "run", "sd", "varied")
 
     def __init__(self, det: ChangeDetector, fleet: _Fleet | None) -> None:
         self.det = det
@@ -187,6 +191,10 @@ class _Stream:
         self.last: float | None = None
         self.run = 0
         self.varied = False
+        # consecutive readings compared, and how many were equal (of the runs ended), and
+        # the run that is a frozen sensor for this stream
+        self.pairs = self.repeats = self.longest = 0
+        self.freeze_at = 0
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
@@ -194,6 +202,41 @@ class _Stream:
         # the fleet's rounds kept, and this stream's samples, when it first took part in
         # a round of a fleet that was a reference (its pace against the rounds' since)
         self.paced: tuple[int, int] | None = None
+
+    def ran(self, least: int, per_million: float) -> None:
+        """A run of equal readings ended: how often this stream repeats itself sets how
+        long a run is news. With each reading equal to the one before with probability
+        ``q`` (measured, at its upper bound for the readings seen, a run's own readings
+        excluded until it ends), a run of ``n`` comes by chance with ``q ** (n - 1)``: a
+        frozen run is one that rare within a tenth of the budget, and at least ``least``
+        readings (a sensor in coarse steps repeats itself; a fine one almost never does),
+        and twice the longest this stream has shown (a slow wander in coarse steps sits on
+        one for longer than chance alone says: runs end where the wander crosses a step).
+
+        >>> fine, coarse = _Stream(None, None), _Stream(None, None)  # type: ignore[arg-type]
+        >>> for run in [1] * 99 + [2]:     # 1 reading in 101 repeats the one before
+        ...     fine.run = run
+        ...     fine.ran(50, 1.0)
+        >>> for run in [12] * 100:         # 11 in 12 do
+        ...     coarse.run = run
+        ...     coarse.ran(50, 1.0)
+        >>> fine.freeze_at, coarse.freeze_at
+        (50, 230)
+        >>> coarse.run = 200                # a long one, ended: twice it is news
+        >>> coarse.ran(50, 1.0)
+        >>> coarse.freeze_at
+        400
+        """
+        self.pairs += self.run
+        self.repeats += self.run - 1
+        self.longest = max(self.longest, self.run)
+        n = self.pairs + 2
+        q = (self.repeats + 1) / n
+        # at its upper bound for the readings seen: a young stream has shown few runs
+        q = min(q + 2.0 * math.sqrt(q * (1.0 - q) / n), 1.0 - 1e-12)
+        tail = max(per_million, 1e-9) * 1e-7
+        self.freeze_at = max(least, math.ceil(1 + math.log(tail) / math.log(q)),
+                             2 * self.longest)
 
     def rounds_since(self, samples: int) -> int:
         """The fleet's rounds in the time of this stream's last ``samples`` samples: a
@@ -486,13 +529,14 @@ class DriftMonitor:
             last = s.last
             if x == last:
                 s.run += 1
-                if s.run == cfg.freeze_run and s.varied:
+                if s.run == s.freeze_at and s.varied:
                     self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
-                                s.run, cfg.freeze_run,
+                                s.run, s.freeze_at,
                                 {"value": x, "sample": s.det.n + 1})
             else:
                 if last is not None:
                     s.varied = True
+                    s.ran(cfg.freeze_run, cfg.false_alarms_per_million)
                 s.run = 1
             s.last = x
             fleet = s.fleet

@@ -182,3 +182,53 @@ def test_a_young_stream_judges_no_level_before_young_samples():
         assert bool([c for c in changes if c.kind == "level"]) == found, (young, changes)
     with pytest.raises(ValueError, match="young"):
         ChangeDetector(warmup=30, young=20)
+
+
+def _coarse(seed: int, step: float, n: int = 50_000, jump: float = 0.0) -> list[float]:
+    """A room's temperature that wanders slowly (an AR(1) of rho 0.995, sd 1), read by a
+    sensor that reports in steps of ``step`` degrees, at 10 Hz; up ``jump`` degrees from
+    sample 30,000."""
+    rng = np.random.default_rng(seed)
+    x, out = 0.0, []
+    for i, e in enumerate(rng.normal(0, 0.1, n).tolist()):
+        x = 0.995 * x + e
+        out.append(round((20 + x + (jump if i >= 30_000 else 0.0)) / step) * step)
+    return out
+
+
+def test_a_sensor_in_coarse_steps_raises_nothing_by_its_steps():
+    """A reading in steps as large as its spread repeats itself most of the time (92 %
+    of readings in whole degrees). Its warm-up may never change, and a spread learned
+    from it, or from a median of differences that are mostly 0, is a thousandth of what
+    the sensor hides: judged by it, the reading's steps were changes (1,061 in these
+    200,000 readings in whole degrees, 2,073 in half degrees). Now a
+    warm-up that never changed goes on, a spread is at least the steps' own (q /
+    sqrt(12), and q / sqrt(6) for differences), and the spread is judged only where the
+    sensor resolves it: none."""
+    for step in (1.0, 0.5):
+        for seed in range(1, 5):
+            det = ChangeDetector()
+            found = [c for i, v in enumerate(_coarse(seed, step)) if (c := det.update(v, 100 * i))]
+            assert found == [], (step, seed, found[:3])
+
+
+def test_a_coarse_sensors_step_of_a_few_of_its_steps_is_found():
+    """The same room, up 5 degrees at once (5 sd of its wander, 5 of the sensor's steps):
+    found by the step test in 3 blocks where the CUSUM is blind, and by the CUSUM within
+    the 1,024 samples a block waits before it is learned where it is not."""
+    for seed in range(1, 5):
+        det = ChangeDetector()
+        at = next((i for i, v in enumerate(_coarse(seed, 1.0, 32_000, jump=5.0))
+                   if det.update(v, 100 * i) and i >= 30_000), None)
+        assert at is not None and at - 30_000 <= 1_024, (seed, at)
+
+
+def test_a_warm_up_that_never_changed_goes_on_until_the_stream_does():
+    """500 equal readings, then noise of sd 1: the baseline is the noise's, not a
+    spread of nothing."""
+    rng = np.random.default_rng(4)
+    det = ChangeDetector()
+    xs = [7.0] * 500 + (7.0 + rng.normal(0, 1, 2_000)).tolist()
+    found = [c for i, v in enumerate(xs) if (c := det.update(v, 100 * i))]
+    assert det.baseline is not None and 0.7 < det.baseline[1] < 1.3, det.baseline
+    assert found == [], found

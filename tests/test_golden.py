@@ -73,6 +73,12 @@ And once more, intended: the fleet's common level has no spread test (a median t
 the noise of whichever source is in the middle). The fleet's ``variance:speed`` at
 45.0 s (spread -31 %, as the partitioned third of the units came back at once) is gone;
 every decision, mode change and other alarm is as before.
+
+And once more, intended: the step test also runs where the level CUSUM is so near blind
+that a step takes it longer to find than a block waits to be learned (a coarse sensor's
+wander), and a step is measured from the median of the 8 readings before it. robot-046's
+second close obstacle (67.7 s) is a ``peer:obstacle_m`` alarm as its first (36.8 s)
+was; every decision, mode change and other alarm is as before.
 """
 
 from __future__ import annotations
