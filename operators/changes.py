@@ -108,7 +108,7 @@ __all__ = ["Change", "ChangeDetector"]
 BATCH = 64  # samples per batch mean, for the measured long-run variance
 # a step must be this many times the largest the stream has shown before (its record)
 STEP_RECORD = 4.0
-SQRT6 = math.sqrt(6.0)
+SQRT6, SQRT12 = math.sqrt(6.0), math.sqrt(12.0)
 
 
 @mypyc_attr(native_class=False)
@@ -303,7 +303,7 @@ class ChangeDetector:
         # a spread learned below that, from a few steps, is the sensor's resolution, and
         # clipping at a few of it would keep the baseline from ever learning the rest
         self._res = _resolution(xs)
-        sd = max(sd, floor, self._res / math.sqrt(12))
+        sd = max(sd, floor, self._res / SQRT12)
         c = self.clip * sd
         devs = [min(max(v - mu, -c), c) for v in xs]
         self._mu, self._n_est, self._n_mu = mu, n, n
@@ -334,8 +334,13 @@ class ChangeDetector:
     def _refit(self) -> None:
         """Scale, clip and reference of the level test from the baseline estimates."""
         n = self._n_est
-        sd = self._sd = math.sqrt(self._m2)
-        rho = min(max(self._c1 / self._m2, -0.99), 0.99)
+        # never under what the sensor's steps hide (a reading that sits on one step for
+        # a while teaches a spread of nothing)
+        sd = self._sd = max(math.sqrt(self._m2), self._res / SQRT12)
+        # the steps' own noise (q^2 / 12) is white: it adds to the variance, not to the
+        # lag-1 covariance, and taken for the signal's it makes a wander look short
+        signal = self._m2 - self._res * self._res / 12
+        rho = min(max(self._c1 / signal, -0.99), 0.99) if signal > 0 else 0.99
         self._rho = max(rho, 0.0)
         scale = sd * long_run_factor(persistence(self._m2, self._c1, self._c2, rho, n), n)
         batches = self._bm_n
@@ -496,7 +501,9 @@ class ChangeDetector:
         if len(jumps) < 4:
             return None
         diff = abs(median - jumps[0][0])  # the statistic tested: three blocks apart
-        sigma = self._j_abs * 1.2533  # mean absolute difference to sd, for a normal one
+        # mean absolute difference to sd, for a normal one; medians of a reading in steps
+        # of q are in steps of q too, and differ by q / sqrt(6) from their steps alone
+        sigma = max(self._j_abs * 1.2533, self._res / SQRT6)
         # only where the CUSUM is blind (elsewhere it is the better test)
         if self._j_n >= 16 and self._blind():
             z = self._j_z * (1 + 1 / math.sqrt(self._j_n)) * sigma

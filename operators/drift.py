@@ -191,8 +191,8 @@ class _Stream:
         self.last: float | None = None
         self.run = 0
         self.varied = False
-        # consecutive readings compared, and how many were equal (of the runs ended), and
-        # the run that is a frozen sensor for this stream
+        # consecutive readings compared, how many were equal, and the longest run (of the
+        # runs ended); the run that is a frozen sensor for this stream (see frozen_after)
         self.pairs = self.repeats = self.longest = 0
         self.freeze_at = 0
         self.n = 0
@@ -203,40 +203,31 @@ class _Stream:
         # a round of a fleet that was a reference (its pace against the rounds' since)
         self.paced: tuple[int, int] | None = None
 
-    def ran(self, least: int, per_million: float) -> None:
-        """A run of equal readings ended: how often this stream repeats itself sets how
-        long a run is news. With each reading equal to the one before with probability
-        ``q`` (measured, at its upper bound for the readings seen, a run's own readings
-        excluded until it ends), a run of ``n`` comes by chance with ``q ** (n - 1)``: a
-        frozen run is one that rare within a tenth of the budget, and at least ``least``
-        readings (a sensor in coarse steps repeats itself; a fine one almost never does),
-        and twice the longest this stream has shown (a slow wander in coarse steps sits on
-        one for longer than chance alone says: runs end where the wander crosses a step).
+    def frozen_after(self, least: int, per_million: float) -> int:
+        """How long a run of equal readings is news for this stream. With each reading
+        equal to the one before with probability ``q`` (measured over the runs that
+        ended, at its upper bound for the readings seen), a run of ``n`` comes by chance
+        with ``q ** (n - 1)``: a frozen run is one that rare within a tenth of the
+        budget, and at least ``least`` readings (a sensor in coarse steps repeats
+        itself; a fine one almost never does), and twice the longest this stream has
+        shown (a slow wander in coarse steps sits on one for longer than chance alone
+        says: runs end where the wander crosses a step).
 
         >>> fine, coarse = _Stream(None, None), _Stream(None, None)  # type: ignore[arg-type]
-        >>> for run in [1] * 99 + [2]:     # 1 reading in 101 repeats the one before
-        ...     fine.run = run
-        ...     fine.ran(50, 1.0)
-        >>> for run in [12] * 100:         # 11 in 12 do
-        ...     coarse.run = run
-        ...     coarse.ran(50, 1.0)
-        >>> fine.freeze_at, coarse.freeze_at
+        >>> fine.pairs, fine.repeats, fine.longest = 101, 1, 2        # 1 in 101 repeats
+        >>> coarse.pairs, coarse.repeats, coarse.longest = 1200, 1100, 12  # 11 in 12
+        >>> fine.frozen_after(50, 1.0), coarse.frozen_after(50, 1.0)
         (50, 230)
-        >>> coarse.run = 200                # a long one, ended: twice it is news
-        >>> coarse.ran(50, 1.0)
-        >>> coarse.freeze_at
+        >>> coarse.pairs, coarse.repeats, coarse.longest = 1400, 1299, 200  # a long one
+        >>> coarse.frozen_after(50, 1.0)                                  # twice it is news
         400
         """
-        self.pairs += self.run
-        self.repeats += self.run - 1
-        self.longest = max(self.longest, self.run)
         n = self.pairs + 2
         q = (self.repeats + 1) / n
         # at its upper bound for the readings seen: a young stream has shown few runs
         q = min(q + 2.0 * math.sqrt(q * (1.0 - q) / n), 1.0 - 1e-12)
         tail = max(per_million, 1e-9) * 1e-7
-        self.freeze_at = max(least, math.ceil(1 + math.log(tail) / math.log(q)),
-                             2 * self.longest)
+        return max(least, math.ceil(1 + math.log(tail) / math.log(q)), 2 * self.longest)
 
     def rounds_since(self, samples: int) -> int:
         """The fleet's rounds in the time of this stream's last ``samples`` samples: a
@@ -529,14 +520,23 @@ class DriftMonitor:
             last = s.last
             if x == last:
                 s.run += 1
-                if s.run == s.freeze_at and s.varied:
-                    self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
-                                s.run, s.freeze_at,
-                                {"value": x, "sample": s.det.n + 1})
+                if s.run >= cfg.freeze_run and s.varied:
+                    # no run is frozen before freeze_run: the stream's own bar is worked
+                    # out then, once a run (a fine sensor's runs end at 1 or 2)
+                    if s.run == cfg.freeze_run:
+                        s.freeze_at = s.frozen_after(cfg.freeze_run,
+                                                     cfg.false_alarms_per_million)
+                    if s.run == s.freeze_at:
+                        self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
+                                    s.run, s.freeze_at,
+                                    {"value": x, "sample": s.det.n + 1})
             else:
                 if last is not None:
                     s.varied = True
-                    s.ran(cfg.freeze_run, cfg.false_alarms_per_million)
+                    s.pairs += s.run
+                    s.repeats += s.run - 1
+                    if s.run > s.longest:
+                        s.longest = s.run
                 s.run = 1
             s.last = x
             fleet = s.fleet

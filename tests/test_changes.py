@@ -232,3 +232,20 @@ def test_a_warm_up_that_never_changed_goes_on_until_the_stream_does():
     found = [c for i, v in enumerate(xs) if (c := det.update(v, 100 * i))]
     assert det.baseline is not None and 0.7 < det.baseline[1] < 1.3, det.baseline
     assert found == [], found
+
+
+def test_a_coarse_sensors_slow_wander_keeps_the_budget():
+    """A tank's temperature that wanders over minutes (an AR(1) of rho 0.999 at 2 Hz,
+    sd 1.1) in whole degrees, 8 streams of 20,000 readings. The steps' own noise is
+    white: taken for the signal's, it put the lag-1 autocorrelation at 0.94-0.97, the
+    wander's scale at a fraction of its own, and the level's sd under what the steps
+    hide once the reading sat on one for a while: 166 changes. Both now allow for the
+    steps: none."""
+    found = 0
+    for seed in range(1, 9):
+        rng = np.random.default_rng(seed)
+        det, x = ChangeDetector(), 0.0
+        for i, e in enumerate(rng.normal(0, 0.05, 20_000).tolist()):
+            x = 0.999 * x + e
+            found += det.update(float(round(40 + x)), 500 * i) is not None
+    assert found == 0
