@@ -62,7 +62,7 @@ from river import drift
 from river.drift import binary
 
 from operators.alarms import Alarm
-from operators.changes import Change, ChangeDetector
+from operators.changes import STEP_RECORD, Change, ChangeDetector
 from operators.longrun import median
 from operators.relations import RelationWatch
 
@@ -93,6 +93,11 @@ LISTED_PEERS = 64  # an alarm against a fleet names its sources up to this many
 STANDARDISE = 1_000  # samples of a source that define its level and spread for the fleet
 REAL = ("cusum", "adwin", "page_hinkley", "kswin")
 BINARY = ("hddm_a", "hddm_w", "ddm", "eddm")
+
+
+# a frozen run is at least this many times the longest the stream has shown (as a
+# step is STEP_RECORD times the largest the stream has shown)
+RUN_RECORD = int(STEP_RECORD)
 
 
 @mypyc_attr(native_class=False)
@@ -209,9 +214,12 @@ class _Stream:
         ended, at its upper bound for the readings seen), a run of ``n`` comes by chance
         with ``q ** (n - 1)``: a frozen run is one that rare within a tenth of the
         budget, and at least ``least`` readings (a sensor in coarse steps repeats
-        itself; a fine one almost never does), and twice the longest this stream has
-        shown (a slow wander in coarse steps sits on one for longer than chance alone
-        says: runs end where the wander crosses a step).
+        itself; a fine one almost never does), and ``RUN_RECORD`` times the longest
+        this stream has shown: a slow wander in coarse steps sits on one for longer than
+        chance alone says (runs end where the wander crosses a step, and a step's middle
+        holds it for hundreds of readings), and the longest run of such a stream grows
+        as it is watched, as a heavy tail's record does (the step test's bar is 4 times
+        its record for the same reason).
 
         >>> fine, coarse = _Stream(None, None), _Stream(None, None)  # type: ignore[arg-type]
         >>> fine.pairs, fine.repeats, fine.longest = 101, 1, 2        # 1 in 101 repeats
@@ -219,15 +227,16 @@ class _Stream:
         >>> fine.frozen_after(50, 1.0), coarse.frozen_after(50, 1.0)
         (50, 230)
         >>> coarse.pairs, coarse.repeats, coarse.longest = 1400, 1299, 200  # a long one
-        >>> coarse.frozen_after(50, 1.0)                                  # twice it is news
-        400
+        >>> coarse.frozen_after(50, 1.0)                        # 4 times it is news
+        800
         """
         n = self.pairs + 2
         q = (self.repeats + 1) / n
         # at its upper bound for the readings seen: a young stream has shown few runs
         q = min(q + 2.0 * math.sqrt(q * (1.0 - q) / n), 1.0 - 1e-12)
         tail = max(per_million, 1e-9) * 1e-7
-        return max(least, math.ceil(1 + math.log(tail) / math.log(q)), 2 * self.longest)
+        return max(least, math.ceil(1 + math.log(tail) / math.log(q)),
+                   RUN_RECORD * self.longest)
 
     def rounds_since(self, samples: int) -> int:
         """The fleet's rounds in the time of this stream's last ``samples`` samples: a

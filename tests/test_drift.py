@@ -190,8 +190,8 @@ def test_a_sensor_in_coarse_steps_is_not_frozen_by_its_steps_but_a_stuck_one_is(
     door's 0/1 state changes every 5 minutes: with a fixed run of 50 these 400,000
     readings of each raised 786 ``frozen:temp_c`` and 112 ``frozen:door`` alarms. The
     run that is news is now this stream's own (its rate of repeats, at its upper bound
-    for the readings seen, and twice its longest run): none, and a sensor stuck for 10
-    minutes is still found within a minute."""
+    for the readings seen, and 4 times its longest run): none, and a sensor stuck for 10
+    minutes is still found within 2 minutes (59 to 104 s in these 8 streams)."""
     for seed in range(1, 9):
         rng = random.Random(seed)
         monitor = DriftMonitor(DriftConfig(min_peers=None))
@@ -207,7 +207,7 @@ def test_a_sensor_in_coarse_steps_is_not_frozen_by_its_steps_but_a_stuck_one_is(
         frozen = [(a.signal, a.event_ms // 100) for a in monitor.drain_alarms()
                   if a.signal.startswith("frozen:")]
         assert [at for signal, at in frozen if not 40_000 <= at < 46_000] == [], (seed, frozen)
-        assert any(signal == "frozen:temp_c" and 40_000 <= at <= 40_600
+        assert any(signal == "frozen:temp_c" and 40_000 <= at <= 41_200
                    for signal, at in frozen), (seed, frozen)
 
 
