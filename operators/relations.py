@@ -96,6 +96,7 @@ MEMORIES = 3.0           # a residual's baseline spans this many of its memories
 # blocks of each source before a value is judged: MEMORIES of the slowest feature's
 SETTLE_PER_SOURCE = math.ceil(MEMORIES * TAUS[-1])
 GIVE_UP = 8              # values not explained by this many times the settling blocks
+                         # per feature (and twice the blocks a value waits to be judged)
                          # are not judged (the model stops learning)
 HOLD = 8                 # blocks whose median residual is the level judged
 Z_MIN = 6.0              # least level judged a change, in residual sds
@@ -209,8 +210,7 @@ class _Model:
                 memory = -1.0 / math.log(max(rho, 1e-9))
                 self.warmups[j] = max(warmup, math.ceil(MEMORIES * memory))
         self.judged = sorted(judged)
-        # nothing left to learn, or what is left was not explained by GIVE_UP blocks
-        self.settled = len(self.judged) == int(live.sum()) or n >= GIVE_UP * settle
+        self.settled = len(self.judged) == int(live.sum())  # nothing left to learn
         self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
         self.oos_sq, self.oos_c1, self.oos_n = np.zeros(m), np.zeros(m), 0
         self.offered = self.refused = 0
@@ -431,6 +431,10 @@ class RelationWatch:
                     model.moves.clear()
                     model.moved.clear()
                     model.judged_at = model.fitted_at
+            # what is left was not explained by then: it learns no more
+            if model.fitted_at >= settle and model.n >= max(GIVE_UP * self.settle * p,
+                                                             2 * settle):
+                model.settled = True
         return found
 
     @staticmethod

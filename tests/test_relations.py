@@ -98,7 +98,7 @@ def test_values_that_explain_nothing_neither_hide_a_ramp_nor_raise_alarms():
     of the fleet show at once is the model's: no relation alarm on any unit but the
     ramped one, and the ramp found by 480 s (it ends at 420 s) in 7 of 8 (in all 8 since
     features are chosen across halves of the sources: the vibration no longer enters
-    the temperature's model by chance; 36 of 36 over seeds 1-12 with no vibration, a
+    the temperature's model by chance; 35 of 36 over seeds 1-12 with no vibration, a
     still one and one that wakes at 60 s, against 33 of 36 and 1 false alarm before)."""
     found = 0
     for vibration_from in (0, 600):
@@ -188,7 +188,8 @@ def test_a_fit_to_a_fleets_first_seconds_does_not_refuse_the_range_it_shows_late
         for source, values, ms in _stream(seed=seed, vibration_from=250):
             watch.observe(source, values, ms)
         (model,) = watch._models.values()
-        assert model.n >= 2_000 and model.fitted_at >= 2_000, (seed, model.n, model.fitted_at)
+        # fitted four times, the last on six times the blocks in when the vibration woke
+        assert model.n >= 2_000 and model.fitted_at >= 1_500, (seed, model.n, model.fitted_at)
         assert model.judged, seed
 
 
