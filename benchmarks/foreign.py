@@ -25,7 +25,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import clickhouse_connect
 import numpy as np
 
 from benchmarks.stages import machine
@@ -76,16 +75,24 @@ def starts_and_stops(path: Path) -> dict[str, list[int]]:
     return flips
 
 
+def alarms(store: str) -> list[tuple[str, str, int]]:
+    """(source, signal, onset or event ms) of every alarm, read with ``lucidstream query``
+    in its own process (an embedded store admits one path per process)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "query",
+         "SELECT source_id, signal, toUnixTimestamp64Milli(ifNull(onset_time, event_time)) "
+         "AS at FROM drift_events FINAL", "--store", store, "--format", "json"],
+        capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"reading {store} failed: {done.stderr.strip()[-500:]}")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return [(r["source_id"], r["signal"], int(r["at"])) for r in rows]
+
+
 def score(events: Path, store: str) -> dict:
     """Starts and stops seen, and the false alarms by signal, from ``drift_events``."""
     flips = starts_and_stops(events)
-    client = clickhouse_connect.get_client(dsn=store)
-    try:
-        rows = client.query(
-            "SELECT source_id, signal, toUnixTimestamp64Milli(ifNull(onset_time, event_time)) "
-            "FROM drift_events FINAL").result_rows
-    finally:
-        client.close()
+    rows = alarms(store)
     false: Counter[str] = Counter()
     seen = set()
     for source, signal, at in rows:
