@@ -32,7 +32,7 @@ event time are behind it, whichever comes first. Signals:
   ``variance:`` alarm per source;
 * ``frozen:<name>``: the value repeated, after it had varied, as long as its own
   rate of repeats makes a run a one-in-ten-million chance, and at least
-  ``freeze_run`` times (a sensor in coarse steps repeats itself; a fine one never).
+  ``freeze_run`` (20) times (a sensor in coarse steps repeats itself; a fine one never).
 
 Each level or spread alarm carries what changed, by how much (``magnitude``,
 in the baseline's standard deviations), which way, since when (``onset_ms``,
@@ -124,7 +124,7 @@ class DriftConfig:
     # which sources are peers: a module-level function of the source ID giving its
     # group (None: every source of the shard is one group)
     peer_group: Callable[[str], str] | None = None
-    freeze_run: int = 50
+    freeze_run: int = 20
     debounce_ms: int = 30_000
     adwin_delta: float = 1e-4
     adwin_clock: int = 4
