@@ -56,9 +56,11 @@ signal wanders by itself, and keeps its whole size.
 * Sensors in steps: a reading reported in steps of ``q`` (whole degrees) hides
   noise of sd ``q / sqrt(12)`` and repeats itself while its level sits inside a
   step. A warm-up in which the reading never changed goes on until it does; the
-  baseline's spread is at least the steps' own, and the differences' at least
-  ``q / sqrt(6)`` (the smallest step seen is ``q``); the spread is judged only
-  where the sensor resolves it (``q / sqrt(6)`` under half the innovations' sd).
+  baseline's spread is at least the steps' own, and the step and jump tests'
+  differences at least ``q / sqrt(6)`` (the smallest step seen is ``q``); the
+  lag-1 autocorrelation is measured on the variance less the steps' white noise
+  (``q^2 / 12``); the spread is judged only where the sensor resolves it
+  (``q / sqrt(6)`` under half the innovations' sd).
 * Spread: the standard deviation of a block's AR(1) innovations about their
   mean, in its own CUSUM (innovations are close to independent, so
   prewhitening is right here; centring keeps a level step out of it). They are
