@@ -79,6 +79,15 @@ that a step takes it longer to find than a block waits to be learned (a coarse s
 wander), and a step is measured from the median of the 8 readings before it. robot-046's
 second close obstacle (67.7 s) is a ``peer:obstacle_m`` alarm as its first (36.8 s)
 was; every decision, mode change and other alarm is as before.
+
+And once more, intended: a level set by a change is refined by the samples after it as
+their mean (it was learned at the stream's whole memory, so it stayed where the change
+had put it for thousands of samples). robot-046's peer residual of ``obstacle_m`` after
+its first close obstacle now follows its return to about 9.6 m (it stayed near 5 m, and
+the spread learned about that wrong level was 4.2 where it is 2.1), so its level test is
+no longer blind there and the step test does not run: its second close obstacle (67.7 s)
+and robot-030's (78.5 s) are no longer ``peer:obstacle_m`` alarms. Every decision, mode
+change and other alarm is as before.
 """
 
 from __future__ import annotations
