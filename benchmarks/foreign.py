@@ -75,12 +75,13 @@ def starts_and_stops(path: Path) -> dict[str, list[int]]:
     return flips
 
 
-def alarms(store: str) -> list[tuple[str, str, int]]:
-    """(source, signal, onset or event ms) of every alarm, read with ``lucidstream query``
-    in its own process (an embedded store admits one path per process)."""
+def alarms(store: str, at: str = "ifNull(onset_time, event_time)") -> list[tuple[str, str, int]]:
+    """(source, signal, ms) of every alarm, the ms being ``at`` (by default its onset, or
+    when it was decided), read with ``lucidstream query`` in its own process (an embedded
+    store admits one path per process)."""
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "query",
-         "SELECT source_id, signal, toUnixTimestamp64Milli(ifNull(onset_time, event_time)) "
+         f"SELECT source_id, signal, toUnixTimestamp64Milli({at}) "
          "AS at FROM drift_events FINAL", "--store", store, "--format", "json"],
         capture_output=True, text=True)
     if done.returncode != 0:
