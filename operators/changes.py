@@ -454,13 +454,14 @@ class ChangeDetector:
         ordered = sorted(xs)
         self._buf, self._offs = [], []
         self._d_prev, self._d_prev2, self._r_prev = d_prev, d_prev2, r_prev
-        if self._blind():  # the step test looks
+        blind = self._blind()
+        if blind:  # the step test looks
             jump = self._step(xs, offs, self._start_ms)
             if jump is not None:
                 return jump
         else:
             self._s_hist.clear()
-        jump = self._jump((ordered[(b - 1) // 2] + ordered[b // 2]) / 2)
+        jump = self._jump((ordered[(b - 1) // 2] + ordered[b // 2]) / 2, blind)
         if jump is not None:
             return jump
         mean_e = a_acc / b  # a level step moves the innovations' mean, not their spread
@@ -635,8 +636,9 @@ class ChangeDetector:
         gain = self._clip - self._k_raw
         return gain <= 0 or self._hl * self._scale > gain * self.max_pending * self.block
 
-    def _jump(self, median: float) -> Change | None:
-        """The jump test on this block's median (see the module's docstring)."""
+    def _jump(self, median: float, blind: bool) -> Change | None:
+        """The jump test on this block's median (see the module's docstring); ``blind``
+        is whether the level CUSUM is (:meth:`_blind`)."""
         jumps = self._jumps
         jumps.append((median, self._start_ms))
         if len(jumps) < 4:
@@ -646,7 +648,7 @@ class ChangeDetector:
         # of q are in steps of q too, and differ by q / sqrt(6) from their steps alone
         sigma = max(self._j_abs * 1.2533, self._res / SQRT6)
         # only where the CUSUM is blind (elsewhere it is the better test)
-        if self._j_n >= 16 and self._blind():
+        if self._j_n >= 16 and blind:
             z = self._j_z * (1 + 1 / math.sqrt(self._j_n)) * sigma
             (before, _), (middle, mid_ms), (held, held_ms), _ = jumps
             step, first, second = median - before, middle - before, held - before
