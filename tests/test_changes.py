@@ -249,3 +249,26 @@ def test_a_coarse_sensors_slow_wander_keeps_the_budget():
             x = 0.999 * x + e
             found += det.update(float(round(40 + x)), 500 * i) is not None
     assert found == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_level_far_out_for_a_while_is_found_within_4_readings_even_once_an_hour(seed):
+    """The held test: at one reading an hour, a flow that falls to a quarter of its level
+    for 15 readings (real: river's Water Flow, tests/test_real_series.py). The level
+    CUSUM counts each reading at most to its clip and would need about 60; a single
+    reading as far out, or a spike dying away through the stream's dependence, is not
+    a level."""
+    rng = np.random.default_rng(seed)
+    x = 101.0 + ar1(rng, 1, 600, 0.8, "gauss")[0] * 0.6
+    x[400:415] = 24.3 + rng.normal(0, 0.05, 15)  # the low moment
+    x[300] += 40.0  # one reading far out: no change
+    x[200:210] += 10.0 * 0.8 ** np.arange(10)  # a shock that dies away: no change
+    hour = 3_600_000
+    det, found = ChangeDetector(), []
+    for i, v in enumerate(x.tolist()):
+        change = det.update(v, event_ms=i * hour)
+        if change is not None:
+            found.append((i, change.direction, change.onset_sample - 1))
+    assert found and found[0][:2] == (403, "down") and found[0][2] == 400, found
+    # the way back up is found too, and nothing else
+    assert all(i >= 400 for i, _, _ in found) and any(d == "up" for _, d, _ in found), found
