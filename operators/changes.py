@@ -799,7 +799,7 @@ class ChangeDetector:
         w = b / n
         # the level is the mean of the samples since it last moved (a level set by a
         # change from the few samples after it is refined at once), then forgets
-        self._mu += b / min(n, self._n_mu + b) * s1 / b
+        self._mu += s1 / min(n, self._n_mu + b)
         self._m2 = (1 - w) * self._m2 + w * (s2 / b)
         self._c1 = (1 - w) * self._c1 + w * (s11 / b)
         self._c2 = (1 - w) * self._c2 + w * (s12 / b)
