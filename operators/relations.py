@@ -108,7 +108,7 @@ SHARE = 4.0
 # the fleet's median move kept, one a second for 5 minutes: where a change began (a slow
 # one is found a minute or more after its onset)
 MOVES_KEPT, MOVES_STEP_MS = 300, 1_000
-_RATES = 1.0 / np.array(TAUS)[:, None]
+_RATES = tuple(1.0 / tau for tau in TAUS)
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
@@ -117,10 +117,10 @@ class _Model:
     features' products within each source, the fitted coefficients, the sources'
     latest residuals."""
 
-    __slots__ = ("coef", "common", "due", "fitted_at", "gram", "gram_b", "joined", "judged",
-                 "judged_at", "latest", "m", "moved", "moves", "n", "n_b", "names", "offered",
-                 "oos_c1", "oos_n", "oos_sq", "records", "refused", "resid_sd", "settled",
-                 "sources", "sums", "warmups")
+    __slots__ = ("coef", "coef_rows", "common", "due", "fitted_at", "gram", "gram_b", "joined",
+                 "judged", "judged_at", "latest", "m", "moved", "moves", "n", "n_b", "names",
+                 "offered", "oos_c1", "oos_n", "oos_sq", "records", "refused", "resid_sd",
+                 "settled", "sources", "sums", "warmups")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
@@ -130,7 +130,7 @@ class _Model:
         # their levels: a relation is how values move together within a source), and
         # plain sums, for the fleet's means
         self.gram = np.zeros((p, p))
-        self.sums = np.zeros(p)
+        self.sums = [0.0] * p
         self.n = 0
         # the same products of the sources of one half (every other source to join):
         # features are chosen by how a fit to one half predicts the other
@@ -141,22 +141,25 @@ class _Model:
         self.fitted_at = 0
         self.settled = False
         self.coef: np.ndarray | None = None  # m x (1 + p): one row per value
-        self.resid_sd = np.ones(m)
+        # the same coefficients as lists, for the per-block path (a numpy call on a
+        # dozen numbers costs more than its arithmetic); set with coef by fit
+        self.coef_rows: list[list[float]] = []
+        self.resid_sd = [1.0] * m
         # blocks of a source's residual that make its baseline, per value (set when judged)
         self.warmups = [0] * m
-        self.latest: dict[str, np.ndarray] = {}  # source -> its latest residuals
-        self.common = np.zeros(m)
+        self.latest: dict[str, list[float]] = {}  # source -> its latest residuals
+        self.common = [0.0] * m
         # each source's residuals less its own baseline (in residual sds), and their
         # median per round: (event ms, how far the fleet as a whole moved)
-        self.moves: dict[str, np.ndarray] = {}
-        self.moved: deque[tuple[int, np.ndarray]] = deque(maxlen=MOVES_KEPT)
+        self.moves: dict[str, list[float]] = {}
+        self.moved: deque[tuple[int, list[float]]] = deque(maxlen=MOVES_KEPT)
         self.due = 1
         self.judged: list[int] = []  # the values the relation explains well enough
         self.judged_at = 0  # the fit since which they are judged (their coefficients fixed)
         # squared residuals of the current fit on blocks it was not fitted to (less
         # their source's mean residual)
-        self.oos_sq = np.zeros(m)
-        self.oos_c1 = np.zeros(m)  # ... and their products with the block before
+        self.oos_sq = [0.0] * m
+        self.oos_c1 = [0.0] * m  # ... and their products with the block before
         self.oos_n = 0
         self.offered = self.refused = 0  # blocks since the fit, and those off its scale
         self.records = [_Records() for _ in names]
@@ -167,7 +170,7 @@ class _Model:
         the previous fit explained it on blocks it had not seen, its residual's baseline
         over ``warmup`` blocks or ``MEMORIES`` of its memories, whichever is more."""
         m, n = self.m, self.n
-        mean = self.sums / n
+        mean = np.array(self.sums) / n
         cov = self.gram / n
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         live = sd > 1e-9 * (np.abs(mean) + 1.0)
@@ -179,10 +182,11 @@ class _Model:
         halves = _halves(self.gram, self.gram_b, n, self.n_b, scale)
         frozen = self.judged  # their coefficients are kept: what they call normal stays
         coef = self.coef.copy() if self.coef is not None else np.zeros((m, 1 + len(mean)))
-        resid_sd = self.resid_sd.copy()
+        resid_sd = list(self.resid_sd)
         # What the previous fit did on blocks it had not seen is the honest measure: a
         # fit to a few sources' wandering values (positions) explains them in sample only.
-        unseen = np.sqrt(self.oos_sq / self.oos_n) if self.oos_n else np.full(m, np.inf)
+        unseen = np.sqrt(np.array(self.oos_sq) / self.oos_n) if self.oos_n else \
+            np.full(m, np.inf)
         judged = list(frozen)
         for j in range(m):
             if j in frozen:
@@ -194,12 +198,13 @@ class _Model:
                 raw = beta * sd[j] / sd[feats]
                 coef[j, 1 + feats] = raw
                 coef[j, 0] = mean[j] - raw @ mean[feats]
-                resid_sd[j] = max(sd[j] * max(1.0 - float(beta @ b), 1e-6) ** 0.5, 1e-12)
+                resid_sd[j] = float(max(sd[j] * max(1.0 - float(beta @ b), 1e-6) ** 0.5,
+                                        1e-12))
             else:
                 coef[j, 0] = mean[j]
-                resid_sd[j] = max(sd[j], 1e-12)
+                resid_sd[j] = float(max(sd[j], 1e-12))
             if np.isfinite(unseen[j]):
-                resid_sd[j] = max(resid_sd[j], unseen[j])
+                resid_sd[j] = float(max(resid_sd[j], unseen[j]))
             explained = unseen[j] ** 2 <= (1 - EXPLAINED) * sd[j] ** 2
             # a residual that wanders (a drain, a position) is a value the others follow
             # for a while, not one they pin down
@@ -211,8 +216,9 @@ class _Model:
                 self.warmups[j] = max(warmup, math.ceil(MEMORIES * memory))
         self.judged = sorted(judged)
         self.settled = len(self.judged) == int(live.sum())  # nothing left to learn
-        self.coef, self.resid_sd, self.fitted_at = coef, resid_sd, n
-        self.oos_sq, self.oos_c1, self.oos_n = np.zeros(m), np.zeros(m), 0
+        self.coef, self.coef_rows = coef, coef.tolist()
+        self.resid_sd, self.fitted_at = resid_sd, n
+        self.oos_sq, self.oos_c1, self.oos_n = [0.0] * m, [0.0] * m, 0
         self.offered = self.refused = 0
 
 
@@ -288,18 +294,18 @@ class _Source:
         self.buf: list[Mapping[str, float]] = []
         self.model: _Model | None = None
         self.half = False  # in its model's second half of sources
-        self.smooth: np.ndarray | None = None  # len(TAUS) x m smoothed block means
+        self.smooth: list[list[float]] = []  # len(TAUS) x m smoothed block means
         self.tests: dict[str, _Excursion] = {}
-        self.mu: np.ndarray | None = None   # the mean of its features (blocks learned)
+        self.mu: list[float] | None = None  # the mean of its features (blocks learned)
         self.k = 0
-        self.rmu: np.ndarray | None = None  # the mean of its residuals under the fit
+        self.rmu: list[float] = []          # the mean of its residuals under the fit
         self.rk = 0
         self.fit = -1                       # which fit (its blocks) rmu is of
-        self.prev: np.ndarray | None = None  # its last residual less rmu, under that fit
+        self.prev: list[float] | None = None  # its last residual less rmu, under that fit
         # its residuals' own baseline (median of its first blocks, in residual sds) since
         # the values judged were last set (fit base_fit), from which its moves are measured
-        self.warm: list[np.ndarray] = []
-        self.base: np.ndarray | None = None
+        self.warm: list[list[float]] = []
+        self.base: list[float] | None = None
         self.base_fit = -1
 
 
@@ -369,22 +375,25 @@ class RelationWatch:
             model = self._models[key] = _Model(names)
         if model.settled and not model.judged:  # nothing it explains: nothing to do
             return []
-        z = np.array([means[n] for n in names])
+        z = [means[n] for n in names]
         if src.model is not model:  # a new set of values: start its smoothing afresh
             if src.model is not None:
                 src.model.latest.pop(source_id, None)
                 src.model.moves.pop(source_id, None)
-            src.model, src.smooth, src.tests = model, np.tile(z, (len(TAUS), 1)), {}
+            src.model, src.smooth, src.tests = model, [list(z) for _ in TAUS], {}
             src.half = model.joined % 2 == 1
             model.joined += 1
         else:
-            assert src.smooth is not None
-            src.smooth += (z - src.smooth) * _RATES
-        f = np.concatenate((z, src.smooth.ravel()))
+            for row, rate in zip(src.smooth, _RATES, strict=True):
+                for i, x in enumerate(z):
+                    row[i] += (x - row[i]) * rate
+        f = list(z)
+        for row in src.smooth:
+            f.extend(row)
         found: list[tuple[str, Change]] = []
         learn = True
-        if model.coef is not None:
-            resid = z - model.coef[:, 0] - model.coef[:, 1:] @ f
+        if model.coef_rows:
+            resid = [x - c[0] - _dot(c, f) for x, c in zip(z, model.coef_rows, strict=True)]
             if not model.settled:
                 learn = self._unseen(model, src, resid)
             verdict = self._judge(source_id, model, src, resid, event_ms)
@@ -395,16 +404,20 @@ class RelationWatch:
             found = verdict
         if learn and not model.settled:
             if src.mu is None:
-                src.mu, src.k = f.copy(), 1
+                src.mu, src.k = list(f), 1
             else:
                 src.k += 1
-                src.mu += (f - src.mu) / src.k
-                d = f - src.mu
-                product = np.outer(d, d) * (src.k / (src.k - 1))
+                mu, k = src.mu, src.k
+                for i, x in enumerate(f):
+                    mu[i] += (x - mu[i]) / k
+                d = np.array([x - m for x, m in zip(f, mu, strict=True)])
+                product = np.outer(d, d) * (k / (k - 1))
                 model.gram += product
                 if src.half:
                     model.gram_b += product
-            model.sums += f
+            sums = model.sums
+            for i, x in enumerate(f):
+                sums[i] += x
             model.n += 1
             model.n_b += int(src.half)
             model.sources.add(source_id)
@@ -438,14 +451,14 @@ class RelationWatch:
         return found
 
     @staticmethod
-    def _unseen(model: _Model, src: _Source, resid: np.ndarray) -> bool:
+    def _unseen(model: _Model, src: _Source, resid: list[float]) -> bool:
         """Count a block the current fit was not fitted to (less its source's mean
         residual: its own offset is its level, not an error); whether to learn from it."""
         if src.fit != model.fitted_at:
-            src.fit, src.rmu, src.rk, src.prev = model.fitted_at, resid.copy(), 0, None
-        assert src.rmu is not None
-        own = resid - src.rmu
-        learn = bool(np.all(np.abs(own) <= OUTLIER * model.resid_sd))
+            src.fit, src.rmu, src.rk, src.prev = model.fitted_at, list(resid), 0, None
+        rmu = src.rmu
+        own = [r - mu for r, mu in zip(resid, rmu, strict=True)]
+        learn = all(abs(o) <= OUTLIER * sd for o, sd in zip(own, model.resid_sd, strict=True))
         model.offered += 1
         if not learn:
             model.refused += 1
@@ -453,16 +466,20 @@ class RelationWatch:
             # (else a fit to a fleet's first seconds refuses everything after them)
             learn = model.offered >= OUTLIERS_TRUSTED and 2 * model.refused > model.offered
         if learn and src.rk >= HOLD:
-            model.oos_sq += own * own
-            if src.prev is not None:
-                model.oos_c1 += own * src.prev
+            sq, c1, prev = model.oos_sq, model.oos_c1, src.prev
+            for j, o in enumerate(own):
+                sq[j] += o * o
+                if prev is not None:
+                    c1[j] += o * prev[j]
             model.oos_n += 1
             src.prev = own
         src.rk += 1
-        src.rmu += (resid - src.rmu) / src.rk
+        rk = src.rk
+        for j, r in enumerate(resid):
+            rmu[j] += (r - rmu[j]) / rk
         return learn
 
-    def _judge(self, source_id: str, model: _Model, src: _Source, resid: np.ndarray,
+    def _judge(self, source_id: str, model: _Model, src: _Source, resid: list[float],
                event_ms: int) -> list[tuple[str, Change]] | None:
         """The source's residuals, less the fleet's, to its excursion tests; None when
         a change found is one two thirds of the fleet's sources show (each by its own
@@ -476,14 +493,14 @@ class RelationWatch:
         if model.due <= 0:  # a round of blocks is in: the fleet's median residual
             model.due = len(latest)
             if len(latest) >= self.min_sources:
-                model.common = np.median(np.array(list(latest.values())), axis=0)
+                model.common = _medians(list(latest.values()))
             moved = model.moved
             if len(model.moves) >= self.min_sources and \
                     (not moved or event_ms >= moved[-1][0] + MOVES_STEP_MS):
-                moved.append((event_ms, np.median(np.array(list(model.moves.values())), axis=0)))
+                moved.append((event_ms, _medians(list(model.moves.values()))))
         if len(latest) < self.min_sources or not model.judged:
             return []
-        own = (resid - model.common) / model.resid_sd
+        own = [(r - c) / sd for r, c, sd in zip(resid, model.common, model.resid_sd, strict=True)]
         found = []
         alarmed = any(t.alarmed for t in src.tests.values())
         for j in model.judged:
@@ -491,7 +508,7 @@ class RelationWatch:
             test = src.tests.get(name)
             if test is None:
                 test = src.tests[name] = _Excursion(model.records[j])
-            change = test.update(float(own[j]), event_ms, source_id, model.warmups[j])
+            change = test.update(own[j], event_ms, source_id, model.warmups[j])
             if change is not None and not alarmed:  # one relation alarm of a source at a time
                 if self._most_off(model, name, source_id):
                     return None
@@ -511,17 +528,17 @@ class RelationWatch:
                   for test in tests)
         return len(tests) >= self.min_sources - 1 and 3 * (off + 1) >= 2 * (len(tests) + 1)
 
-    def _move(self, model: _Model, src: _Source, source_id: str, resid: np.ndarray) -> None:
+    def _move(self, model: _Model, src: _Source, source_id: str, resid: list[float]) -> None:
         """How far the source's residuals are from their own baseline, once it has one."""
         if src.base_fit != model.judged_at:  # judged values' coefficients stay fixed
             src.warm, src.base, src.base_fit = [], None, model.judged_at
-        z = resid / model.resid_sd
+        z = [r / sd for r, sd in zip(resid, model.resid_sd, strict=True)]
         if src.base is None:
             src.warm.append(z)
             if len(src.warm) >= self.warmup:
-                src.base, src.warm = np.median(np.array(src.warm), axis=0), []
+                src.base, src.warm = _medians(src.warm), []
             return
-        model.moves[source_id] = z - src.base
+        model.moves[source_id] = [x - b for x, b in zip(z, src.base, strict=True)]
 
     def went_with(self, source_id: str, name: str, change: Change, grace_ms: int,
                   found_ms: int | None = None) -> bool:
@@ -642,6 +659,19 @@ def _change(found: tuple[float, float, float, int, int], resid_sd: float) -> Cha
     level, base, threshold, onset_ms, blocks = found
     return Change("level", "up" if level > 0 else "down", level, blocks, blocks, onset_ms,
                   float(base * resid_sd), float(resid_sd), 0.0, abs(level), threshold)
+
+
+def _dot(row: list[float], f: list[float]) -> float:
+    """``row[1:] . f``: a value's coefficients (after its intercept) on the features."""
+    total = 0.0
+    for i, x in enumerate(f):
+        total += row[i + 1] * x
+    return total
+
+
+def _medians(rows: list[list[float]]) -> list[float]:
+    """The median of each column of ``rows``."""
+    return np.median(np.array(rows), axis=0).tolist()
 
 
 def _means(buf: list[Mapping[str, float]], ignore: tuple[str, ...]) -> dict[str, float]:

@@ -144,7 +144,7 @@ def test_a_relation_change_is_dropped_as_the_fleets_only_when_the_fleet_went_its
     source.model = model
     watch._sources["unit-1"] = source
     for ms in range(100_000, 200_000, 1_000):
-        model.moved.append((ms, np.array([0.0, 0.0 if ms < 150_000 else 3.0])))
+        model.moved.append((ms, [0.0, 0.0 if ms < 150_000 else 3.0]))
 
     def change(onset_ms: int, level: float) -> Change:  # in residual sds
         return Change("level", "up" if level > 0 else "down", level, 10, 10, onset_ms,
