@@ -431,7 +431,7 @@ class ChangeDetector:
         d_prev, d_prev2, r_prev = self._d_prev, self._d_prev2, self._r_prev
         e_hi, e_lo = self._e_hi, self._e_lo
         s1 = s2 = s11 = s12 = a_acc = a_sq = raw = 0.0
-        for x, off in zip(self._buf, self._offs, strict=True):
+        for x, off in zip(self._buf, self._offs):  # noqa: B905 - only a keyword-free zip compiles to a C loop
             r = x - mu
             d = clip if r > clip else -clip if r < -clip else r  # one spike is not a shift
             s1 += d

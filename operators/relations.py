@@ -384,7 +384,7 @@ class RelationWatch:
             src.half = model.joined % 2 == 1
             model.joined += 1
         else:
-            for row, rate in zip(src.smooth, _RATES, strict=True):
+            for row, rate in zip(src.smooth, _RATES):  # noqa: B905 - only a keyword-free zip compiles to a C loop
                 for i, x in enumerate(z):
                     row[i] += (x - row[i]) * rate
         f = list(z)
@@ -393,7 +393,8 @@ class RelationWatch:
         found: list[tuple[str, Change]] = []
         learn = True
         if model.coef_rows:
-            resid = [x - c[0] - _dot(c, f) for x, c in zip(z, model.coef_rows, strict=True)]
+            resid = [x - c[0] - _dot(c, f)
+                     for x, c in zip(z, model.coef_rows)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
             if not model.settled:
                 learn = self._unseen(model, src, resid)
             verdict = self._judge(source_id, model, src, resid, event_ms)
@@ -410,7 +411,7 @@ class RelationWatch:
                 mu, k = src.mu, src.k
                 for i, x in enumerate(f):
                     mu[i] += (x - mu[i]) / k
-                d = np.array([x - m for x, m in zip(f, mu, strict=True)])
+                d = np.array([x - m for x, m in zip(f, mu)])  # noqa: B905 - only a keyword-free zip compiles to a C loop
                 product = np.outer(d, d) * (k / (k - 1))
                 model.gram += product
                 if src.half:
@@ -457,8 +458,9 @@ class RelationWatch:
         if src.fit != model.fitted_at:
             src.fit, src.rmu, src.rk, src.prev = model.fitted_at, list(resid), 0, None
         rmu = src.rmu
-        own = [r - mu for r, mu in zip(resid, rmu, strict=True)]
-        learn = all(abs(o) <= OUTLIER * sd for o, sd in zip(own, model.resid_sd, strict=True))
+        own = [r - mu for r, mu in zip(resid, rmu)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
+        learn = all(abs(o) <= OUTLIER * sd
+                    for o, sd in zip(own, model.resid_sd))  # noqa: B905 - only a keyword-free zip compiles to a C loop
         model.offered += 1
         if not learn:
             model.refused += 1
@@ -500,7 +502,8 @@ class RelationWatch:
                 moved.append((event_ms, _medians(list(model.moves.values()))))
         if len(latest) < self.min_sources or not model.judged:
             return []
-        own = [(r - c) / sd for r, c, sd in zip(resid, model.common, model.resid_sd, strict=True)]
+        own = [(r - c) / sd
+               for r, c, sd in zip(resid, model.common, model.resid_sd)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
         found = []
         alarmed = any(t.alarmed for t in src.tests.values())
         for j in model.judged:
@@ -532,13 +535,13 @@ class RelationWatch:
         """How far the source's residuals are from their own baseline, once it has one."""
         if src.base_fit != model.judged_at:  # judged values' coefficients stay fixed
             src.warm, src.base, src.base_fit = [], None, model.judged_at
-        z = [r / sd for r, sd in zip(resid, model.resid_sd, strict=True)]
+        z = [r / sd for r, sd in zip(resid, model.resid_sd)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
         if src.base is None:
             src.warm.append(z)
             if len(src.warm) >= self.warmup:
                 src.base, src.warm = _medians(src.warm), []
             return
-        model.moves[source_id] = [x - b for x, b in zip(z, src.base, strict=True)]
+        model.moves[source_id] = [x - b for x, b in zip(z, src.base)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
 
     def went_with(self, source_id: str, name: str, change: Change, grace_ms: int,
                   found_ms: int | None = None) -> bool:
@@ -670,8 +673,13 @@ def _dot(row: list[float], f: list[float]) -> float:
 
 
 def _medians(rows: list[list[float]]) -> list[float]:
-    """The median of each column of ``rows``."""
-    return np.median(np.array(rows), axis=0).tolist()
+    """The median of each column of ``rows`` (as numpy's: the mean of the middle two of
+    an even count).
+
+    >>> _medians([[1.0, 5.0], [3.0, 2.0], [2.0, 4.0], [9.0, 0.0]])
+    [2.5, 3.0]
+    """
+    return [median([row[j] for row in rows]) for j in range(len(rows[0]))]
 
 
 def _means(buf: list[Mapping[str, float]], ignore: tuple[str, ...]) -> dict[str, float]:
