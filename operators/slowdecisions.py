@@ -60,13 +60,16 @@ class SlowDecisions:
         if not batch.board.flags.enabled("slow_path"):
             return
         add, decisions = self.slow.add, out.decisions
+        # the columns as locals: an attribute of the (interpreted) batch is a dict lookup
+        modes, actions, versions, variants = batch.mode, batch.action, batch.version, \
+            batch.variant
+        states, nows = batch.state_version, batch.now
         for i, ev in enumerate(batch.events):
-            mode = batch.mode[i]
+            mode = modes[i]
             if mode == NORMAL:
-                for result in add(ev.source_id, ev.event_ms, ev.values, batch.action[i],
-                                  batch.version[i], batch.variant[i],
-                                  batch.state_version[i]):
-                    decisions.append(self.decide(result, batch.now[i], mode, out))
+                for result in add(ev.source_id, ev.event_ms, ev.values, actions[i],
+                                  versions[i], variants[i], states[i]):
+                    decisions.append(self.decide(result, nows[i], mode, out))
 
     def close(self, now: int, mode: str, out: BatchResult, every: bool = False) -> None:
         """Decide the windows the clock has passed, or ``every`` window at the end of
