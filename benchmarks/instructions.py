@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.instructions [--events 30000] [--vs TREE]``
 
-Wall and CPU seconds on a shared machine move by a fifth from one run to the next,
+Wall and CPU seconds on a shared machine move by a third from one run to the next,
 so a change worth 5 % cannot be seen in them without many runs. The instructions
 the code executes do not move: this runs the decider over fleet events under
 valgrind's callgrind, counting only inside the compiled parts' ``observe_batch``
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
+import json
 import re
 import shutil
 import subprocess
@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1_250  # a shard's share of a 5,000-event batch, as the flow decides them
+ALL = "all parts"
 _LINE = re.compile(r"\s*([\d,]+) \([\s\d.]+%\)\s+\S+?:CPyDef_(\S+)")
 
 
@@ -48,6 +49,8 @@ def decide(events: int) -> None:
     if not operators.NATIVE:
         raise SystemExit("the decider's parts are not compiled here: run `make native` "
                          "(or `python infra/native.py` in this tree) first")
+    # the events as benchmarks.stages makes them, written out here: with --vs this runs
+    # against another checkout's modules, whose benchmarks may not share a helper
     sim = FleetSimulator(robots=50, hz=100, seed=1)
     simulated: list = []
     tick = 0
@@ -89,6 +92,11 @@ def count(tree: Path, events: int) -> dict[str, int]:
     return found
 
 
+def _with_total(found: dict[str, int]) -> dict[str, int]:
+    """``found`` with the parts' sum under ``ALL`` (each part's ``observe_batch``)."""
+    return {**found, ALL: sum(v for k, v in found.items() if k.endswith("observe_batch"))}
+
+
 def _name(mangled: str) -> str:
     """``drift___DriftMonitor___observe`` -> ``drift.DriftMonitor.observe``."""
     return mangled.replace("___", ".")
@@ -110,14 +118,13 @@ def main() -> None:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: install valgrind (Debian: "
                              "apt-get install valgrind) to count instructions")
+    from benchmarks.stages import machine
+
     n = args.events
-    new = count(ROOT, n)
-    old = count(args.vs.resolve(), n) if args.vs else None
-    parts = sorted((k for k in new if k.endswith("observe_batch")), key=lambda k: -new[k])
-    total = sum(new[k] for k in parts)
+    new = _with_total(count(ROOT, n))
+    old = _with_total(count(args.vs.resolve(), n)) if args.vs else None
     print(f"instructions per event, {n:,} fleet events in batches of {BATCH:,}, inside "
-          f"the compiled parts' observe_batch ({os.uname().machine}, Python "
-          f"{sys.version.split()[0]})")
+          f"the compiled parts' observe_batch; machine: {json.dumps(machine())}")
     header = f"{'function':58} {'this':>9}"
     if old is not None:
         header += f" {'--vs':>9} {'ratio':>6}"
@@ -130,12 +137,9 @@ def main() -> None:
             line += f" {was / n:9,.0f} {value / was if was else float('nan'):6.3f}"
         return line
 
-    print(row("all parts", total) if old is None else
-          f"{'all parts':58} {total / n:9,.0f} "
-          f"{sum(v for k, v in old.items() if k.endswith('observe_batch')) / n:9,.0f} "
-          f"{total / max(1, sum(v for k, v in old.items() if k.endswith('observe_batch'))):6.3f}")
-    shown = sorted(new, key=lambda k: -new[k])
-    for name in [k for k in shown if "top_level" not in k][:args.top]:
+    print(row(ALL, new[ALL]))
+    shown = sorted((k for k in new if k != ALL and "top_level" not in k), key=lambda k: -new[k])
+    for name in shown[:args.top]:
         print(row(name, new[name]))
 
 
