@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.stages import machine
+from flows.scoring import MODEL_SIGNALS
 
 START_MS = 1_767_225_600_000
 NEAR_MS = 60_000  # an alarm this close to its pump's start or stop is the stream's own
@@ -75,19 +76,22 @@ def starts_and_stops(path: Path) -> dict[str, list[int]]:
     return flips
 
 
-def alarms(store: str, at: str = "ifNull(onset_time, event_time)") -> list[tuple[str, str, int]]:
-    """(source, signal, ms) of every alarm, the ms being ``at`` (by default its onset, or
-    when it was decided), read with ``lucidstream query`` in its own process (an embedded
-    store admits one path per process)."""
+def alarms(store: str, at: str = "ifNull(onset_time, event_time)"
+           ) -> list[tuple[str, str, int, set[str]]]:
+    """(source, signal, ms, peers) of every alarm, the ms being ``at`` (by default its
+    onset, or when it was decided) and the peers the sources it names as judged with (a
+    shard's, for the model's signals), read with ``lucidstream query`` in its own process
+    (an embedded store admits one path per process)."""
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "query",
-         f"SELECT source_id, signal, toUnixTimestamp64Milli({at}) "
-         "AS at FROM drift_events FINAL", "--store", store, "--format", "json"],
+         f"SELECT source_id, signal, toUnixTimestamp64Milli({at}) AS at, "
+         "JSONExtract(details, 'peers', 'Array(String)') AS peers FROM drift_events FINAL",
+         "--store", store, "--format", "json"],
         capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"reading {store} failed: {done.stderr.strip()[-500:]}")
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return [(r["source_id"], r["signal"], int(r["at"])) for r in rows]
+    return [(r["source_id"], r["signal"], int(r["at"]), set(r["peers"])) for r in rows]
 
 
 def score(events: Path, store: str) -> dict:
@@ -96,10 +100,13 @@ def score(events: Path, store: str) -> dict:
     rows = alarms(store)
     false: Counter[str] = Counter()
     seen = set()
-    for source, signal, at in rows:
-        near = [t for t in flips.get(source, []) if abs(at - t) <= NEAR_MS]
+    for source, signal, at, peers in rows:
+        # the model's scores are a mean over its shard's decisions (source_id empty, the
+        # shard's sources its peers): a peer's start or stop moves them by its share
+        near = [(s, t) for s in (peers if signal in MODEL_SIGNALS else (source,))
+                for t in flips.get(s, []) if abs(at - t) <= NEAR_MS]
         if near and not signal.startswith("frozen:"):
-            seen.update((source, t) for t in near)
+            seen.update(near)
         else:
             false[signal] += 1
     total = sum(len(v) for v in flips.values())

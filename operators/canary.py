@@ -15,7 +15,8 @@ stamped and scored like any event; the shard that owns it decides it on
   ranking, not a threshold: an online model is judged on whether it points the
   right way, which an inverted, constant or corrupted model does not. A model
   that has learned from fewer than ``warmup_samples`` rows is not judged yet
-  (status ``warmup``).
+  (status ``warmup``), nor one whose stream has never carried the values that tell
+  the two readings apart (status ``unseen``).
 
 A failing rules canary drives the mode to CONSERVATIVE (the pipeline itself
 decides wrongly); a failing model canary drives it to REACTIVE_ONLY (rules can
@@ -77,6 +78,18 @@ class Canary:
     @property
     def source_id(self) -> str:
         return CANARY_PREFIX + self.name
+
+    def distinguishing(self) -> list[str]:
+        """The names whose values differ between the reading and ``versus`` (a model
+        canary's question), sorted.
+
+        >>> Canary("m", {"battery": 2.0, "speed": 1.0}, checks="model",
+        ...        versus={"battery": 90.0, "speed": 1.0}).distinguishing()
+        ['battery']
+        """
+        versus = self.versus or {}
+        return sorted({n for n, v in self.values.items() if versus.get(n) != v} |
+                      {n for n in versus if n not in self.values})
 
 
 @dataclass

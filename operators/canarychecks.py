@@ -3,7 +3,11 @@
 A shard decides each canary it owns (the first copy of each schedule slot) with the
 same rules, SLA and models as any event, on ``path = "canary"``, and never executes
 it. A rules canary checks the decided action; a model canary checks that each
-variant in service ranks the canary's reading above the harmless one. A failure
+variant in service ranks the canary's reading above the harmless one, once the model
+has learned from ``warmup_samples`` rows (status ``warmup`` before) and once the
+stream's own events have carried the values that tell the two readings apart (status
+``unseen`` before: a model fed on pumps knows nothing of a battery, whatever the rules'
+examples taught it). A failure
 raises ``canary_failed`` once per episode (``canary_recovered`` when it passes
 again) and counts toward the mode machine's health; a failing rollout candidate is
 rolled back instead. See :mod:`operators.canary` for the canaries themselves.
@@ -63,6 +67,10 @@ class CanaryChecks:
         self._slots: dict[str, int] = {}
         self._failing: dict[tuple[str, str], str] = {}  # (canary, variant) -> checks
         self._streak: dict[tuple[str, str], int] = {}   # consecutive failed slots
+        # a model canary's values that differ from its harmless reading: the model is
+        # judged on them once the stream's own events have carried them
+        self._asks = {c.source_id: c.distinguishing() for c in canaries if c.checks == "model"}
+        model.seek({name for names in self._asks.values() for name in names})
 
     def failing(self, checks: str) -> int:
         """How many (canary, variant) checks of kind ``checks`` fail now."""
@@ -105,9 +113,14 @@ class CanaryChecks:
                 if stale and canary.checks == "rules":
                     actual = policy.stale_action
                     reason = f"stale canary: age {age} ms > sla {policy.sla_ms} ms"
+                unseen = [n for n in self._asks.get(ev.source_id, ()) if not model.carries(n)]
                 if version is not None and \
                         model.scorers[variant].samples_seen < canary.warmup_samples:
                     status = "warmup"
+                elif unseen:
+                    status = "unseen"
+                    reason += (f"; not judged: the stream has carried no {', '.join(unseen)}"
+                               ", so the model has not learned it from events")
                 else:
                     status = "pass" if actual == canary.expect else "fail"
                 out.canaries.append(canary_row(

@@ -41,7 +41,11 @@ the estimated event time where the change began) and against what baseline.
 The model's score and confidence (per shard, ``source_id`` empty), as their mean
 per second of pipeline clock, go to the same change detector (``cusum``; a river
 detector may be named instead), and prediction errors, once outcomes arrive, to
-a river binary detector (``hddm_a``). A model that learns online moves its
+a river binary detector (``hddm_a``). The scores are watched with what the model's
+own learning moved them taken out (measured as it learns:
+:attr:`~operators.modelpath.ModelPath.learned`): a model that learns in steps (a
+replay's large batches) moves its scores at each step, which is no news; its input
+moving, or the model breaking, is. A model that learns online moves its
 scores as the fleet's mix moves, slowly: a detector that takes those means as
 independent samples (ADWIN) alarms on that wander. Alarms are debounced per
 source and signal (``debounce_ms`` of pipeline clock) and their IDs count
@@ -591,13 +595,19 @@ class DriftMonitor:
         if batch.model_young:
             return
         every = self.config.score_bucket_ms
+        # a score is watched with what its model's learning moved it taken out
+        scores = batch.score
+        learned = batch.learned
+        if learned:
+            scores = [None if s is None else s - learned.get(v, 0.0)
+                      for s, v in zip(scores, batch.variant)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
         if every <= 0:
-            modelled = [s for s in batch.score if s is not None]
+            modelled = [s for s in scores if s is not None]
             if modelled:
                 self.observe_model(modelled, batch.events[-1].event_ms, batch.now[-1])
             return
         bucket = self._bucket  # (bucket, sum, count, event_ms) of the open bucket
-        for score, ev, now in zip(batch.score, batch.events, batch.now):  # noqa: B905 - only a keyword-free zip compiles to a C loop
+        for score, ev, now in zip(scores, batch.events, batch.now):  # noqa: B905 - only a keyword-free zip compiles to a C loop
             if score is None:
                 continue
             at = now // every

@@ -7,6 +7,16 @@ model path's health: a model that raises or returns a non-finite score fails the
 path, which the mode machine hears of as a lost heartbeat. In ``PAUSED`` it
 probes the lost model with one row per batch, so the path notices its return.
 
+Two things the path keeps for those who judge its models:
+
+* how far each variant's scores moved because it learned (``learned``): every
+  learning step is measured on a sample of the latest batch's events it did not
+  learn, scored before and after, and the shifts add up. Drift watches the scores
+  with that part taken out, so a model that learns in steps (a replay's batches) is
+  not an alarm, and a model whose input moved, or that broke, still is;
+* which of the names canaries ask about the stream's own events have carried
+  (``carries``): a model that never saw a value from the stream cannot be judged on it.
+
 :class:`Distillation` teaches the models the rules while no outcome labels arrive (or
 while the mode keeps the model from deciding, so its labels cannot grade it):
 a fixed-stride sample of each batch's fresh decisions, labelled with whether a rule
@@ -16,7 +26,8 @@ fired, plus each rule's own probes, learned in chunks of ``learn_per_batch`` row
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -34,6 +45,8 @@ log = logging.getLogger("lucidstream.decider")
 # rows a model learns before drift watches its scores: until then they move because it
 # learns, not because its input or its health changed
 WATCH_AFTER_ROWS = 1_000
+# rows of a batch a learning step's shift is measured on, at most (scored before and after)
+SHIFT_ROWS = 64
 
 
 class ModelPath:
@@ -58,6 +71,19 @@ class ModelPath:
         self.last_label_at: int | None = None  # pipeline time of the latest outcome label
         self._routed_share: float | None = None
         self.fault: ModelFault | None = None  # injected on purpose (fault scenarios)
+        # per variant, how far learning has moved its mean score (see the module's doc)
+        self.learned: dict[str, float] = {}
+        self._recent: list = []            # a sample of the latest batch's rows
+        self._sought: set[str] = set()     # names asked about, not carried yet
+        self._carried: set[str] = set()
+
+    def seek(self, names: Collection[str]) -> None:
+        """Note which value names :meth:`carries` will be asked about."""
+        self._sought |= set(names) - self._carried
+
+    def carries(self, name: str) -> bool:
+        """Whether an event of the stream has carried ``name`` (sought with :meth:`seek`)."""
+        return name in self._carried
 
     def failing_ms(self, now: int) -> int:
         """How long the model path has been failing at ``now`` (0: it answers)."""
@@ -89,6 +115,12 @@ class ModelPath:
         if modes[-1] == PAUSED:  # probe the lost model with one row per batch
             self.score(self.variants[0].name, [events[-1].values], batch.now[-1])
         batch.variant, batch.score = variants, scores
+        batch.learned = dict(self.learned)
+        self._recent = [ev.values for ev in events[::max(1, len(events) // SHIFT_ROWS)]]
+        if self._sought:
+            found = {name for name in self._sought if any(name in ev.values for ev in events)}
+            self._sought -= found
+            self._carried |= found
 
     def forget(self, source_id: str) -> None:
         """The source's cached route (variants are routed by a hash of the source)."""
@@ -129,11 +161,26 @@ class ModelPath:
         return predicted.tolist()
 
     def learn(self, variant: str, rows: list, labels: list[bool]) -> None:
+        """Teach ``variant`` the rows, and add how far that moved its mean score on the
+        latest batch's events it did not learn to :attr:`learned`. (On the rows it
+        learned it moves further: toward their labels, which is not where the stream's
+        next scores go.)"""
+        scorer = self.scorers[variant]
+        taught = {id(row) for row in rows}
+        sample = [row for row in self._recent if id(row) not in taught]
         try:
-            self.scorers[variant].learn(rows, labels)
+            before = scorer.score(sample)
+            scorer.learn(rows, labels)
         except Exception as exc:  # a model that cannot learn must not stop the decisions
             log.warning("step=decide shard=%s variant=%s model failed to learn: %s",
                         self.shard, variant, exc)
+            return
+        try:
+            shift = float(np.mean(scorer.score(sample)) - np.mean(before)) if sample else 0.0
+        except Exception:  # a model that fails to score: the path reports it when it scores
+            shift = 0.0
+        if math.isfinite(shift):
+            self.learned[variant] = self.learned.get(variant, 0.0) + shift
 
     def _route(self, board: ModeBoard) -> None:
         """Follow the rollout: the candidate's share of the sources, candidate first so

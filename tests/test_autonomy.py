@@ -19,6 +19,7 @@ from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.flags import Flags
 from operators.invariants import VIOLATION_COLUMNS
 from operators.modeboard import ModeBoard
+from operators.modelfault import ModelFault
 from operators.models import OnlineScorer
 from operators.modes import Health, ModeConfig, Override
 from operators.records import DECISION_COLUMNS
@@ -371,3 +372,63 @@ def test_only_whoever_may_write_the_control_directory_steers_the_flow(tmp_path):
     directory.chmod(0o700)
     (directory / "mode.json").touch()  # a change the flow sees again, from its owner
     assert control.poll(force=True)[1].mode == "PAUSED"
+
+
+def test_a_model_is_not_judged_on_a_value_its_stream_never_carried():
+    # pumps report no battery: the battery canary asks the model about a value it knows
+    # only from the rules' examples, so it is not judged (status unseen) and degrades
+    # nothing; once the stream's own events carry a battery, it is judged
+    rng = np.random.default_rng(4)
+    pumps = [SensorEvent(r, t, {"pressure_kpa": float(rng.normal(300, 5)),
+                                "vibration": float(rng.normal(1, 0.1))},
+                         seq=t // 100, arrival_ms=t + 20)
+             for t in range(0, 60_000, 100) for r in ROBOTS]
+    batteries = stream(60_000, 120_000, 20, seq0=600)
+    d = Decider(POLICY, replay=True, canaries=CANARIES,
+                variants=[Variant("control", 1.0, OnlineScorer)])
+    _, results = replay(d, _with_canaries(pumps + batteries), batch=200)
+    model = [dict(zip(CANARY_COLUMNS, c, strict=True)) for r in results
+             for c in r.canaries if c[3] == "model"]
+    before = [c for c in model if c["at"] < 60_000]
+    assert before[-1]["status"] == "unseen", before[-1]
+    assert {c["status"] for c in before} == {"warmup", "unseen"}
+    assert "the stream has carried no battery" in before[-1]["reason"]
+    judged = [c["status"] for c in model if c["at"] >= 62_000]
+    assert judged and set(judged) == {"pass"}, model[-1]
+    assert transitions(results) == []
+
+
+def _minute_means(fault=None):
+    """Ten minutes of the stream in batches of 200: each minute's mean score as decided
+    and as drift watches it (learning taken out), and the model's alarms."""
+    d = Decider(POLICY, replay=True, variants=[Variant("control", 1.0, OnlineScorer)])
+    d.model.fault = fault
+    events = stream(0, 600_000, 20)
+    decided, watched, alarms = {}, {}, []
+    for i in range(0, len(events), 200):
+        learned = d.model.learned.get("control", 0.0)  # as the batch is scored
+        result = d.process(events[i:i + 200])
+        minute = events[i].event_ms // 60_000
+        for row in result.decisions:
+            score = row[DECISION_COLUMNS.index("score")]
+            if score is not None:
+                decided.setdefault(minute, []).append(score)
+                watched.setdefault(minute, []).append(score - learned)
+        alarms += [(a.signal, a.detected_at) for a in result.alarms
+                   if a.signal in ("score", "confidence")]
+    means = [(np.mean(decided[m]), np.mean(watched[m])) for m in sorted(decided)]
+    return means, alarms
+
+
+def test_the_model_is_watched_with_what_it_learned_taken_out():
+    # a model that keeps learning moves its scores (here by 0.13 in ten minutes); drift
+    # watches them less what each learning step moved them, measured as it learns, so
+    # the learning is no alarm and the model breaking still is
+    means, alarms = _minute_means()
+    decided, watched = [m[0] for m in means], [m[1] for m in means]
+    assert max(decided) - min(decided) > 0.1, means
+    assert max(watched) - min(watched) < 0.25 * (max(decided) - min(decided)), means
+    assert alarms == []
+    _, alarms = _minute_means(ModelFault("broken", 300_000, 360_000))
+    assert {"score", "confidence"} <= {signal for signal, _ in alarms}
+    assert all(300_000 <= at <= 365_000 for _, at in alarms), alarms

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS canary_results
     model_version    LowCardinality(String),
     expected_action  LowCardinality(String),
     actual_action    LowCardinality(String),
-    status           LowCardinality(String),   -- pass | fail | warmup
+    status           LowCardinality(String),   -- pass | fail | warmup | unseen
     score            Nullable(Float64),
     mode             LowCardinality(String),
     decision_id      String,
