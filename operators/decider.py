@@ -89,6 +89,7 @@ class Decider:
         outcome_ttl_ms: int = 600_000,
         max_pending_outcomes: int = 20_000,
         learn_per_batch: int = 32,
+        learn_every: int = 32,
         canaries: Sequence[Canary] = (),
         rollout: RolloutConfig | None = None,
         board: ModeBoard | None = None,
@@ -119,7 +120,7 @@ class Decider:
             self.feedback,
             self.slow,
             self.drift,
-            Distillation(self.model, policy, outcome_ttl_ms, learn_per_batch),
+            Distillation(self.model, policy, outcome_ttl_ms, learn_per_batch, learn_every),
         ]
         self.outcomes = OutcomeGrader(self.feedback, self.model, self.quality, self.drift)
         self.canaries = CanaryChecks(canaries, policy, flow, skew, self.model)

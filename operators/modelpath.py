@@ -19,7 +19,7 @@ Two things the path keeps for those who judge its models:
 
 :class:`Distillation` teaches the models the rules while no outcome labels arrive (or
 while the mode keeps the model from deciding, so its labels cannot grade it):
-a fixed-stride sample of each batch's fresh decisions, labelled with whether a rule
+one in every ``learn_every`` fresh decisions (counted across batches), labelled with whether a rule
 fired, plus each rule's own probes, learned in chunks of ``learn_per_batch`` rows.
 """
 
@@ -199,11 +199,16 @@ class Distillation:
     labels arrive (and again once none has arrived for ``label_ttl_ms``)."""
 
     def __init__(self, model: ModelPath, policy: DecisionPolicy, label_ttl_ms: int,
-                 learn_per_batch: int = 32) -> None:
+                 learn_per_batch: int = 32, learn_every: int = 32) -> None:
+        if learn_every < 1 or learn_per_batch < 1:
+            raise ValueError(f"learn_every={learn_every}, learn_per_batch={learn_per_batch}:"
+                             " both count rows, so use 1 or more")
         self.model = model
         self.policy = policy
         self.label_ttl_ms = label_ttl_ms
-        self.learn_per_batch = learn_per_batch
+        self.learn_per_batch = learn_per_batch  # rows a chunk learned at once
+        self.learn_every = learn_every          # one fresh decision in this many is learned
+        self._fresh_seen = 0                    # fresh decisions offered so far
         self._rows: list = []            # rows waiting to be learned, and their labels
         self._labels: list[bool] = []
 
@@ -220,17 +225,23 @@ class Distillation:
         labels = [f for f, ok in zip(fired, fresh, strict=True) if ok]
         if not rows:  # the model learns the rules even while it may not decide
             return
-        # A sample, not every event: a fixed stride bounds the model's cost per batch (a
-        # step per row) and keeps the choice deterministic. Small batches (a live stream
-        # polled every few ms) are gathered into chunks, each learned with the rules'
-        # probes. Every variant learns the same rows, whichever variant decided them: a
-        # rollout then compares models, not the shares of the fleet they were given.
-        step = max(1, len(rows) // self.learn_per_batch)
-        self._rows += rows[::step]
-        self._labels += labels[::step]
-        if len(self._rows) < self.learn_per_batch:
-            return
-        chunk_rows, chunk_labels, self._rows, self._labels = self._rows, self._labels, [], []
+        # A sample, not every event: one fresh decision in every learn_every, counted
+        # across batches, bounds the model's cost per event (a step per row) whatever
+        # the batching, so a live stream polled every few ms teaches the model the rows
+        # its replay teaches it. Rows are gathered into chunks, each learned with the
+        # rules' probes. Every variant learns the same rows, whichever variant decided
+        # them: a rollout then compares models, not the shares of the fleet they were given.
+        every = self.learn_every
+        start = -self._fresh_seen % every
+        self._fresh_seen += len(rows)
+        self._rows += rows[start::every]
+        self._labels += labels[start::every]
+        size = self.learn_per_batch
+        while len(self._rows) >= size:  # whole chunks: the same ones whatever the batching
+            self._learn(self._rows[:size], self._labels[:size])
+            del self._rows[:size], self._labels[:size]
+
+    def _learn(self, chunk_rows: list, chunk_labels: list[bool]) -> None:
         for variant, scorer in self.model.scorers.items():
             # the rules' own examples, from two rows of the chunk: the model knows each
             # rule over its value's whole range, whatever the stream visited
