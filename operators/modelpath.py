@@ -19,8 +19,10 @@ Two things the path keeps for those who judge its models:
 
 :class:`Distillation` teaches the models the rules while no outcome labels arrive (or
 while the mode keeps the model from deciding, so its labels cannot grade it):
-one in every ``learn_every`` fresh decisions (counted across batches), labelled with whether a rule
-fired, plus each rule's own probes, learned in chunks of ``learn_per_batch`` rows.
+every fresh decision until the model has learned ``WATCH_AFTER_ROWS``, then one in
+``learn_every`` (counted across batches, so the batching does not change what it
+learns), labelled with whether a rule fired, plus each rule's own probes, learned in
+chunks of ``learn_per_batch`` rows.
 """
 
 from __future__ import annotations
@@ -225,17 +227,19 @@ class Distillation:
         labels = [f for f, ok in zip(fired, fresh, strict=True) if ok]
         if not rows:  # the model learns the rules even while it may not decide
             return
-        # A sample, not every event: one fresh decision in every learn_every, counted
-        # across batches, bounds the model's cost per event (a step per row) whatever
-        # the batching, so a live stream polled every few ms teaches the model the rows
-        # its replay teaches it. Rows are gathered into chunks, each learned with the
-        # rules' probes. Every variant learns the same rows, whichever variant decided
-        # them: a rollout then compares models, not the shares of the fleet they were given.
-        every = self.learn_every
-        start = -self._fresh_seen % every
+        # Every fresh decision until the model is past its warm-up (WATCH_AFTER_ROWS),
+        # then a sample: one in every learn_every, which bounds the model's cost per event
+        # (a step per row). Both are counted across batches, so a live stream polled every
+        # few ms teaches the model the rows its replay teaches it. Rows are gathered into
+        # chunks, each learned with the rules' probes. Every variant learns the same rows,
+        # whichever variant decided them: a rollout then compares models, not the shares
+        # of the fleet they were given.
+        seen, every = self._fresh_seen, self.learn_every
         self._fresh_seen += len(rows)
-        self._rows += rows[start::every]
-        self._labels += labels[start::every]
+        young = max(0, min(len(rows), WATCH_AFTER_ROWS - seen))  # all of these are learned
+        start = young + (WATCH_AFTER_ROWS - seen - young) % every
+        self._rows += rows[:young] + rows[start::every]
+        self._labels += labels[:young] + labels[start::every]
         size = self.learn_per_batch
         while len(self._rows) >= size:  # whole chunks: the same ones whatever the batching
             self._learn(self._rows[:size], self._labels[:size])

@@ -209,8 +209,7 @@ def _with_canaries(events, every_ms=2_000):
 
 @pytest.mark.parametrize("scorer,expected", [(OnlineScorer, "pass"), (InvertedScorer, "fail")])
 def test_canaries_pass_on_a_sound_model_and_a_broken_one_fails_and_degrades(scorer, expected):
-    # a 30 s stream: the model learns 1 fresh decision in 6 to be judged within it
-    d = Decider(POLICY, replay=True, canaries=CANARIES, learn_every=6,
+    d = Decider(POLICY, replay=True, canaries=CANARIES,
                 variants=[Variant("control", 1.0, scorer)])
     rows, results = replay(d, _with_canaries(stream(0, 30_000, 20)), batch=200)
     canary_rows = [dict(zip(CANARY_COLUMNS, c, strict=True))
@@ -236,8 +235,7 @@ def _graded(variants, rollout, hold_ms=5_000):
     """Replay 60 s with every decision graded by its true label (battery under 15)."""
     board = ModeBoard(rollout=RolloutConfig("candidate", hold_ms=hold_ms, min_outcomes=100,
                                             margin=0.05, **rollout))
-    d = Decider(POLICY, replay=True, variants=variants, board=board, learn_per_batch=200,
-                learn_every=1)
+    d = Decider(POLICY, replay=True, variants=variants, board=board, learn_per_batch=200)
     graded: set[str] = set()
 
     def outcomes(rows):
@@ -258,9 +256,10 @@ def _graded(variants, rollout, hold_ms=5_000):
 def test_the_model_learns_the_same_rows_whether_the_stream_comes_in_small_or_large_batches():
     """A live stream polled every few ms hands the decider batches of a few events; its
     replay, thousands. Distillation samples one fresh decision in ``learn_every`` counted
-    across batches and learns whole chunks, so both teach the model the same rows, and a
-    small batch does not cost a learning step per event (it did: the stride was a share
-    of each batch, so a batch of 25 taught the model all 25)."""
+    across batches (every one until the model is past its warm-up) and learns whole
+    chunks, so both teach the model the same rows, and a small batch does not cost a
+    learning step per event (it did: the stride was a share of each batch, so a batch of
+    25 taught the model all 25)."""
     events = stream(0, 60_000, 20)  # 6,000 fresh decisions
     models = []
     for batch in (7, 50, 1_000):
@@ -270,8 +269,9 @@ def test_the_model_learns_the_same_rows_whether_the_stream_comes_in_small_or_lar
         models.append((scorer.samples_seen, sorted(scorer._model.weights.items()),
                        scorer._model.intercept))
     assert models[0] == models[1] == models[2]
-    # one in 32 learned: 187 rows, so 5 whole chunks of 32, each with its rule's probes
-    assert 5 * 32 < models[0][0] <= 5 * 40
+    # the first 1,000 learned, then one in 32: 1,157 rows, so 36 whole chunks of 32,
+    # each with its rule's probes
+    assert 36 * 32 < models[0][0] <= 36 * 40
 
 
 def test_a_bad_variant_is_rolled_back_on_its_own():
@@ -364,7 +364,7 @@ def test_a_healthy_model_passes_on_readings_the_stream_never_visited_and_a_const
                                   (InvertedScorer, "fail", ["REACTIVE_ONLY"]),
                                   (ConstantScorer, "fail", ["REACTIVE_ONLY"]),
                                   (NanScorer, "fail", ["PAUSED"])):
-        d = Decider(POLICY, replay=True, canaries=CANARIES, learn_every=6,
+        d = Decider(POLICY, replay=True, canaries=CANARIES,
                     variants=[Variant("control", 1.0, scorer)])
         _, results = replay(d, _with_canaries(events), batch=200)
         model = [dict(zip(CANARY_COLUMNS, c, strict=True)) for r in results
