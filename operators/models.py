@@ -77,7 +77,7 @@ class OnlineScorer:
         var = self._scaler.vars.get(name, 0.0)
         return math.sqrt(var) if var > 0 else None
 
-    def _matrix(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+    def _matrix(self, rows: Sequence[Mapping[str, float]], impute: bool = True) -> np.ndarray:
         if self.features is None:
             known, names = self._known, self._names
             superset = known.issuperset
@@ -93,11 +93,15 @@ class OnlineScorer:
         # Finite but absurd values (1e308) would overflow the running variance and
         # poison the weights; beyond +-1e12 nothing a sensor reports is still meaningful.
         np.clip(matrix, -CLIP, CLIP, out=matrix)
-        if matrix.size and np.isnan(matrix).any():
-            means = self._scaler.means
-            fill = np.array([means.get(n, 0.0) for n in names])
-            matrix = np.where(np.isnan(matrix), fill, matrix)
-        return matrix
+        return self._imputed(matrix) if impute else matrix
+
+    def _imputed(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix`` with each missing value (NaN) its name's running mean."""
+        if not matrix.size or not np.isnan(matrix).any():
+            return matrix
+        means = self._scaler.means
+        fill = np.array([means.get(n, 0.0) for n in self._names])
+        return np.where(np.isnan(matrix), fill, matrix)
 
     def score(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         """Probability of the positive class for each row, before learning from it.
@@ -140,12 +144,17 @@ class OnlineScorer:
         """
         if not rows:
             return
-        matrix = self._matrix(rows)  # finds the names of a scorer that has not scored yet
+        # finds the names of a scorer that has not scored yet
+        matrix = self._matrix(rows, impute=False)
         if not self._names:
             return
         with np.errstate(all="ignore"):
+            # the scaler learns the values the rows carry: a value imputed with its mean
+            # would narrow its spread with every row that lacks it (a value only the
+            # rules' probes carry, on a stream that never reports it, would shrink to
+            # nothing, and the probes with it)
             self._learn_scaler(matrix)
-            scaled = self._scaled(matrix)
+            scaled = self._scaled(self._imputed(matrix))
         self._sgd(scaled, labels)
         self._seen += len(rows)
 
@@ -173,14 +182,20 @@ class OnlineScorer:
                         self.version)
 
     def _learn_scaler(self, matrix: np.ndarray) -> None:
-        """River's batch update of running means and variances (Chan et al.)."""
+        """River's batch update of running means and variances (Chan et al.), over the
+        values present (NaN: missing)."""
         scaler = self._scaler
         means, variances, counts = scaler.means, scaler.vars, scaler.counts
-        batch_means = np.nanmean(matrix, axis=0)
-        batch_vars = np.einsum("ij,ij->j", matrix, matrix) / len(matrix) - batch_means**2
-        batch_counts = np.sum(~np.isnan(matrix), axis=0)
+        present = ~np.isnan(matrix)
+        values = np.where(present, matrix, 0.0)
+        batch_counts = present.sum(axis=0)
+        seen = np.maximum(batch_counts, 1)
+        batch_means = values.sum(axis=0) / seen
+        batch_vars = np.einsum("ij,ij->j", values, values) / seen - batch_means**2
         for name, new_mean, new_var, new_count in zip(
                 self._names, batch_means, batch_vars, batch_counts, strict=True):
+            if not new_count:
+                continue
             old_mean, old_var, old_count = means[name], variances[name], counts[name]
             a = old_count / (old_count + new_count)
             b = new_count / (old_count + new_count)
