@@ -142,6 +142,10 @@ class DriftConfig:
     # score): an online model's scores move sample to sample as the mix of sources turns
     # and as it learns, and a detector that takes them as independent alarms on that
     score_bucket_ms: int = 1_000
+    # a change of the model's mean score (or confidence) smaller than this, in
+    # probability, is not reported: a shard's mean over a few sources is so steady that
+    # the change detector finds moves of a few thousandths, which change no decision
+    score_min_change: float = 0.05
     # a source's level change against its peers is held this long (pipeline clock), and
     # dropped if its fleet moved within this much of its onset: one alarm for the fleet
     fleet_grace_ms: int = 5_000
@@ -160,6 +164,9 @@ class DriftConfig:
         if self.young < self.warmup:
             raise ValueError(f"drift young={self.young}: use at least warmup "
                              f"({self.warmup}) samples")
+        if not 0.0 <= self.score_min_change < 1.0:
+            raise ValueError(f"drift score_min_change={self.score_min_change}: a change "
+                             "of a probability; use 0 (every change) up to below 1")
         if self.max_names_per_source < 1 or self.max_fleet_names < 1:
             raise ValueError("drift max_names_per_source and max_fleet_names: use at least 1")
         if self.min_peers is not None and self.min_peers < 3:
@@ -723,12 +730,14 @@ class DriftMonitor:
             det = self._fleet[signal] = _detector(kind, self.config)
         n = self._fleet_n.get(signal, 0)
         every = self.config.kswin_every if kind == "kswin" else 1
+        least = self.config.score_min_change
         update = det.update
         for value in values:
             n += 1
             if isinstance(det, ChangeDetector):
                 change = update(value, event_ms)
-                if change is not None:
+                if change is not None and (signal == "error" or abs(
+                        change.magnitude * change.baseline_sd) >= least):
                     self._change(change, "", "", signal, event_ms, now,
                                  peers=self._streams)
                 continue

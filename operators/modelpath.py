@@ -10,8 +10,8 @@ probes the lost model with one row per batch, so the path notices its return.
 Two things the path keeps for those who judge its models:
 
 * how far each variant's scores moved because it learned (``learned``): every
-  learning step is measured on a sample of the latest batch's events it did not
-  learn, scored before and after, and the shifts add up. Drift watches the scores
+  learning step is measured on the latest events it did not learn, scored before and
+  after, and the shifts add up. Drift watches the scores
   with that part taken out, so a model that learns in steps (a replay's batches) is
   not an alarm, and a model whose input moved, or that broke, still is;
 * which of the names canaries ask about the stream's own events have carried
@@ -48,7 +48,7 @@ log = logging.getLogger("lucidstream.decider")
 # learns, not because its input or its health changed
 WATCH_AFTER_ROWS = 1_000
 # rows of a batch a learning step's shift is measured on, at most (scored before and after)
-SHIFT_ROWS = 64
+SHIFT_ROWS = 256
 
 
 class ModelPath:
@@ -75,7 +75,7 @@ class ModelPath:
         self.fault: ModelFault | None = None  # injected on purpose (fault scenarios)
         # per variant, how far learning has moved its mean score (see the module's doc)
         self.learned: dict[str, float] = {}
-        self._recent: list = []            # a sample of the latest batch's rows
+        self._recent: list = []            # the latest rows scored
         self._sought: set[str] = set()     # names asked about, not carried yet
         self._carried: set[str] = set()
 
@@ -118,7 +118,9 @@ class ModelPath:
             self.score(self.variants[0].name, [events[-1].values], batch.now[-1])
         batch.variant, batch.score = variants, scores
         batch.learned = dict(self.learned)
-        self._recent = [ev.values for ev in events[::max(1, len(events) // SHIFT_ROWS)]]
+        # the latest rows, across batches: those a learning step did not learn are its
+        # measure, and with every row learned (a warm-up) the previous batch's are
+        self._recent = self._recent[-SHIFT_ROWS:] + [ev.values for ev in events[-SHIFT_ROWS:]]
         if self._sought:
             found = {name for name in self._sought if any(name in ev.values for ev in events)}
             self._sought -= found
@@ -164,12 +166,12 @@ class ModelPath:
 
     def learn(self, variant: str, rows: list, labels: list[bool]) -> None:
         """Teach ``variant`` the rows, and add how far that moved its mean score on the
-        latest batch's events it did not learn to :attr:`learned`. (On the rows it
-        learned it moves further: toward their labels, which is not where the stream's
-        next scores go.)"""
+        latest events it did not learn to :attr:`learned`. (On the rows it learned it
+        moves further: toward their labels, which is not where the stream's next scores
+        go.)"""
         scorer = self.scorers[variant]
         taught = {id(row) for row in rows}
-        sample = [row for row in self._recent if id(row) not in taught]
+        sample = [row for row in self._recent if id(row) not in taught][-SHIFT_ROWS:]
         try:
             before = scorer.score(sample)
             scorer.learn(rows, labels)

@@ -420,15 +420,17 @@ def test_a_model_is_not_judged_on_a_value_its_stream_never_carried():
 
 
 def _minute_means(fault=None):
-    """Ten minutes of the stream in batches of 200: each minute's mean score as decided
-    and as drift watches it (learning taken out), and the model's alarms."""
-    d = Decider(POLICY, replay=True, variants=[Variant("control", 1.0, OnlineScorer)])
+    """Ten minutes of the stream in a replay's batches (2,000 events, 20 s): each
+    minute's mean score as decided and as drift watches it (learning taken out), and the
+    model's alarms."""
+    d = Decider(POLICY, replay=True, variants=[Variant("control", 1.0, OnlineScorer)],
+                learn_every=1)  # a model that learns from every decision
     d.model.fault = fault
     events = stream(0, 600_000, 20)
     decided, watched, alarms = {}, {}, []
-    for i in range(0, len(events), 200):
+    for i in range(0, len(events), 2_000):
         learned = d.model.learned.get("control", 0.0)  # as the batch is scored
-        result = d.process(events[i:i + 200])
+        result = d.process(events[i:i + 2_000])
         minute = events[i].event_ms // 60_000
         for row in result.decisions:
             score = row[DECISION_COLUMNS.index("score")]
@@ -442,9 +444,9 @@ def _minute_means(fault=None):
 
 
 def test_the_model_is_watched_with_what_it_learned_taken_out():
-    # a model that keeps learning moves its scores (here by 0.13 in ten minutes); drift
-    # watches them less what each learning step moved them, measured as it learns, so
-    # the learning is no alarm and the model breaking still is
+    # a model that learns moves its scores (here by 0.13 in ten minutes, in a step at
+    # each batch); drift watches them less what each learning step moved them, measured
+    # as it learns, so the learning is no alarm and the model breaking still is
     means, alarms = _minute_means()
     decided, watched = [m[0] for m in means], [m[1] for m in means]
     assert max(decided) - min(decided) > 0.1, means

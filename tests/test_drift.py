@@ -96,6 +96,26 @@ def test_score_shift_is_fleet_wide():
     assert ("score", "") in signals
 
 
+def test_a_model_score_that_moves_by_thousandths_is_no_alarm():
+    # a shard's mean score over a few steady sources barely moves: a step of 0.004 is
+    # several of its sds, and changes no decision; 0.1 is reported
+    found = {}
+    for step in (0.004, 0.1):
+        rng = random.Random(5)
+        monitor = DriftMonitor()
+        for i in range(6_000):
+            level = 0.3 + (step if i >= 3_000 else 0.0)
+            monitor.observe_model([rng.gauss(level, 0.001)], event_ms=i, now=i * 100)
+        found[step] = {a.signal for a in monitor.drain_alarms()}
+    assert found == {0.004: set(), 0.1: {"score", "confidence"}}
+    monitor = DriftMonitor(DriftConfig(score_min_change=0.0))  # every change, as asked
+    rng = random.Random(5)
+    for i in range(6_000):
+        monitor.observe_model([rng.gauss(0.3 + (0.004 if i >= 3_000 else 0.0), 0.001)],
+                              event_ms=i, now=i * 100)
+    assert "score" in {a.signal for a in monitor.drain_alarms()}
+
+
 def test_false_alarm_budget_on_200k_stationary_events():
     """20 sources x 10,000 events, 3 values each: under 5 alarms per million events."""
     rng = random.Random(42)
