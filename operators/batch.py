@@ -51,7 +51,8 @@ class DecideBatch:
     # a variant that scored it is still young (its scores move as it learns): drift
     # does not watch its scores yet
     model_young: bool = False
-    # per variant, how far learning has moved its mean score (ModelPath.learned)
+    # per variant that scored the batch, how far learning has moved its mean score
+    # (ModelPath.learned)
     learned: dict[str, float] = field(default_factory=dict)
     content: list[str] = field(default_factory=list)   # rules/model/default, fresh or not
     rule_fired: list[bool] = field(default_factory=list)

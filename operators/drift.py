@@ -602,14 +602,18 @@ class DriftMonitor:
         if batch.model_young:
             return
         every = self.config.score_bucket_ms
-        # a score is watched with what its model's learning moved it taken out
+        # a score is watched with what its model's learning moved it taken out: one
+        # offset when one variant scored the batch, each its own in a rollout
         scores = batch.score
         learned = batch.learned
-        if learned:
+        off = 0.0
+        if len(learned) == 1:
+            off = next(iter(learned.values()))
+        elif learned:
             scores = [None if s is None else s - learned.get(v, 0.0)
                       for s, v in zip(scores, batch.variant)]  # noqa: B905 - only a keyword-free zip compiles to a C loop
         if every <= 0:
-            modelled = [s for s in scores if s is not None]
+            modelled = [s - off for s in scores if s is not None]
             if modelled:
                 self.observe_model(modelled, batch.events[-1].event_ms, batch.now[-1])
             return
@@ -622,7 +626,7 @@ class DriftMonitor:
                 if bucket[2]:
                     self.observe_model([bucket[1] / bucket[2]], bucket[3], bucket[0] * every)
                 bucket = [at, 0.0, 0, ev.event_ms]
-            bucket[1] += score
+            bucket[1] += score - off
             bucket[2] += 1
             bucket[3] = ev.event_ms
         self._bucket = bucket

@@ -11,9 +11,9 @@ Two things the path keeps for those who judge its models:
 
 * how far each variant's scores moved because it learned (``learned``): every
   learning step is measured on the latest events it did not learn, scored before and
-  after, and the shifts add up. Drift watches the scores
-  with that part taken out, so a model that learns in steps (a replay's batches) is
-  not an alarm, and a model whose input moved, or that broke, still is;
+  after, and the shifts add up. Drift watches the scores with that part taken out, so
+  a model that learns in steps (a replay's batches) is not an alarm, and a model whose
+  input moved, or that broke, still is;
 * which of the names canaries ask about the stream's own events have carried
   (``carries``): a model that never saw a value from the stream cannot be judged on it.
 
@@ -47,7 +47,8 @@ log = logging.getLogger("lucidstream.decider")
 # rows a model learns before drift watches its scores: until then they move because it
 # learns, not because its input or its health changed
 WATCH_AFTER_ROWS = 1_000
-# rows of a batch a learning step's shift is measured on, at most (scored before and after)
+# the latest rows a learning step's shift is measured on, at most (scored before and
+# after): each measure errs by its sample, and the errors add up, as a wander
 SHIFT_ROWS = 256
 
 
@@ -117,7 +118,7 @@ class ModelPath:
         if modes[-1] == PAUSED:  # probe the lost model with one row per batch
             self.score(self.variants[0].name, [events[-1].values], batch.now[-1])
         batch.variant, batch.score = variants, scores
-        batch.learned = dict(self.learned)
+        batch.learned = {variant: self.learned.get(variant, 0.0) for variant in groups}
         # the latest rows, across batches: those a learning step did not learn are its
         # measure, and with every row learned (a warm-up) the previous batch's are
         self._recent = self._recent[-SHIFT_ROWS:] + [ev.values for ev in events[-SHIFT_ROWS:]]
