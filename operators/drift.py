@@ -62,8 +62,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mypy_extensions import mypyc_attr
-from river import drift
-from river.drift import binary
 
 from operators.alarms import Alarm
 from operators.changes import STEP_RECORD, Change, ChangeDetector
@@ -182,6 +180,12 @@ class DriftConfig:
 def _detector(kind: str, config: DriftConfig) -> Any:
     if kind == "cusum":
         return config.detector()
+    # river's detectors are imported when one is asked for: river.drift imports scipy,
+    # most of a second of a process's start, and a flow without outcome labels or a
+    # river detector named never needs it
+    from river import drift
+    from river.drift import binary
+
     if kind == "adwin":
         return drift.ADWIN(delta=config.adwin_delta, clock=config.adwin_clock)
     if kind == "page_hinkley":

@@ -1,4 +1,4 @@
-"""The fast path's online model: a river logistic regression, scored in batches.
+"""The fast path's online model: river's logistic regression, scored in batches.
 
 The model reads whatever numeric values the events carry (up to
 ``max_features`` names, discovered as they appear), so a stream it has never
@@ -8,6 +8,11 @@ each batch is predicted first, then learned. Until outcome labels arrive, the
 label is the decider's teacher signal (whether a rule fired), so the model
 learns to flag events that look like intervention cases even when the fields
 a rule reads are missing.
+
+The arithmetic is river's ``StandardScaler`` and ``LogisticRegression`` with SGD
+(``tests/test_models.py`` checks it number for number against river's public
+methods); the state is kept here, in plain dictionaries, because importing river's
+linear models imports scipy: most of a second of every process's start.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ from __future__ import annotations
 import logging
 import math
 import operator
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from river import linear_model, optim, preprocessing
 
 from operators.matrix import value_matrix
 
 __all__ = ["CLIP", "OnlineScorer"]
 
 CLIP = 1e12
+# river's LogisticRegression default: the intercept's own constant learning rate
+INTERCEPT_RATE = 0.01
 
 log = logging.getLogger("lucidstream.model")
 
@@ -60,8 +67,12 @@ class OnlineScorer:
     def _reset(self) -> None:
         self._names: list[str] = list(self.features or [])
         self._known = set(self._names)
-        self._scaler = preprocessing.StandardScaler()
-        self._model = linear_model.LogisticRegression(optimizer=optim.SGD(self.learning_rate))
+        # the scaler's running means, variances and counts per name, as river keeps them
+        self.means: defaultdict[str, float] = defaultdict(float)
+        self.vars: defaultdict[str, float] = defaultdict(float)
+        self.counts: Counter[str] = Counter()
+        self.weights: dict[str, float] = {}
+        self.intercept = 0.0
         self._seen = 0
 
     @property
@@ -74,7 +85,7 @@ class OnlineScorer:
 
     def spread(self, name: str) -> float | None:
         """The standard deviation of ``name`` in what the model has learned from."""
-        var = self._scaler.vars.get(name, 0.0)
+        var = self.vars.get(name, 0.0)
         return math.sqrt(var) if var > 0 else None
 
     def _matrix(self, rows: Sequence[Mapping[str, float]], impute: bool = True) -> np.ndarray:
@@ -99,7 +110,7 @@ class OnlineScorer:
         """``matrix`` with each missing value (NaN) its name's running mean."""
         if not matrix.size or not np.isnan(matrix).any():
             return matrix
-        means = self._scaler.means
+        means = self.means
         fill = np.array([means.get(n, 0.0) for n in self._names])
         return np.where(np.isnan(matrix), fill, matrix)
 
@@ -117,16 +128,16 @@ class OnlineScorer:
             return np.full(len(rows), 0.5)
         with np.errstate(all="ignore"):
             scaled = self._scaled(matrix)
-            weights = np.array([self._model.weights.get(n, 0.0) for n in self._names])
-            logits = scaled @ weights + self._model.intercept
+            weights = np.array([self.weights.get(n, 0.0) for n in self._names])
+            logits = scaled @ weights + self.intercept
             proba = 1.0 / (1.0 + np.exp(-np.clip(logits, -35.0, 35.0)))
         return np.nan_to_num(proba, nan=0.5)
 
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         """``matrix`` standardised by the scaler's running means and variances."""
-        names, scaler = self._names, self._scaler
-        means = np.array([scaler.means.get(n, 0.0) for n in names])
-        stds = np.sqrt(np.array([scaler.vars.get(n, 0.0) for n in names]))
+        names = self._names
+        means = np.array([self.means.get(n, 0.0) for n in names])
+        stds = np.sqrt(np.array([self.vars.get(n, 0.0) for n in names]))
         scaled = matrix - means
         np.divide(scaled, stds, where=stds > 0, out=scaled)
         return scaled
@@ -159,10 +170,10 @@ class OnlineScorer:
         self._seen += len(rows)
 
     def _sgd(self, scaled: np.ndarray, labels: Sequence[bool]) -> None:
-        model, names = self._model, self._names
-        weights = [model._weights.get(n, 0.0) for n in names]
-        intercept = model.intercept
-        rate, intercept_rate = self.learning_rate, model.intercept_lr.learning_rate
+        names = self._names
+        weights = [self.weights.get(n, 0.0) for n in names]
+        intercept = self.intercept
+        rate, intercept_rate = self.learning_rate, INTERCEPT_RATE
         exp, mul = math.exp, operator.mul
         for x, y in zip(scaled.tolist(), labels, strict=True):
             # river's log loss gradient (sigmoid(z) - y), branch for branch
@@ -175,8 +186,8 @@ class OnlineScorer:
                 intercept -= intercept_rate * g
         if all(map(math.isfinite, weights)) and math.isfinite(intercept):
             for name, w in zip(names, weights, strict=True):
-                model._weights[name] = w
-            model.intercept = intercept
+                self.weights[name] = w
+            self.intercept = intercept
         else:  # a row beyond what floats hold; the model keeps what it knew
             log.warning("model %s: a learning step gave non-finite weights; not applied",
                         self.version)
@@ -184,8 +195,7 @@ class OnlineScorer:
     def _learn_scaler(self, matrix: np.ndarray) -> None:
         """River's batch update of running means and variances (Chan et al.), over the
         values present (NaN: missing)."""
-        scaler = self._scaler
-        means, variances, counts = scaler.means, scaler.vars, scaler.counts
+        means, variances, counts = self.means, self.vars, self.counts
         present = ~np.isnan(matrix)
         values = np.where(present, matrix, 0.0)
         batch_counts = present.sum(axis=0)

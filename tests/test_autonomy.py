@@ -266,8 +266,8 @@ def test_the_model_learns_the_same_rows_whether_the_stream_comes_in_small_or_lar
         d = Decider(POLICY, replay=True)
         replay(d, events, batch=batch)
         scorer = d.model.scorers["control"]
-        models.append((scorer.samples_seen, sorted(scorer._model.weights.items()),
-                       scorer._model.intercept))
+        models.append((scorer.samples_seen, sorted(scorer.weights.items()),
+                       scorer.intercept))
     assert models[0] == models[1] == models[2]
     # the first 1,000 learned, then one in 32: 1,157 rows, so 36 whole chunks of 32,
     # each with its rule's probes

@@ -42,14 +42,27 @@ def test_learning_matches_rivers_public_api(seed, batches, size, scale):
     scaler, model = _river_reference(data, names)
     for name in names:
         # a mean near 0 is compared absolutely: summation order moves its last bits
-        assert np.isclose(scorer._scaler.means[name], scaler.means[name], rtol=1e-12,
+        assert np.isclose(scorer.means[name], scaler.means[name], rtol=1e-12,
                           atol=1e-15 * scale)
-        assert np.isclose(scorer._scaler.vars[name], scaler.vars[name], rtol=1e-9, atol=1e-300)
-        assert scorer._scaler.counts[name] == scaler.counts[name]
-        assert np.isclose(scorer._model.weights.get(name, 0.0), model.weights.get(name, 0.0),
+        assert np.isclose(scorer.vars[name], scaler.vars[name], rtol=1e-9, atol=1e-300)
+        assert scorer.counts[name] == scaler.counts[name]
+        assert np.isclose(scorer.weights.get(name, 0.0), model.weights.get(name, 0.0),
                           rtol=1e-9, atol=1e-12)
-    assert np.isclose(scorer._model.intercept, model.intercept, rtol=1e-9, atol=1e-12)
+    assert np.isclose(scorer.intercept, model.intercept, rtol=1e-9, atol=1e-12)
     assert scorer.samples_seen == batches * size
+
+
+def _as_river(scorer):
+    """River's scaler and model holding the scorer's state."""
+    scaler = preprocessing.StandardScaler()
+    scaler.means.update(scorer.means)
+    scaler.vars.update(scorer.vars)
+    scaler.counts.update(scorer.counts)
+    model = linear_model.LogisticRegression(optimizer=optim.SGD(scorer.learning_rate))
+    for name, weight in scorer.weights.items():
+        model._weights[name] = weight
+    model.intercept = scorer.intercept
+    return scaler, model
 
 
 def test_a_trained_scorer_ranks_by_what_it_learned():
@@ -72,8 +85,8 @@ def test_numpy_scoring_matches_rivers_own_pipeline():
         scorer.learn(rows, [r["a"] > 0.5 for r in rows])
     assert scorer.samples_seen == 2_600 and scorer.feature_names == ["a", "b", "flat"]
     frame = pd.DataFrame(scorer._matrix(rows), columns=scorer.feature_names)
-    river_path = scorer._model.predict_proba_many(
-        scorer._scaler.transform_many(frame))[True].to_numpy()
+    scaler, model = _as_river(scorer)
+    river_path = model.predict_proba_many(scaler.transform_many(frame))[True].to_numpy()
     scores = scorer.score(rows)
     assert np.allclose(scores, river_path, atol=1e-12)
     assert np.ptp(scores) > 0.05  # trained: not the untrained 0.5 everywhere
