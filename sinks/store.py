@@ -9,6 +9,9 @@ Driver exceptions are translated into :mod:`operators.errors`.
 
 Schema: every ``*.sql`` file in ``infra/clickhouse/`` is applied in name order
 at open; the statements are ``CREATE ... IF NOT EXISTS``, so this is idempotent.
+A store records the fingerprint of the files it was migrated with
+(``lucidstream_schema``); opened again by the same files, with every table they
+create still there, it is not migrated again (every command opens the store).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ log = logging.getLogger("lucidstream.store")
 DEFAULT_STORE = "./lucidstream-data"
 DDL_DIR = Path(os.environ.get("LUCIDSTREAM_DDL_DIR",
                               Path(__file__).resolve().parents[1] / "infra" / "clickhouse"))
+# the fingerprints of the schema files each migration applied
+SCHEMA_TABLE = "lucidstream_schema"
+_CREATES = re.compile(r"\bCREATE\s+(?:MATERIALIZED\s+VIEW|TABLE)\s+IF\s+NOT\s+EXISTS\s+"
+                      r"`?(\w+)`?", re.I)
 # leading comments (a panel's file starts with them) and parentheses, then the verb
 _READ_ONLY = re.compile(r"^(\s*--[^\n]*\n|\s*/\*(?:(?!\*/).)*\*/)*\s*(\(\s*)*"
                         r"(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.I | re.S)
@@ -229,14 +236,33 @@ class Store:
         if not files:
             raise ConfigError(f"no schema files in {ddl_dir}; set LUCIDSTREAM_DDL_DIR to "
                               "the infra/clickhouse directory of lucidstream")
-        for path in files:
-            for statement in _statements(path.read_text()):
-                self.command(statement)
+        texts = [(path.name, path.read_text()) for path in files]
+        fingerprint = hashlib.sha256("\0".join(
+            f"{name}\0{text}" for name, text in texts).encode()).hexdigest()
+        if not self._migrated_with(fingerprint, {t for _, text in texts
+                                                 for t in _CREATES.findall(text)}):
+            for _, text in texts:
+                for statement in _statements(text):
+                    self.command(statement)
+            self.command(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (fingerprint String, "
+                         "files Array(String), applied_at DateTime64(3) DEFAULT now64(3)) "
+                         "ENGINE = MergeTree ORDER BY applied_at")
+            with self._errors(f"insert into {SCHEMA_TABLE}"):
+                self._client.insert(SCHEMA_TABLE, [(fingerprint, [p.name for p in files])],
+                                    column_names=["fingerprint", "files"])
         engines = self.engines()
         self.apply_retention(retention or Retention.from_env(), engines)
         if self.embedded:
             self._tune_embedded_tables(engines)
         return [p.name for p in files]
+
+    def _migrated_with(self, fingerprint: str, tables: set[str]) -> bool:
+        """Whether a migration recorded ``fingerprint`` and ``tables`` all exist."""
+        present = set(self.tables())
+        if SCHEMA_TABLE not in present or not tables <= present:
+            return False
+        return bool(self.scalar(f"SELECT count() FROM {SCHEMA_TABLE} WHERE fingerprint = "
+                                "{f:String}", {"f": fingerprint}))
 
     def apply_retention(self, retention: Retention,
                         engines: dict[str, str] | None = None) -> None:

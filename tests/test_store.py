@@ -5,7 +5,7 @@ import pytest
 from operators.errors import ConfigError, StoreError, StoreUnavailable
 from operators.records import DEAD_LETTER_COLUMNS, Rows
 from sinks.clickhouse import merge_rows
-from sinks.store import normalize_dsn, open_store
+from sinks.store import DDL_DIR, normalize_dsn, open_store
 
 
 def test_schema_has_the_design_columns_and_migration_is_idempotent(store):
@@ -19,6 +19,37 @@ def test_schema_has_the_design_columns_and_migration_is_idempotent(store):
         assert name in columns
     assert {"decisions", "dead_letters", "drift_events", "mode_changes",
             "outcomes"} <= set(store.tables())
+
+
+def test_a_store_migrated_by_these_schema_files_is_not_migrated_again(store, tmp_path):
+    # every command opens the store: re-applying the whole schema cost each one about
+    # 40 statements; a store records which schema files migrated it
+    applied = []
+    command = store.command
+    store.command = lambda sql: applied.append(sql) or command(sql)
+    try:
+        store.migrate()
+        assert applied == []
+        store.command("DROP TABLE regrets")           # a table gone: migrated again
+        applied.clear()
+        store.migrate()
+        assert any("CREATE TABLE IF NOT EXISTS regrets" in sql for sql in applied)
+        assert "regrets" in store.tables()
+        ddl = tmp_path / "ddl"                         # other schema files: migrated again
+        ddl.mkdir()
+        for path in DDL_DIR.glob("*.sql"):
+            (ddl / path.name).write_text(path.read_text())
+        (ddl / "999_more.sql").write_text("CREATE TABLE IF NOT EXISTS more_rows (x UInt8) "
+                                          "ENGINE = MergeTree ORDER BY x;")
+        applied.clear()
+        store.migrate(ddl)
+        assert "more_rows" in store.tables() and applied
+        applied.clear()
+        store.migrate(ddl)
+        assert applied == []
+    finally:
+        del store.command
+        store.command("DROP TABLE IF EXISTS more_rows")
 
 
 def rows(n, start=0):
