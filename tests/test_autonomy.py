@@ -352,14 +352,24 @@ class NanScorer(OnlineScorer):
         return np.full(len(rows), np.nan)
 
 
+def _readings(values, end_ms):
+    """Every robot reports ``values()`` every 100 ms until ``end_ms``, 20 ms late."""
+    return [SensorEvent(r, t, values(), seq=t // 100, arrival_ms=t + 20)
+            for t in range(0, end_ms, 100) for r in ROBOTS]
+
+
+def _model_checks(results):
+    """The model canaries' rows of every batch result."""
+    return [dict(zip(CANARY_COLUMNS, c, strict=True)) for r in results
+            for c in r.canaries if c[3] == "model"]
+
+
 def test_a_healthy_model_passes_on_readings_the_stream_never_visited_and_a_constant_fails():
     # batteries between 40 and 95 %: the stream never shows a flat one, but the model
     # learns the rules over each value's whole range, so it still ranks one right
     rng = np.random.default_rng(9)
-    events = [SensorEvent(r, t, {"battery": float(rng.uniform(40, 95)),
-                                 "vibration": float(rng.normal(1, 0.1))},
-                          seq=t // 100, arrival_ms=t + 20)
-              for t in range(0, 30_000, 100) for r in ROBOTS]
+    events = _readings(lambda: {"battery": float(rng.uniform(40, 95)),
+                                "vibration": float(rng.normal(1, 0.1))}, 30_000)
     for scorer, status, modes in ((OnlineScorer, "pass", []),
                                   (InvertedScorer, "fail", ["REACTIVE_ONLY"]),
                                   (ConstantScorer, "fail", ["REACTIVE_ONLY"]),
@@ -367,8 +377,7 @@ def test_a_healthy_model_passes_on_readings_the_stream_never_visited_and_a_const
         d = Decider(POLICY, replay=True, canaries=CANARIES,
                     variants=[Variant("control", 1.0, scorer)])
         _, results = replay(d, _with_canaries(events), batch=200)
-        model = [dict(zip(CANARY_COLUMNS, c, strict=True)) for r in results
-                 for c in r.canaries if c[3] == "model"]
+        model = _model_checks(results)
         judged = [c["status"] for c in model if c["status"] != "warmup"]
         assert judged and set(judged) == {status}, (scorer, model[-1])  # from the first check
         assert [c[1] for c in transitions(results)] == modes
@@ -400,16 +409,13 @@ def test_a_model_is_not_judged_on_a_value_its_stream_never_carried():
     # only from the rules' examples, so it is not judged (status unseen) and degrades
     # nothing; once the stream's own events carry a battery, it is judged
     rng = np.random.default_rng(4)
-    pumps = [SensorEvent(r, t, {"pressure_kpa": float(rng.normal(300, 5)),
-                                "vibration": float(rng.normal(1, 0.1))},
-                         seq=t // 100, arrival_ms=t + 20)
-             for t in range(0, 60_000, 100) for r in ROBOTS]
+    pumps = _readings(lambda: {"pressure_kpa": float(rng.normal(300, 5)),
+                               "vibration": float(rng.normal(1, 0.1))}, 60_000)
     batteries = stream(60_000, 120_000, 20, seq0=600)
     d = Decider(POLICY, replay=True, canaries=CANARIES,
                 variants=[Variant("control", 1.0, OnlineScorer)])
     _, results = replay(d, _with_canaries(pumps + batteries), batch=200)
-    model = [dict(zip(CANARY_COLUMNS, c, strict=True)) for r in results
-             for c in r.canaries if c[3] == "model"]
+    model = _model_checks(results)
     before = [c for c in model if c["at"] < 60_000]
     assert before[-1]["status"] == "unseen", before[-1]
     assert {c["status"] for c in before} == {"warmup", "unseen"}
