@@ -51,6 +51,9 @@ class DecideBatch:
     # a variant that scored it is still young (its scores move as it learns): drift
     # does not watch its scores yet
     model_young: bool = False
+    # variants that scored the batch but have not been shown a positive by the stream's
+    # own rows: their scores do not decide (ModelPath.taught)
+    untaught: set[str] = field(default_factory=set)
     # per variant that scored the batch, how far learning has moved its mean score
     # (ModelPath.learned)
     learned: dict[str, float] = field(default_factory=dict)

@@ -79,6 +79,10 @@ class ModelPath:
         self._recent: list = []            # the latest rows scored
         self._sought: set[str] = set()     # names asked about, not carried yet
         self._carried: set[str] = set()
+        # variants the stream's own rows have shown a positive (a rule that fired on one
+        # of them, or a positive outcome): until then a variant knows an intervention
+        # only from the rules' probes, and its score does not decide
+        self.taught: set[str] = set()
 
     def seek(self, names: Collection[str]) -> None:
         """Note which value names :meth:`carries` will be asked about."""
@@ -119,6 +123,7 @@ class ModelPath:
             self.score(self.variants[0].name, [events[-1].values], batch.now[-1])
         batch.variant, batch.score = variants, scores
         batch.learned = {variant: self.learned.get(variant, 0.0) for variant in groups}
+        batch.untaught = {variant for variant in groups if variant not in self.taught}
         # the latest rows, across batches: those a learning step did not learn are its
         # measure, and with every row learned (a warm-up) the previous batch's are
         self._recent = self._recent[-SHIFT_ROWS:] + [ev.values for ev in events[-SHIFT_ROWS:]]
@@ -165,11 +170,14 @@ class ModelPath:
             self.failing_since = None
         return predicted.tolist()
 
-    def learn(self, variant: str, rows: list, labels: list[bool]) -> None:
-        """Teach ``variant`` the rows, and add how far that moved its mean score on the
-        latest events it did not learn to :attr:`learned`. (On the rows it learned it
-        moves further: toward their labels, which is not where the stream's next scores
-        go.)"""
+    def learn(self, variant: str, rows: list, labels: list[bool], own: int | None = None
+              ) -> None:
+        """Teach ``variant`` the rows (the first ``own`` of them the stream's, all by
+        default), and add how far that moved its mean score on the latest events it did
+        not learn to :attr:`learned`. (On the rows it learned it moves further: toward
+        their labels, which is not where the stream's next scores go.)"""
+        if variant not in self.taught and any(labels[:len(rows) if own is None else own]):
+            self.taught.add(variant)
         scorer = self.scorers[variant]
         taught = {id(row) for row in rows}
         sample = [row for row in self._recent if id(row) not in taught][-SHIFT_ROWS:]
@@ -258,7 +266,7 @@ class Distillation:
                 probe_rows, probe_labels = self.policy.rules.probes(row, spread)
                 taught_rows += probe_rows
                 taught_labels += probe_labels
-            self.model.learn(variant, taught_rows, taught_labels)
+            self.model.learn(variant, taught_rows, taught_labels, own=len(chunk_rows))
 
     def forget(self, source_id: str) -> None:
         """Nothing per source."""

@@ -461,3 +461,30 @@ def test_the_model_is_watched_with_what_it_learned_taken_out():
     _, alarms = _minute_means(ModelFault("broken", 300_000, 360_000))
     assert {"score", "confidence"} <= {signal for signal, _ in alarms}
     assert all(300_000 <= at <= 365_000 for _, at in alarms), alarms
+
+
+class EagerScorer(OnlineScorer):
+    """A model sure of an intervention everywhere: 0.95 for every reading."""
+
+    def score(self, rows):
+        return np.full(len(rows), 0.95)
+
+
+def test_a_model_decides_only_once_the_stream_has_shown_it_an_intervention():
+    # no rule fires on the pumps' own readings: the model knows an intervention only
+    # from the rules' probes, so its score does not decide there (it did: a model taught
+    # nothing by the foreign pumps sent 5-8 % of their readings to inspect); once a rule
+    # fires on a reading it learns (one in 32, learned 32 at a time: within 10 s of this
+    # stream), its score decides again
+    rng = np.random.default_rng(5)
+    pumps = _readings(lambda: {"pressure_kpa": float(rng.normal(300, 5))}, 30_000)
+    batteries = stream(30_000, 60_000, 20, seq0=300)
+    d = Decider(POLICY, replay=True, variants=[Variant("control", 1.0, EagerScorer)])
+    rows, _ = replay(d, pumps + batteries, batch=200)
+    fast = [r for r in rows if r["path"] == "fast"]
+    before = [r for r in fast if r["event_time"] < 30_000]
+    assert {r["action"] for r in before} == {"go"}
+    assert all("not heeded: no rule has fired on this stream's rows" in r["reason"]
+               for r in before)
+    after = [r for r in fast if r["event_time"] >= 45_000]
+    assert {r["action"] for r in after} == {"dock", "inspect"}
