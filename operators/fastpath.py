@@ -63,7 +63,6 @@ class FastPath:
         decisions, parents = out.decisions, out.parents
         model_down = batch.model_down
         untaught = batch.untaught
-        threshold = policy.model_threshold
         ids = decision_ids(batch.events, decision_type)
         contents, fired, actions, fresh_flags, escalations, versions, reasons = \
             [], [], [], [], [], [], []
@@ -72,13 +71,8 @@ class FastPath:
         for ev, now, mode, variant, score, did in zip(
                 batch.events, batch.now, batch.mode, batch.variant, batch.score, ids,
                 strict=True):
-            if untaught and score is not None and variant in untaught:
-                content, reason, rule = content_of(ev.values, None)
-                if score >= threshold and rule is None:
-                    reason += (f" (model score {score:.3f} not heeded: no rule has fired on "
-                               "this stream's rows, so the model knows no intervention here)")
-            else:
-                content, reason, rule = content_of(ev.values, score)
+            content, reason, rule = content_of(ev.values, score,
+                                               not untaught or variant not in untaught)
             if model_down and score is None and mode == NORMAL:
                 reason += " (model path failing: rules only)"
             age = now - ev.event_ms

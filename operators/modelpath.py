@@ -7,7 +7,7 @@ model path's health: a model that raises or returns a non-finite score fails the
 path, which the mode machine hears of as a lost heartbeat. In ``PAUSED`` it
 probes the lost model with one row per batch, so the path notices its return.
 
-Two things the path keeps for those who judge its models:
+Three things the path keeps for those who judge its models, and for its decisions:
 
 * how far each variant's scores moved because it learned (``learned``): every
   learning step is measured on the latest events it did not learn, scored before and
@@ -15,7 +15,9 @@ Two things the path keeps for those who judge its models:
   a model that learns in steps (a replay's batches) is not an alarm, and a model whose
   input moved, or that broke, still is;
 * which of the names canaries ask about the stream's own events have carried
-  (``carries``): a model that never saw a value from the stream cannot be judged on it.
+  (``carries``): a model that never saw a value from the stream cannot be judged on it;
+* which variants the stream's own rows have shown an intervention (``taught``): until
+  then a variant knows one only from the rules' probes, and its score does not decide.
 
 :class:`Distillation` teaches the models the rules while no outcome labels arrive (or
 while the mode keeps the model from deciding, so its labels cannot grade it):
@@ -176,11 +178,9 @@ class ModelPath:
         default), and add how far that moved its mean score on the latest events it did
         not learn to :attr:`learned`. (On the rows it learned it moves further: toward
         their labels, which is not where the stream's next scores go.)"""
-        if variant not in self.taught and any(labels[:len(rows) if own is None else own]):
-            self.taught.add(variant)
         scorer = self.scorers[variant]
-        taught = {id(row) for row in rows}
-        sample = [row for row in self._recent if id(row) not in taught][-SHIFT_ROWS:]
+        learning = {id(row) for row in rows}
+        sample = [row for row in self._recent if id(row) not in learning][-SHIFT_ROWS:]
         try:
             before = scorer.score(sample)
             scorer.learn(rows, labels)
@@ -188,6 +188,8 @@ class ModelPath:
             log.warning("step=decide shard=%s variant=%s model failed to learn: %s",
                         self.shard, variant, exc)
             return
+        if variant not in self.taught and any(labels[:len(rows) if own is None else own]):
+            self.taught.add(variant)
         try:
             shift = float(np.mean(scorer.score(sample)) - np.mean(before)) if sample else 0.0
         except Exception:  # a model that fails to score: the path reports it when it scores

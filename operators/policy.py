@@ -47,13 +47,26 @@ class DecisionPolicy:
         if self.sla_ms <= 0:
             raise ValueError(f"sla_ms={self.sla_ms}: the freshness SLA must be positive")
 
-    def content(self, values: Mapping[str, float], score: float | None
+    def content(self, values: Mapping[str, float], score: float | None, heed: bool = True
                 ) -> tuple[str, str, Rule | None]:
-        """What the rules, else the model, else the default say: (action, reason, rule)."""
+        """What the rules, else the model, else the default say: (action, reason, rule).
+        Without ``heed`` the model's score does not decide, and the reason says so where
+        it would have.
+
+        >>> policy = DecisionPolicy("motion", RuleSet([]), default_action="go",
+        ...                         model_action="inspect")
+        >>> action, reason, _ = policy.content({}, 0.95, heed=False)
+        >>> action, reason.split(":")[0]
+        ('go', 'nominal (model score 0.950 not heeded')
+        """
         rule = self.rules.evaluate(values)
         if rule is not None:
             return rule.action, f"rule:{rule.name}", rule
         if score is not None and self.model_action and score >= self.model_threshold:
-            return self.model_action, f"model:score {score:.3f} >= {self.model_threshold}", \
-                None
+            if heed:
+                return self.model_action, \
+                    f"model:score {score:.3f} >= {self.model_threshold}", None
+            return self.default_action, (
+                f"nominal (model score {score:.3f} not heeded: no rule has fired on this "
+                "stream's rows, so the model knows no intervention here)"), None
         return self.default_action, "nominal", None
