@@ -9,10 +9,11 @@ events through its parts, each one module with one protocol
 * model path (:mod:`~operators.modelpath`): each source's variant, the batch's scores;
 * fast path (:mod:`~operators.fastpath`): rules, model, freshness SLA: the decisions;
 * escalations (:mod:`~operators.escalation`): escalated decisions wait for a person;
-* invariants (:mod:`~operators.invariants`): executed actions become each source's state;
 * regrets (:mod:`~operators.regret`): late data that would have changed a decision;
 * feedback (:mod:`~operators.feedback`): scored decisions wait for their outcomes;
-* slow path (:mod:`~operators.slowdecisions`): windows per source, decided as they close;
+* slow path (:mod:`~operators.slowdecisions`): executed actions become each source's
+  state (:mod:`~operators.invariants`), event by event, with the windows they close
+  decided in between;
 * drift (:mod:`~operators.drift`): every value stream and the model's scores;
 * distillation (:mod:`~operators.modelpath`): the models learn the rules.
 
@@ -115,7 +116,6 @@ class Decider:
             self.model,
             FastPath(policy, flow, skew, self.model),
             self.escalations,
-            self.state,
             self.regrets,
             self.feedback,
             self.slow,

@@ -18,14 +18,10 @@ rejected rather than flipping the source back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from mypy_extensions import mypyc_attr
 
 from operators.ids import row_id
-
-if TYPE_CHECKING:
-    from operators.batch import BatchResult, DecideBatch
 
 __all__ = ["VIOLATION_COLUMNS", "Conflict", "SourceVersion", "StateStore"]
 
@@ -83,20 +79,6 @@ class StateStore:
 
     def __len__(self) -> int:
         return len(self._state)
-
-    def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
-        """Apply the batch's executed fast decisions in order (an escalated one waits
-        for a person); each event's ``state_version`` is its source's after it."""
-        versions = []
-        version, apply = self.version, self.apply
-        for ev, action, escalated, did, now in zip(batch.events, batch.action,
-                                                  batch.escalated, batch.decision_id,
-                                                  batch.now, strict=True):
-            if escalated or action == "none":
-                versions.append(version(ev.source_id))
-            else:  # executed: the source's state is this action now
-                versions.append(apply(ev.source_id, action, did, now))
-        batch.state_version = versions
 
     def version(self, source_id: str) -> int:
         state = self._state.get(source_id)

@@ -8,9 +8,10 @@ last fast action. A revision decided against a source state that has since chang
 is rejected (the state in force is kept, and the violation recorded); in
 CONSERVATIVE it is escalated instead. Windows close as the pipeline clock passes
 them (:meth:`SlowDecisions.close`, at the end of each batch), or when a later window of
-the same source opens. A batch's fast decisions are applied before its closed windows
-are committed: the slow path decides after the fast one, never between two fast
-decisions, and is judged against every fast decision the clock has passed.
+the same source opens. The part also applies the fast decisions to the sources' state,
+event by event, so that a window one of them closes is committed between that fast
+decision and the next, whatever the batching; a window the clock passes is committed
+at the batch's end, after every fast decision that came on the same clock.
 """
 
 from __future__ import annotations
@@ -57,19 +58,33 @@ class SlowDecisions:
         self.action = policy.slow_action or policy.model_action or "inspect"
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
-        if not batch.board.flags.enabled("slow_path"):
-            return
-        add, decisions = self.slow.add, out.decisions
+        """Apply the batch's executed fast decisions to the sources' state in order (an
+        escalated one waits for a person; each event's ``state_version`` is its source's
+        after it) and, in NORMAL with the slow path on, window each decided event. A
+        window an event closes is decided and committed right after that event's fast
+        decision and before the next one's, as one event at a time would: the slow
+        decisions do not depend on how the stream is batched."""
+        windowing = batch.board.flags.enabled("slow_path")
+        add, decisions, state = self.slow.add, out.decisions, self.state
+        version, apply = state.version, state.apply
         # the columns as locals: an attribute of the (interpreted) batch is a dict lookup
         modes, actions, versions, variants = batch.mode, batch.action, batch.version, \
             batch.variant
-        states, nows = batch.state_version, batch.now
+        escalated, ids, nows = batch.escalated, batch.decision_id, batch.now
+        states: list[int] = []
         for i, ev in enumerate(batch.events):
+            action = actions[i]
+            if escalated[i] or action == "none":
+                at = version(ev.source_id)
+            else:  # executed: the source's state is this action now
+                at = apply(ev.source_id, action, ids[i], nows[i])
+            states.append(at)
             mode = modes[i]
-            if mode == NORMAL:
-                for result in add(ev.source_id, ev.event_ms, ev.values, actions[i],
-                                  versions[i], variants[i], states[i]):
+            if windowing and mode == NORMAL:
+                for result in add(ev.source_id, ev.event_ms, ev.values, action,
+                                  versions[i], variants[i], at):
                     decisions.append(self.decide(result, nows[i], mode, out))
+        batch.state_version = states
 
     def close(self, now: int, mode: str, out: BatchResult, every: bool = False) -> None:
         """Decide the windows the clock has passed, or ``every`` window at the end of
@@ -81,6 +96,7 @@ class SlowDecisions:
 
     def forget(self, source_id: str) -> None:
         self.slow.forget(source_id)
+        self.state.forget(source_id)
 
     def decide(self, r: SlowResult, now: int, mode: str, out: BatchResult) -> Decision:
         """The slow decision for one closed window of one source."""

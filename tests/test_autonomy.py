@@ -488,3 +488,22 @@ def test_a_model_decides_only_once_the_stream_has_shown_it_an_intervention():
                for r in before)
     after = [r for r in fast if r["event_time"] >= 45_000]
     assert {r["action"] for r in after} == {"dock", "inspect"}
+
+
+def test_slow_decisions_do_not_depend_on_how_the_stream_is_batched():
+    # each robot has one wild window; after it, the fast path keeps deciding ``go``, so
+    # the windows after a revision confirm ``go`` however many of them one batch holds
+    events = [SensorEvent(r, t, {"battery": 80.0,
+                                 "vibration": 50.0 if 4_000 * (i + 1) <= t < 4_000 * (i + 1)
+                                 + 1_000 else 1.0 + (t % 300) / 1e3},
+                          seq=t // 100, arrival_ms=t + 10)
+              for t in range(0, 20_000, 100) for i, r in enumerate(ROBOTS[:3])]
+
+    def slow_rows(batch):
+        rows, results = replay(_slow_decider(), events, batch=batch)
+        return ([(r["decision_id"], r["action"], r["reason"]) for r in rows
+                 if r["path"] == "slow"], sum(len(r.violations) for r in results))
+
+    small, large = slow_rows(7), slow_rows(1_000)
+    assert small == large
+    assert large[1] == 0

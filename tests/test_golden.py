@@ -5,12 +5,13 @@ dead letters as the path the golden file was recorded with (the decider before i
 made of parts). A change of decisions is re-recorded only when intended, and the
 commit that re-records names the difference.
 
-One difference is intended and allowed, the only one: a slow window that a batch's
-event closes is committed after the batch's fast decisions (the parts run one after
-the other), where the recorded path committed it between two fast decisions. So a
-slow decision may now be rejected because a later fast decision of the same batch
-changed its source's action first; it then keeps that newer action instead of
-flipping the source back. Its window, ID, fresh flag and mode are unchanged.
+Once allowed and since gone: a slow window that a batch's event closed was committed
+after the batch's fast decisions (the parts ran one after the other), where the first
+recorded path committed it between two fast decisions, so a slow decision could be
+rejected because a later fast decision of the same batch had changed its source's
+action first. The slow part now applies the fast decisions to the sources' state itself,
+event by event, and commits such a window in between, as the first path did; the slow
+decisions are compared exactly again (see the last paragraph).
 
 Re-recorded once since, intended: a model canary counts as failing at its second
 consecutive failed slot (a young model may rank one reading wrongly once). The young
@@ -98,36 +99,26 @@ learns other rows: its scores move by 0.057 at the median, and 340 fast decision
 ``continue`` are now ``inspect``, 61 the other way); three slow decisions keep the
 newer fast action they were rejected against (``inspect``, one of those). Every alarm,
 mode change, dead letter and canary decision is as before.
+
+And once more, intended: a window an event closes is committed between that event's
+fast decision and the next (the slow part applies the fast decisions to the sources'
+state, event by event), so a slow decision is no longer rejected because a later fast
+decision of its batch changed its source's action first. Of the 483 slow decisions (the
+same windows, fresh flags and modes), 3 are rejected where 24 were, and 24 changed in
+all. Every fast decision, alarm, mode change, dead letter and canary decision is as
+before.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 
 from tests.golden import GOLDEN, replay
 
 
-def slow_decisions(text: str) -> dict[str, tuple]:
-    """ClickHouse's text of an array of (ID, action, fresh, mode, rejected) tuples."""
-    rows = ast.literal_eval(text.replace("true", "True").replace("false", "False"))
-    return {row[0]: row[1:] for row in rows}
-
-
 def test_the_golden_replay_decides_as_recorded(tmp_path):
     expected = json.loads(GOLDEN.read_text())
     found = replay(tmp_path)
-    exact = [what for what in expected if what not in ("slow", "decisions_by_kind")]
     differences = [f"{what}: recorded {expected[what]}\n  now {found.get(what)}"
-                   for what in exact if found.get(what) != expected[what]]
+                   for what in expected if found.get(what) != expected[what]]
     assert not differences, "\n".join(differences)
-
-    recorded, now = slow_decisions(expected["slow"]), slow_decisions(found["slow"])
-    assert now.keys() == recorded.keys()  # the same windows decided
-    changed = {did for did in now if now[did] != recorded[did]}
-    for did in changed:
-        (_, fresh, mode, rejected), (_, fresh_now, mode_now, rejected_now) = \
-            recorded[did], now[did]
-        assert (fresh_now, mode_now) == (fresh, mode), did
-        assert rejected_now and not rejected, f"{did}: {recorded[did]} -> {now[did]}"
-    assert len(changed) <= 0.02 * len(now), f"{len(changed)} of {len(now)} slow decisions"
