@@ -11,7 +11,9 @@ every other alarm is false. The replay goes through the CLI into a fresh embedde
 store, and the alarms are read from ``drift_events`` as an operator would.
 
 Prints, per seed: the starts and stops, how many of them an alarm saw, and the false
-alarms by signal; writes nothing else.
+alarms by signal; and the slow path's windows, how many it revised to ``inspect``, how
+many of those no start or stop of the pump within 60 s explains, and how many slow
+decisions were rejected against a newer state. Writes nothing else.
 """
 
 from __future__ import annotations
@@ -76,22 +78,36 @@ def starts_and_stops(path: Path) -> dict[str, list[int]]:
     return flips
 
 
+def query(store: str, sql: str) -> list[dict]:
+    """Rows of ``sql`` read with ``lucidstream query`` in its own process (an embedded
+    store admits one path per process)."""
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "query", sql, "--store", store,
+                           "--format", "json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"reading {store} failed: {done.stderr.strip()[-500:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
 def alarms(store: str, at: str = "ifNull(onset_time, event_time)"
            ) -> list[tuple[str, str, int, set[str]]]:
     """(source, signal, ms, peers) of every alarm, the ms being ``at`` (by default its
     onset, or when it was decided) and the peers the sources it names as judged with (a
-    shard's, for the model's signals), read with ``lucidstream query`` in its own process
-    (an embedded store admits one path per process)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "query",
-         f"SELECT source_id, signal, toUnixTimestamp64Milli({at}) AS at, "
-         "JSONExtract(details, 'peers', 'Array(String)') AS peers FROM drift_events FINAL",
-         "--store", store, "--format", "json"],
-        capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"reading {store} failed: {done.stderr.strip()[-500:]}")
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    shard's, for the model's signals)."""
+    rows = query(store, f"SELECT source_id, signal, toUnixTimestamp64Milli({at}) AS at, "
+                        "JSONExtract(details, 'peers', 'Array(String)') AS peers "
+                        "FROM drift_events FINAL")
     return [(r["source_id"], r["signal"], int(r["at"]), set(r["peers"])) for r in rows]
+
+
+def revisions(store: str) -> tuple[int, list[tuple[str, int]], int]:
+    """The slow path's windows, the (source, window start ms) of those it revised, and
+    how many of its decisions were rejected."""
+    rows = query(store, "SELECT source_id, toInt64(splitByChar('-', splitByChar(':', "
+                        "origin)[2])[1]) AS start, reason LIKE '% revises %' AS revised, "
+                        "reason LIKE '%; rejected:%' AS rejected "
+                        "FROM decisions FINAL WHERE path = 'slow'")
+    revised = [(r["source_id"], int(r["start"])) for r in rows if r["revised"]]
+    return len(rows), revised, sum(1 for r in rows if r["rejected"])
 
 
 def score(events: Path, store: str) -> dict:
@@ -110,8 +126,14 @@ def score(events: Path, store: str) -> dict:
         else:
             false[signal] += 1
     total = sum(len(v) for v in flips.values())
+    windows, revised, rejected = revisions(store)
+    # a window is revised for its pump's start or stop when one falls within NEAR_MS of it
+    unexplained = [(s, t) for s, t in revised
+                   if not any(abs(t - flip) <= NEAR_MS for flip in flips.get(s, []))]
     return {"starts_stops": total, "seen": len(seen), "alarms": len(rows),
-            "false": sum(false.values()), "false_by_signal": dict(false.most_common())}
+            "false": sum(false.values()), "false_by_signal": dict(false.most_common()),
+            "slow_windows": windows, "slow_revised": len(revised),
+            "slow_unexplained": len(unexplained), "slow_rejected": rejected}
 
 
 def run(seed: int, minutes: float, directory: Path) -> dict:
@@ -136,11 +158,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         results = [run(int(s), args.minutes, Path(tmp)) for s in args.seeds.split(",")]
     print(f"a clean stream from another generator (12 pumps at 2 Hz, {args.minutes:g} min), "
           f"{time.strftime('%Y-%m-%d')}; machine: {json.dumps(machine())}")
-    print("| seed | starts and stops | seen by an alarm | alarms | false | false by signal |")
-    print("|---:|---:|---:|---:|---:|---|")
+    print("| seed | starts and stops | seen by an alarm | alarms | false | false by signal "
+          "| slow windows | revised | revised, unexplained | rejected |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['seed']} | {r['starts_stops']} | {r['seen']} | {r['alarms']} | "
-              f"{r['false']} | {r['false_by_signal'] or ''} |")
+              f"{r['false']} | {r['false_by_signal'] or ''} | {r['slow_windows']} | "
+              f"{r['slow_revised']} | {r['slow_unexplained']} | {r['slow_rejected']} |")
     print(f"({time.perf_counter() - started:.1f} s)")
     return results
 

@@ -107,8 +107,9 @@ class SlowDecisions:
         age = now - r.last_event_ms
         fresh = age <= policy.sla_ms + self.slow.config.window_ms
         verdict = "revises" if action != r.fast_action else "confirms"
-        reason = (f"slow: risk {r.risk:.2f} over {r.events} events {verdict} fast "
-                  f"{r.fast_action}")
+        farthest = f" ({r.value})" if r.value else ""
+        reason = (f"slow: risk {r.risk:.2f}{farthest} against {r.threshold:.2f} over "
+                  f"{r.events} events {verdict} fast {r.fast_action}")
         escalated = mode == CONSERVATIVE
         if not escalated:
             conflict = self.state.commit(r.source_id, r.based_on, action, did, now)
@@ -125,6 +126,6 @@ class SlowDecisions:
                 did, r.source_id, policy.decision_type, action, reason, mode, now,
                 policy.response_sla_ms))
         return Decision(did, trace_id_for(did), r.source_id, policy.decision_type, "slow",
-                        action, round(r.risk, 6), None, "slow-risk-1", r.variant, mode,
+                        action, round(r.risk, 6), None, "slow-risk-2", r.variant, mode,
                         r.last_event_ms, now, age, fresh, 0.0, escalated, reason, flow,
                         f"window:{r.window_start}-{r.window_end}")

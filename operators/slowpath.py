@@ -2,26 +2,61 @@
 
 Per source, events fall into tumbling windows of ``window_ms`` of event time.
 A window closes when the pipeline clock passes its end plus ``lateness_ms``;
-then numpy computes the window's mean of every value and compares it with
-the source's own history of window means (an exponentially weighted mean and
-spread per value). The risk is the root mean square of those z-scores: one
-number for "this window looks unlike this source's past". A risk at or over
-``risk_threshold`` revises the fast path to the slow action; otherwise the
-slow path confirms the window's last fast action. Agreement between the two
-is a quality metric. Events for a window that already closed are counted late.
+then numpy takes the window's median of every value (a spike inside a window
+moves nothing, and a heavy-tailed reading's median is well behaved where its
+mean is not) and asks, per value, how far it is from two references, each in
+its own learned scale:
+
+* the source's history (an exponentially weighted mean of its past window
+  medians), in units of how far window medians usually fall from it;
+* the window before, in units of how far consecutive window medians usually
+  differ.
+
+A value is unusual only when it is far from both: a window after a step, at
+the new level, is like the one before it (and the history takes the new level
+at once); a window after a spike is like the history. The risk is the largest
+such distance over the window's values, in standard deviations, and a window
+at or over the threshold revises the fast path to the slow action; otherwise
+the slow path confirms the window's last fast action. Agreement between the
+two is a quality metric. Events for a window that already closed are counted
+late.
+
+The threshold comes from a budget, not from data: ``false_revisions_per_million``
+windows of a source whose values behave as they did, split over the values the
+window carries (a normal quantile at ``budget / (2 k)``: it holds whatever the
+values' dependence). The scales are honest about what they do not know:
+
+* each is learned over ``memory_windows`` windows (an expanding mean until then),
+  from deviations clipped at the threshold, so one wild window does not blind
+  the path for long;
+* a scale learned from ``n`` windows is widened to the 3-sigma upper bound of a
+  variance known from ``n`` samples (:func:`operators.longrun.chi2_lower`): a
+  young source is judged conservatively, and nothing is judged before
+  ``warm_windows``;
+* a value reported in steps of ``q`` (whole degrees, a 0/1 state) moves its median
+  by half steps or more; its scales are at least ``q / sqrt(6)``, the spread of a
+  difference of two readings rounded to ``q``;
+* a value that has never moved has no scale yet and is not judged (the value
+  detectors watch a stuck or a first-moving sensor).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 from mypy_extensions import mypyc_attr
 
+from operators.longrun import chi2_lower
 from operators.matrix import value_matrix, value_names
 
-__all__ = ["SlowPath", "SlowPathConfig", "SlowResult"]
+__all__ = ["SlowPath", "SlowPathConfig", "SlowResult", "revision_threshold"]
+
+# a reading rounded to steps of q: the difference of two such readings has sd q / sqrt(6)
+_STEP_SD = 1 / math.sqrt(6)
 
 
 @mypyc_attr(native_class=False)
@@ -29,9 +64,10 @@ __all__ = ["SlowPath", "SlowPathConfig", "SlowResult"]
 class SlowPathConfig:
     window_ms: int = 5_000
     lateness_ms: int = 1_000
-    risk_threshold: float = 3.0
+    false_revisions_per_million: float = 100.0  # windows of a source, as it behaved
     min_events: int = 3
     history: float = 0.2  # weight of the newest window in a source's history
+    memory_windows: int = 120  # windows the scales are learned over
     warm_windows: int = 3  # windows of history before the risk counts
 
 
@@ -49,10 +85,28 @@ class _Window:
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
-class _History:
-    mean: dict[str, float] = field(default_factory=dict)
-    var: dict[str, float] = field(default_factory=dict)
-    windows: int = 0
+class _Value:
+    """One value of one source: where its window medians sit and how far they move."""
+    level: float  # the history: a weighted mean of past window medians
+    last: float  # the window before's median
+    far: float = 0.0  # mean square of (window median - level), clipped
+    step: float = 0.0  # mean square of (window median - last), clipped
+    seen: int = 0  # windows learned
+    resolution: float = math.inf  # the smallest step between two readings seen
+    reading: float = math.nan  # the last reading, for the step into the next window
+
+
+@lru_cache(maxsize=64)
+def revision_threshold(per_million: float, values: int) -> float:
+    """The distance (in sd) that a window of ``values`` values reaches on fewer than
+    ``per_million`` windows in a million when it behaves as before: a normal quantile
+    at the budget split over the values and both sides.
+
+    >>> round(revision_threshold(100.0, 1), 2), round(revision_threshold(100.0, 5), 2)
+    (3.89, 4.26)
+    """
+    share = per_million / 1e6 / (2 * max(values, 1))
+    return NormalDist().inv_cdf(1 - min(max(share, 1e-15), 0.5))
 
 
 @mypyc_attr(native_class=False)
@@ -69,28 +123,34 @@ class SlowResult:
     version: str
     variant: str
     based_on: int = 0  # the source's state version its last event was decided against
+    threshold: float = math.inf  # the risk at which the window is revised
+    value: str = ""  # the value farthest from the source's past
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SlowPath:
     """Windows per source and the risk of each closed window.
 
-    >>> slow = SlowPath(SlowPathConfig(window_ms=1_000, lateness_ms=0, warm_windows=2))
+    >>> slow = SlowPath(SlowPathConfig(window_ms=1_000, lateness_ms=0))
+    >>> rng = np.random.default_rng(1)
     >>> results = []
-    >>> for w in range(6):
-    ...     level = 100.0 if w == 5 else 10.0 + (w % 2)          # window 5 is unusual
+    >>> for w in range(40):
+    ...     level = 60.0 if w == 30 else 10.0           # window 30 is unusual
     ...     for i in range(5):
-    ...         results += slow.add("r1", w * 1_000 + i * 100, {"t": level + i % 2}, "go",
-    ...                             "v", "c")
+    ...         t = float(level + rng.normal(0, 1))
+    ...         results += slow.add("r1", w * 1_000 + i * 100, {"t": t}, "go", "v", "c")
     ...     results += slow.close(now=(w + 1) * 1_000)
-    >>> [r.revised for r in results]
-    [False, False, False, False, False, True]
+    >>> [r.window_start for r in results if r.revised]
+    [30000]
+    >>> unusual = results[30]
+    >>> unusual.value, round(unusual.threshold, 2), unusual.risk > unusual.threshold
+    ('t', 3.89, True)
     """
 
     def __init__(self, config: SlowPathConfig | None = None) -> None:
         self.config = config or SlowPathConfig()
         self._open: dict[str, _Window] = {}
-        self._history: dict[str, _History] = {}
+        self._history: dict[str, dict[str, _Value]] = {}
         self._closed_until: dict[str, int] = {}
         self.late_events = 0
 
@@ -143,28 +203,68 @@ class SlowPath:
         matrix = value_matrix(window.values, names)
         np.clip(matrix, -1e12, 1e12, out=matrix)  # absurd magnitudes, as the model does
         with np.errstate(all="ignore"):
-            means = np.nanmean(matrix, axis=0)
-        history = self._history.setdefault(source_id, _History())
-        zs = []
-        for name, mean in zip(names, means.tolist(), strict=True):
-            if math.isnan(mean):
+            medians = np.nanmedian(matrix, axis=0).tolist()
+        history = self._history.setdefault(source_id, {})
+        carried = sum(1 for m in medians if not math.isnan(m))
+        threshold = revision_threshold(cfg.false_revisions_per_million, carried)
+        risk, farthest = 0.0, ""
+        for j, name in enumerate(names):
+            median = medians[j]
+            if math.isnan(median):
                 continue
-            if name in history.mean:
-                past, var = history.mean[name], history.var[name]
-                spread = math.sqrt(var) if var > 1e-18 else max(abs(past) * 1e-3, 1e-9)
-                zs.append((mean - past) / spread)
-                delta = mean - past
-                history.mean[name] = past + cfg.history * delta
-                history.var[name] = (1 - cfg.history) * (var + cfg.history * delta * delta)
-            else:
-                history.mean[name], history.var[name] = mean, 0.0
-        history.windows += 1
-        warm = history.windows > cfg.warm_windows
-        risk = math.sqrt(sum(z * z for z in zs) / len(zs)) if zs and warm else 0.0
-        if math.isnan(risk):
-            risk = 0.0
-        result = SlowResult(source_id, window.start, end, len(window.values), risk,
-                            risk >= cfg.risk_threshold, window.actions[-1],
-                            window.last_event_ms, window.version, window.variant,
-                            window.based_on)
-        return result
+            value = history.get(name)
+            if value is None:
+                history[name] = value = _Value(median, median)
+                _learn_resolution(value, matrix[:, j])
+                continue
+            distance = self._judge(value, median, threshold)
+            _learn_resolution(value, matrix[:, j])
+            if distance > risk:
+                risk, farthest = distance, name
+        return SlowResult(source_id, window.start, end, len(window.values), risk,
+                          risk >= threshold, window.actions[-1], window.last_event_ms,
+                          window.version, window.variant, window.based_on, threshold,
+                          farthest)
+
+    def _judge(self, value: _Value, median: float, threshold: float) -> float:
+        """How far ``median`` is from both of the value's references (0 while they are
+        not known well enough to say); then the window is learned."""
+        cfg = self.config
+        floor = value.resolution * _STEP_SD if value.resolution < math.inf else 0.0
+        widen = 1 / math.sqrt(chi2_lower(value.seen, 3.0)) if value.seen else 0.0
+        far_sd = max(math.sqrt(value.far), floor) * widen
+        step_sd = max(math.sqrt(value.step), floor) * widen
+        off, moved = median - value.level, median - value.last
+        judged = value.seen >= cfg.warm_windows and far_sd > 0 and step_sd > 0
+        distance = from_history = from_last = 0.0
+        if judged:
+            from_history, from_last = abs(off) / far_sd, abs(moved) / step_sd
+            distance = min(from_history, from_last)
+        # learned at most to the threshold: one wild window moves the scales and the
+        # level by no more than a window at the threshold would
+        far_cap = (threshold * far_sd) ** 2 if judged else math.inf
+        step_cap = (threshold * step_sd) ** 2 if judged else math.inf
+        weight = 1 / min(value.seen + 1, cfg.memory_windows)
+        value.far += weight * (min(off * off, far_cap) - value.far)
+        value.step += weight * (min(moved * moved, step_cap) - value.step)
+        value.seen += 1
+        if judged and from_history >= threshold and from_last < threshold:
+            value.level = median  # a level held for a second window: the history takes it
+        else:
+            bound = threshold * far_sd if judged else math.inf
+            value.level += cfg.history * max(-bound, min(off, bound))
+        value.last = median
+        return distance
+
+
+def _learn_resolution(value: _Value, readings: np.ndarray) -> None:
+    """The smallest step between consecutive readings (the window's, and from the last
+    reading before it) the value has shown."""
+    readings = readings[~np.isnan(readings)]
+    if not readings.size:
+        return
+    steps = np.abs(np.diff(readings, prepend=value.reading))
+    steps = steps[steps > 0]  # the NaN of a first window's prepend compares False
+    if steps.size:
+        value.resolution = min(value.resolution, float(steps.min()))
+    value.reading = float(readings[-1])
