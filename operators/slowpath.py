@@ -202,9 +202,9 @@ class SlowPath:
         names = value_names(window.values)
         matrix = value_matrix(window.values, names)
         np.clip(matrix, -1e12, 1e12, out=matrix)  # absurd magnitudes, as the model does
-        with np.errstate(all="ignore"):
-            medians = np.nanmedian(matrix, axis=0).tolist()
         history = self._history.setdefault(source_id, {})
+        medians, steps, lasts = _summaries(matrix, [
+            history[name].reading if name in history else math.nan for name in names])
         carried = sum(1 for m in medians if not math.isnan(m))
         threshold = revision_threshold(cfg.false_revisions_per_million, carried)
         risk, farthest = 0.0, ""
@@ -215,12 +215,13 @@ class SlowPath:
             value = history.get(name)
             if value is None:
                 history[name] = value = _Value(median, median)
-                _learn_resolution(value, matrix[:, j])
-                continue
-            distance = self._judge(value, median, threshold)
-            _learn_resolution(value, matrix[:, j])
-            if distance > risk:
-                risk, farthest = distance, name
+            else:
+                distance = self._judge(value, median, threshold)
+                if distance > risk:
+                    risk, farthest = distance, name
+            if steps[j] < value.resolution:
+                value.resolution = steps[j]
+            value.reading = lasts[j]
         return SlowResult(source_id, window.start, end, len(window.values), risk,
                           risk >= threshold, window.actions[-1], window.last_event_ms,
                           window.version, window.variant, window.based_on, threshold,
@@ -257,14 +258,27 @@ class SlowPath:
         return distance
 
 
-def _learn_resolution(value: _Value, readings: np.ndarray) -> None:
-    """The smallest step between consecutive readings (the window's, and from the last
-    reading before it) the value has shown."""
-    readings = readings[~np.isnan(readings)]
-    if not readings.size:
-        return
-    steps = np.abs(np.diff(readings, prepend=value.reading))
-    steps = steps[steps > 0]  # the NaN of a first window's prepend compares False
-    if steps.size:
-        value.resolution = min(value.resolution, float(steps.min()))
-    value.reading = float(readings[-1])
+def _summaries(matrix: np.ndarray, before: list[float]
+               ) -> tuple[list[float], list[float], list[float]]:
+    """Per column of a window's readings (rows in event order, NaN where a row lacks the
+    value): its median, the smallest step between consecutive readings (from ``before``,
+    the last reading of the window before, on; inf when none moved) and its last reading
+    (NaN when it has none). A handful of numpy calls a window, whatever its width."""
+    missing = bool(np.isnan(matrix).any())
+    if missing:
+        with np.errstate(all="ignore"):
+            medians = np.nanmedian(matrix, axis=0)
+    else:
+        ordered = np.sort(matrix, axis=0)
+        rows = len(ordered)
+        medians = (ordered[(rows - 1) // 2] + ordered[rows // 2]) * 0.5
+    with np.errstate(invalid="ignore"):
+        steps = np.abs(np.diff(np.vstack((np.array(before, dtype=float), matrix)), axis=0))
+        # a step into or out of a missing reading is NaN, which compares False
+        smallest = np.where(steps > 0, steps, np.inf).min(axis=0)
+    if missing:
+        lasts = [float(c[~np.isnan(c)][-1]) if (~np.isnan(c)).any() else math.nan
+                 for c in matrix.T]
+    else:
+        lasts = matrix[-1].tolist()
+    return medians.tolist(), smallest.tolist(), lasts
