@@ -395,20 +395,22 @@ def conflicts(ctx: _Ctx) -> dict:
     firing = threshold - max(abs(threshold) * 0.5, 1.0) if op in ("<", "<=") \
         else threshold + max(abs(threshold) * 0.5, 1.0)
     unit, end = ctx.pick(1), ctx.start + 2 * MINUTE
-    # It flips about five times a slow window, at irregular moments (each flip half to
-    # one and a half of a fifth of a window after the last): the fast path changes the
-    # action between a window's last event and its slow decision in many windows,
-    # whatever the stream's phase and however its batches fall (a regular flapping
-    # whose period divides the batches' span would meet every decision in one phase).
-    period = ctx.facts.slow_window_ms / 5
-    flips, at = [], float(ctx.start)
-    while at < end:
-        at += period * ctx.rng.uniform(0.5, 1.5)
-        flips.append(at)
+    # It fires on the unit's first reading of each slow window and on every reading in
+    # the window's first tenth, and not after. A slow window is decided when the unit's
+    # first reading of the next one closes it, against the state the window's last
+    # reading saw; that closing reading fires the rule and so has changed the action:
+    # the decision conflicts, in every window, whatever the stream's rate or batching.
+    # (A flap at irregular moments changes the action between two given readings in at
+    # most about half the windows, so a unit could go 30 s without a conflict; and a
+    # unit firing on half its readings moves its fleet's common level with it.)
+    window = ctx.facts.slow_window_ms
+    last_window = None
     for ln in ctx.events_of(unit, ctx.start, end):
         assert ln.event is not None
-        if bisect.bisect_right(flips, ln.event["event_time"]) % 2 == 0:
+        at = int(ln.event["event_time"])
+        if at // window != last_window or at % window < window // 10:
             ln.event["values"][name] = firing
+        last_window = at // window
     # conflicting assignments need the slow path deciding beside the fast path, which a
     # degraded mode switches off: the bound counts the pipeline clock spent in NORMAL
     return ctx.truth("conflicts", unit, end, ["invariant"],
