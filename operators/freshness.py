@@ -14,7 +14,13 @@ last spoke (pipeline clock) and its usual cadence. From these it reports:
 * ``silence``: a source is overdue by ``silence_factor`` times its own cadence,
   bounded to ``[min_silence_ms, max_silence_ms]`` (a source heard once, whose
   cadence is unknown, after ``max_silence_ms``), and ``silence_end`` when it
-  speaks again;
+  speaks again. A source's cadence is the gap a moment of its time falls in on
+  average (the length-weighted mean of its gaps, over ``cadence_memory_ms`` of
+  them): a regular source's interval, twice a random (Poisson) source's mean gap,
+  and a bursty source's pause between bursts, not the gaps inside a burst. Each
+  gap is learned at most to the silence limit in force, so an outage does not
+  teach a source to be quiet, and a source that turns out to be bursty is learned
+  within a few of its pauses;
 * ``retired``: a source silent for three times its silence limit (at least
   ``retire_after_ms``), or declared idle and quiet for ``retire_after_ms``, is
   dropped with an alarm (detector ``cadence`` or ``idle``). Its cadence is remembered (for
@@ -38,6 +44,7 @@ decided) or ``kind="idle"`` (excluded until it speaks again).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mypy_extensions import mypyc_attr
@@ -66,6 +73,7 @@ class FreshnessConfig:
     reorder_ms: int = 1_000
     max_held: int = 1_000
     duplicate_alarm_ms: int = 60_000
+    cadence_memory_ms: int = 3_600_000  # the span of gaps a source's cadence is learned over
 
 
 _SEEN_MASK = (1 << 64) - 1
@@ -75,14 +83,15 @@ _SEEN_MASK = (1 << 64) - 1
 class SourceState:
     """What the tracker remembers about one source (about 150 bytes)."""
 
-    __slots__ = ("arrival_ms", "dup_at", "event_ms", "gaps", "idle", "interval_ms", "seen", "seq",
-                 "silent", "skewed")
+    __slots__ = ("arrival_ms", "dup_at", "event_ms", "gap_squares", "gap_sum", "gaps", "idle",
+                 "seen", "seq", "silent", "skewed")
 
     def __init__(self, event_ms: int, arrival_ms: int) -> None:
         self.event_ms = event_ms
         self.arrival_ms = arrival_ms
         self.seq: int | None = None
-        self.interval_ms = 0.0
+        self.gap_sum = 0.0  # of its gaps, each weighted by how recent it is
+        self.gap_squares = 0.0  # of their squares, the same way
         self.silent = False
         self.skewed = False
         self.idle = False
@@ -164,12 +173,10 @@ class FreshnessTracker:
             state = self._sources[source_id] = SourceState(min(event_ms, now), now)
             known = self._retired.pop(source_id, None)
             if known is not None:  # back after retirement: its cadence is still known
-                gap = now - known[0]
-                state.interval_ms = gap if known[1] == 0 else 0.9 * known[1] + 0.1 * gap
+                state.gap_sum, state.gap_squares = known[1], known[1] * known[1]
+                self._learn_gap(state, now - known[0])
         else:
-            gap = now - state.arrival_ms
-            state.interval_ms = gap if state.interval_ms == 0 else (
-                0.9 * state.interval_ms + 0.1 * gap)
+            self._learn_gap(state, now - state.arrival_ms)
             if state.silent:
                 state.silent = False
                 self._alarm(now, state.event_ms, source_id, "silence_end", "cadence",
@@ -261,15 +268,32 @@ class FreshnessTracker:
             if state.gaps:
                 self._due_gaps(source_id, state, None)
 
+    @staticmethod
+    def cadence_ms(state: SourceState) -> float:
+        """The gap a moment of ``state``'s source's time falls in, on average (0 while
+        unknown): the length-weighted mean of its recent gaps."""
+        return state.gap_squares / state.gap_sum if state.gap_sum > 0 else 0.0
+
     def silence_after_ms(self, state: SourceState) -> float:
         """How long ``state``'s source may stay quiet before it counts as silent: its
         cadence times ``silence_factor``, within the configured bounds (the upper one
         while its cadence is unknown)."""
         cfg = self.config
-        if state.interval_ms <= 0:
+        cadence = self.cadence_ms(state)
+        if cadence <= 0:
             return cfg.max_silence_ms
-        return min(max(cfg.min_silence_ms, cfg.silence_factor * state.interval_ms),
-                   cfg.max_silence_ms)
+        return min(max(cfg.min_silence_ms, cfg.silence_factor * cadence), cfg.max_silence_ms)
+
+    def _learn_gap(self, state: SourceState, gap: float) -> None:
+        """Add one gap to the source's cadence, at most the silence limit in force (beyond
+        it the source was silent: an outage, not its cadence), older gaps fading over
+        ``cadence_memory_ms``."""
+        if gap <= 0:  # two events at one instant of the pipeline clock
+            return
+        gap = min(gap, self.silence_after_ms(state))
+        keep = math.exp(-gap / self.config.cadence_memory_ms)
+        state.gap_sum = keep * state.gap_sum + gap
+        state.gap_squares = keep * state.gap_squares + gap * gap
 
     @property
     def lag_sketch(self) -> Sketch:
@@ -307,7 +331,7 @@ class FreshnessTracker:
         remembered = self._retired
         for source_id in retired:
             state = self._sources.pop(source_id)
-            remembered[source_id] = (state.arrival_ms, state.interval_ms)
+            remembered[source_id] = (state.arrival_ms, self.cadence_ms(state))
             if len(remembered) > cfg.remember_retired:
                 del remembered[next(iter(remembered))]
             self._alarm(now, state.event_ms, source_id, "retired",

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from operators.freshness import FreshnessConfig, FreshnessTracker
 
 
@@ -183,7 +186,7 @@ def test_silence_follows_each_source_cadence_within_the_bounds():
                                 ("hourly", 3_600_000, 600_000)):  # hourly: the 10 min cap
         t = FreshnessTracker(cfg)
         feed(t, source, 0, 5, step=step)
-        assert t.silence_after_ms(t.sources[source]) == limit
+        assert t.silence_after_ms(t.sources[source]) == pytest.approx(limit)
 
 
 def test_a_retired_source_keeps_its_cadence_when_it_comes_back():
@@ -240,3 +243,71 @@ def test_sources_that_go_idle_and_never_return_are_retired_without_a_silence_ala
     assert len(alarms) == 1_000
     t.observe("u7", 200_000, 200_000)   # one that comes back is tracked again
     assert "u7" in t.sources
+
+
+def _bursts(t, source, start, bursts, every=120_000, readings=50, step=20, check=None):
+    """``readings`` reports ``step`` ms apart, once every ``every`` ms."""
+    for b in range(bursts):
+        for k in range(readings):
+            at = start + b * every + k * step
+            t.observe(source, at, at + 10, seq=b * readings + k)
+        if check is not None:
+            for c in range(start + b * every, start + (b + 1) * every, check):
+                t.check(c)
+
+
+def test_a_bursty_source_is_learned_within_a_few_pauses_and_then_never_silent():
+    # 50 readings in one second every two minutes: its cadence is its pause, not the
+    # 20 ms inside a burst
+    t = FreshnessTracker()
+    _bursts(t, "burst", 0, 60, check=250)
+    silences = [a.detected_at for a in t.drain_alarms() if a.signal == "silence"]
+    assert 1 <= len(silences) <= 3 and max(silences) < 6 * 120_000, silences
+    assert t.silence_after_ms(t.sources["burst"]) > 10 * 110_000
+    # ... and once it stops, it is found: 10 pauses on
+    last = 60 * 120_000
+    for c in range(last, last + 30 * 120_000, 10_000):
+        t.check(c)
+    [quiet] = [a for a in t.drain_alarms() if a.signal == "silence"]
+    assert quiet.detected_at - last <= 10 * 120_000 + 60_000
+
+
+def test_a_source_reporting_at_random_is_not_taken_for_silent():
+    # Poisson reports, 1 s apart on average, for 6 hours: a gap of 10 mean gaps comes once
+    # in 22,000 gaps; a limit of 10 times the mean gap would have called it silence
+    rng = np.random.default_rng(5)
+    t = FreshnessTracker()
+    at = 0.0
+    for i in range(6 * 3_600):
+        at += rng.exponential(1_000.0)
+        t.observe("random", int(at), int(at) + 10, seq=i)
+        t.check(int(at) + 10)
+    assert signals(t).count("silence") <= 1
+    assert t.cadence_ms(t.sources["random"]) == pytest.approx(2_000, rel=0.1)
+
+
+def test_an_outage_does_not_teach_a_source_to_be_quiet():
+    t = FreshnessTracker()
+    feed(t, "s", 0, 600)                        # 10 Hz for a minute
+    t.check(60_000 + 3_500)                     # then silent: over the 3 s floor
+    assert signals(t) == ["silence"]
+    feed(t, "s", 120_000, 600, seq0=600)        # back after a minute's outage
+    assert signals(t) == ["silence_end"]
+    assert t.silence_after_ms(t.sources["s"]) == pytest.approx(3_000)  # as before
+
+
+def test_sources_at_many_rates_and_in_bursts_hold_no_watermark_back_once_learned():
+    # ten sources at 10 Hz, three once a minute, two in bursts every two minutes
+    t = FreshnessTracker()
+    reports = [(k * 100 + i, f"fast-{i}") for i in range(10) for k in range(10 * 60 * 20)]
+    reports += [(k * 60_000 + 7_000 * i, f"slow-{i}") for i in range(3) for k in range(20)]
+    reports += [(b * 120_000 + k * 20, f"burst-{i}") for i in range(2) for b in range(10)
+                for k in range(50)]
+    lags = []
+    seqs: dict[str, int] = {}
+    for at, source in sorted(reports):
+        seqs[source] = seqs.get(source, -1) + 1
+        t.observe(source, at, at + 20, seq=seqs[source])
+        if at >= 6 * 120_000:  # the bursts' first pauses are silences: learned by then
+            lags.append(t.lag_ms(at + 20))
+    assert max(lags) < 1_000
