@@ -65,6 +65,29 @@ def write_pumps(path: Path, seed: int, minutes: float, pumps: int = 12, hz: int 
                     "arrival_time": ms + 5 + int(rng.integers(0, 30))}) + "\n")
 
 
+def write_mixed_rates(path: Path, seed: int, minutes: float) -> None:
+    """Another clean stream, of sources at many rates: ten at 10 Hz, three reporting once
+    a minute and two in bursts (50 readings in a second, every two minutes), each a
+    level with noise; nothing happens in it (contract JSONL, ``arrival_time`` stamped)."""
+    rng = np.random.default_rng(seed)
+    span = int(minutes * 60_000)
+    reports = [(k * 100 + i, f"fast-{i}", 50.0, 2.0) for i in range(10)
+               for k in range(span // 100)]
+    reports += [(k * 60_000 + 7_000 * i, f"minute-{i}", 10.0, 1.0) for i in range(3)
+                for k in range(span // 60_000)]
+    reports += [(b * 120_000 + k * 20 + 500 * i, f"burst-{i}", 5.0, 0.5) for i in range(2)
+                for b in range(span // 120_000) for k in range(50)]
+    seqs: dict[str, int] = {}
+    with path.open("w") as out:
+        for at, source, level, sd in sorted(reports):
+            seqs[source] = seqs.get(source, -1) + 1
+            ms = START_MS + at
+            out.write(json.dumps({
+                "source_id": source, "event_time": ms, "seq": seqs[source],
+                "values": {"level": round(float(rng.normal(level, sd)), 3)},
+                "arrival_time": ms + 20 + int(rng.integers(0, 30))}) + "\n")
+
+
 def starts_and_stops(path: Path) -> dict[str, list[int]]:
     """Each pump's starts and stops (event ms), read back from the stream."""
     flips: dict[str, list[int]] = defaultdict(list)

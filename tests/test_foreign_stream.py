@@ -21,7 +21,10 @@ the budget (100 per million windows, about 1 in these 11,520) says why not.
 
 from __future__ import annotations
 
-from benchmarks.foreign import run
+import subprocess
+import sys
+
+from benchmarks.foreign import START_MS, query, run, write_mixed_rates
 
 
 def test_a_clean_stream_from_another_generator_is_not_a_flood_of_alarms(tmp_path):
@@ -37,3 +40,28 @@ def test_a_clean_stream_from_another_generator_is_not_a_flood_of_alarms(tmp_path
     assert sum(r["slow_unexplained"] for r in results) <= 4, results
     assert sum(r["slow_revised"] for r in results) <= 2 * sum(r["starts_stops"] for r in results)
     assert sum(r["slow_rejected"] for r in results) <= 0.001 * windows, results
+
+
+def test_a_clean_stream_of_sources_at_many_rates_and_in_bursts_is_decided_in_normal(tmp_path):
+    # when a source's cadence was the mean of its gaps, the bursts' pauses were silences
+    # (their cadence the 20 ms inside a burst) that held the watermark back: this stream
+    # went CONSERVATIVE at 31 s and stayed degraded for the 20 minutes
+    events = tmp_path / "mixed.jsonl"
+    write_mixed_rates(events, 1, 20.0)
+    store = f"chdb://{tmp_path / 'mixed.store'}"
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "replay", str(events),
+                           "--store", store, "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    learned = START_MS + 5 * 60_000  # the bursts' first two pauses are silences
+    changes = query(store, "SELECT toUnixTimestamp64Milli(at) AS at, to_mode, reason "
+                           "FROM mode_changes FINAL ORDER BY at")
+    assert not [c for c in changes if c["at"] >= learned], changes
+    assert not changes or changes[-1]["to_mode"] == "NORMAL", changes
+    [[escalated, decided]] = [list(r.values()) for r in query(
+        store, "SELECT countIf(escalated), count() FROM decisions FINAL "
+               f"WHERE event_time >= fromUnixTimestamp64Milli({learned})")]
+    assert escalated == 0 and decided > 80_000
+    silences = query(store, "SELECT source_id, count() AS n FROM drift_events FINAL "
+                            "WHERE signal = 'silence' GROUP BY source_id")
+    assert {r["source_id"] for r in silences} <= {"burst-0", "burst-1"}, silences
+    assert all(r["n"] <= 3 for r in silences), silences
