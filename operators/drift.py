@@ -54,6 +54,7 @@ samples, so a replay writes the same alarms.
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from collections import deque
@@ -202,12 +203,18 @@ class _Stream:
     spread that standardise it for the fleet (learned over its first samples, then
     fixed, so the fleet's common level never feeds back into what defines it)."""
 
-    __slots__ = ("det", "fleet", "freeze_at", "last", "longest", "m2", "mean", "n", "paced",
-                 "pairs", "repeats", "run", "sd", "varied")
+    __slots__ = ("counter", "det", "fleet", "freeze_at", "last", "longest", "m2", "mean", "n",
+                 "paced", "pairs", "previous", "probe", "repeats", "run", "sd", "varied")
 
     def __init__(self, det: ChangeDetector, fleet: _Fleet | None) -> None:
         self.det = det
         self.fleet = fleet
+        # its first readings (with their event and pipeline times) until it is known
+        # whether it is a cumulative counter (then None); a counter is watched by its
+        # increments, from its previous reading
+        self.probe: list[tuple[float, int, int]] | None = []
+        self.counter = False
+        self.previous = 0.0
         self.last: float | None = None
         self.run = 0
         self.varied = False
@@ -331,6 +338,38 @@ class _Fleet:
                 levels.setdefault(name, ([], []))[side].append(x)
         return {name: median(post) - median(pre)
                 for name, (pre, post) in levels.items() if pre and post}
+
+
+def _increment(before: float, after: float) -> float:
+    """``after - before``, rounded to the digits the readings hold: a float's difference
+    of two large readings carries the last bits of both (0.0004 kWh between readings of
+    3,000 comes out as 0.00039999999989 or 0.00040000000012), and a detector would take
+    those for the increments' own spread.
+
+    >>> _increment(3000.1234, 3000.1238), _increment(0.5, 0.75)
+    (0.0004, 0.25)
+    """
+    size = max(abs(before), abs(after))
+    digits = 14 - math.ceil(math.log10(size)) if size >= 1 else 14
+    return round(after - before, digits)
+
+
+def _is_counter(readings: list[float]) -> bool:
+    """Whether ``readings`` are a cumulative counter's (an energy meter, an odometer, a
+    message count): never down, and up in at least half of their steps.
+
+    >>> _is_counter([1.0, 1.5, 1.5, 2.25, 3.0]), _is_counter([1.0, 1.5, 1.4, 2.0, 3.0])
+    (True, False)
+    >>> _is_counter([4.0, 4.0, 4.0, 4.0, 5.0])                  # a level that stepped once
+    False
+    """
+    ups = 0
+    for a, b in itertools.pairwise(readings):
+        if b < a:
+            return False
+        if b > a:
+            ups += 1
+    return 2 * ups >= len(readings) - 1
 
 
 def _went_along(moves: dict[str, float], move: float) -> list[str]:
@@ -563,37 +602,73 @@ class DriftMonitor:
                         s.longest = s.run
                 s.run = 1
             s.last = x
-            fleet = s.fleet
-            common = 0.0
-            if fleet is not None:
-                if s.n < STANDARDISE:
-                    self._standardise(s, x)
-                sd = s.sd
-                if sd:
-                    fleet.latest[source_id] = (x - s.mean) / sd
-                    if fleet.peers:
-                        common = sd * fleet.common
-                        x -= common  # what the fleet did, this source did not
-                        if s.paced is None:
-                            s.paced = (fleet.kept, s.det.n)
-                    fleet.due -= 1
-                    if fleet.due <= 0:
-                        self._fleet_round(name, fleet, event_ms, now)
-            change = s.det.update(x, event_ms, common)
-            if change is not None:
-                if change.kind == "level":  # its own new level is its normal from now on
-                    s.mean += change.magnitude * change.baseline_sd
-                peers = fleet is not None and fleet.peers and s.sd != 0
-                if peers and change.kind == "level":
-                    # held a moment: the fleet may be moving with it (one alarm for the
-                    # fleet, not one per source)
-                    assert fleet is not None
-                    self._held.append(_Held(now, change, source_id, name, event_ms,
-                                            fleet.group, "peer", fleet.kept))
-                else:
-                    self._change(change, source_id, name, "peer" if peers else "value",
-                                 event_ms, now, peers=fleet.latest if peers and fleet
-                                 else None)
+            probe = s.probe
+            if probe is not None:
+                # watched as readings until its warm-up's last one, which tells whether
+                # it is a counter before its detector or its fleet has used any of them
+                probe.append((x, event_ms, now))
+                if len(probe) >= cfg.warmup:
+                    s.probe = None
+                    if _is_counter([p[0] for p in probe]):
+                        self._as_counter(s, source_id, name, probe)
+                        continue
+            elif s.counter:
+                previous, s.previous = s.previous, x
+                if x < previous:
+                    if x > 0.1 * previous:  # not a reset to near zero: no counter after all
+                        fresh = streams[name] = _Stream(cfg.detector(), s.fleet)
+                        fresh.probe = [(x, event_ms, now)]
+                        self._feed(fresh, source_id, name, x, event_ms, now)
+                    continue  # a counter's reset is no increment
+                x = _increment(previous, x)
+            self._feed(s, source_id, name, x, event_ms, now)
+
+    def _as_counter(self, s: _Stream, source_id: str, name: str,
+                    probe: list[tuple[float, int, int]]) -> None:
+        """``s`` is a cumulative counter: watched from scratch by its increments (each at
+        the later reading's times); its readings so far were in its detector's warm-up
+        only, which starts again."""
+        s.counter, s.previous = True, probe[-1][0]
+        s.det = self.config.detector()
+        s.n, s.mean, s.m2, s.sd = 0, 0.0, 0.0, 0.0
+        for (a, _, _), (b, at, then) in itertools.pairwise(probe):
+            self._feed(s, source_id, name, _increment(a, b), at, then)
+
+    def _feed(self, s: _Stream, source_id: str, name: str, x: float, event_ms: int,
+              now: int) -> None:
+        """One sample of a watched stream (a reading, or a counter's increment): against
+        its fleet's common level, then its detector."""
+        fleet = s.fleet
+        common = 0.0
+        if fleet is not None:
+            if s.n < STANDARDISE:
+                self._standardise(s, x)
+            sd = s.sd
+            if sd:
+                fleet.latest[source_id] = (x - s.mean) / sd
+                if fleet.peers:
+                    common = sd * fleet.common
+                    x -= common  # what the fleet did, this source did not
+                    if s.paced is None:
+                        s.paced = (fleet.kept, s.det.n)
+                fleet.due -= 1
+                if fleet.due <= 0:
+                    self._fleet_round(name, fleet, event_ms, now)
+        change = s.det.update(x, event_ms, common)
+        if change is not None:
+            if change.kind == "level":  # its own new level is its normal from now on
+                s.mean += change.magnitude * change.baseline_sd
+            peers = fleet is not None and fleet.peers and s.sd != 0
+            if peers and change.kind == "level":
+                # held a moment: the fleet may be moving with it (one alarm for the
+                # fleet, not one per source)
+                assert fleet is not None
+                self._held.append(_Held(now, change, source_id, name, event_ms,
+                                        fleet.group, "peer", fleet.kept))
+            else:
+                self._change(change, source_id, name, "peer" if peers else "value",
+                             event_ms, now, peers=fleet.latest if peers and fleet
+                             else None)
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Watch every value of the batch's events, then the model's scores (alarms wait
@@ -695,6 +770,9 @@ class DriftMonitor:
         ``moved``: of a fleet's, those that moved with it."""
         details = {"sample": c.sample, "onset_sample": c.onset_sample, "kind": c.kind,
                    "autocorrelation": round(c.autocorrelation, 3)}
+        stream = self._streams.get(source_id, {}).get(name) if source_id and name else None
+        if stream is not None and stream.counter:
+            details["of"] = "increments"  # a counter: its rate changed, not its level
         if group:
             details["group"] = group
         if peers:

@@ -248,3 +248,53 @@ def test_a_fleet_of_sensors_in_coarse_steps_raises_nothing_by_their_steps():
                       "humidity": round(40 + 2 * own[u] + rng.gauss(0, 0.5))}
             monitor.observe(f"room-{u}", values, i * 100 + u, now=i * 100 + u)
     assert [(a.signal, a.source_id) for a in monitor.drain_alarms()] == []
+
+
+def _meters(seed, readings, meters=6):
+    """Energy meters at 2 Hz: a power that wanders (kW) and its cumulative energy (kWh)."""
+    rng = random.Random(seed)
+    energy = [rng.uniform(1_000, 5_000) for _ in range(meters)]
+    load = [0.0] * meters
+    for i in range(readings):
+        row = []
+        for k in range(meters):
+            load[k] = 0.95 * load[k] + rng.gauss(0, 0.3)
+            power = max(0.0, 3.0 + load[k])
+            energy[k] += power / 7_200
+            row.append((f"meter-{k}", {"energy_kwh": round(energy[k], 4),
+                                       "power_kw": round(power, 3)}))
+        yield i, row
+
+
+@pytest.mark.parametrize("peers", [None, 3])
+def test_a_cumulative_counter_is_watched_by_its_increments(peers):
+    """An energy meter's reading only ever climbs: watched as a level, its detectors took
+    the climb for a change of spread (5 ``variance:energy_kwh`` alarms over 12 meters in
+    20 minutes). A value whose warm-up readings never fall and rise in at least half
+    their steps is a counter, watched by its increments: none over these 6 meters' hour,
+    alone or as a fleet, and a meter whose consumption goes up fivefold (12 kW more, 13
+    of its sds) is found within 30 s."""
+    monitor, found = DriftMonitor(DriftConfig(min_peers=peers)), []
+    for i, row in _meters(3, 7_200):
+        for source, values in row:
+            if source == "meter-2" and i >= 6_000:  # 12 kW more
+                values = dict(values, energy_kwh=round(
+                    values["energy_kwh"] + (i - 5_999) * 12.0 / 7_200, 4))
+            monitor.observe(source, values, event_ms=i * 500, now=i * 500)
+        found += [(a.signal, a.source_id, a.event_ms // 500, a.details.get("of"))
+                  for a in monitor.drain_alarms(i * 500)]
+    assert [f for f in found if f[2] < 6_000] == [], found
+    energy = [f for f in found if f[0].endswith(":energy_kwh")]
+    assert energy and energy[0][1] == "meter-2", found
+    assert 6_000 <= energy[0][2] <= 6_060 and energy[0][3] == "increments", found
+
+
+def test_a_counter_reset_is_no_increment_and_a_value_that_falls_is_no_counter():
+    monitor = DriftMonitor(DriftConfig(min_peers=None))
+    for i in range(3_000):
+        total = (i % 1_000) * 2.0 + 1.0  # counts up, back to 1 every 1,000 readings
+        warm = 20.0 + i * 0.01 - (i > 100) * 0.05 * (i - 100)  # climbs, then falls
+        monitor.observe("c", {"count": total, "warm": warm}, event_ms=i * 100, now=i * 100)
+    streams = monitor._streams["c"]
+    assert streams["count"].counter and not streams["warm"].counter
+    assert not [a for a in monitor.drain_alarms(300_000) if a.signal.endswith(":count")]
