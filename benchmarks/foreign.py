@@ -88,6 +88,25 @@ def write_mixed_rates(path: Path, seed: int, minutes: float) -> None:
                 "arrival_time": ms + 20 + int(rng.integers(0, 30))}) + "\n")
 
 
+def write_meters(path: Path, seed: int, minutes: float, meters: int = 12, hz: int = 2) -> None:
+    """A third clean stream: energy meters, each a power that wanders (kW) and the
+    cumulative energy it adds up to (kWh, a counter that only climbs)."""
+    rng = np.random.default_rng(seed)
+    energy, load = rng.uniform(1_000, 5_000, meters), np.zeros(meters)
+    with path.open("w") as out:
+        for k in range(int(minutes * 60 * hz)):
+            load = 0.95 * load + rng.normal(0, 0.3, meters)
+            power = np.maximum(0.0, 3.0 + load)
+            energy += power / (3_600 * hz)
+            for i in range(meters):
+                ms = START_MS + int(k * 1000 / hz) + int(rng.integers(0, 40))
+                out.write(json.dumps({
+                    "source_id": f"meter-{i:02d}", "event_time": ms, "seq": k,
+                    "values": {"energy_kwh": round(float(energy[i]), 4),
+                               "power_kw": round(float(power[i]), 3)},
+                    "arrival_time": ms + 15}) + "\n")
+
+
 def starts_and_stops(path: Path) -> dict[str, list[int]]:
     """Each pump's starts and stops (event ms), read back from the stream."""
     flips: dict[str, list[int]] = defaultdict(list)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks.foreign import START_MS, query, run, write_mixed_rates
+from benchmarks.foreign import START_MS, query, run, write_meters, write_mixed_rates
 
 
 def test_a_clean_stream_from_another_generator_is_not_a_flood_of_alarms(tmp_path):
@@ -65,3 +65,17 @@ def test_a_clean_stream_of_sources_at_many_rates_and_in_bursts_is_decided_in_nor
                             "WHERE signal = 'silence' GROUP BY source_id")
     assert {r["source_id"] for r in silences} <= {"burst-0", "burst-1"}, silences
     assert all(r["n"] <= 3 for r in silences), silences
+
+
+def test_energy_meters_counting_up_raise_no_alarm(tmp_path):
+    # a cumulative counter watched as a level: 5 variance:energy_kwh alarms on these 12
+    # meters in 20 minutes; watched by its increments, none
+    events = tmp_path / "meters.jsonl"
+    write_meters(events, 4, 20.0)
+    store = f"chdb://{tmp_path / 'meters.store'}"
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "replay", str(events),
+                           "--store", store, "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert query(store, "SELECT source_id, signal FROM drift_events FINAL") == []
+    modes = query(store, "SELECT to_mode FROM mode_changes FINAL")
+    assert modes == [], modes
