@@ -43,6 +43,7 @@ values' dependence). The scales are honest about what they do not know:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from statistics import NormalDist
@@ -57,6 +58,7 @@ __all__ = ["SlowPath", "SlowPathConfig", "SlowResult", "revision_threshold"]
 
 # a reading rounded to steps of q: the difference of two such readings has sd q / sqrt(6)
 _STEP_SD = 1 / math.sqrt(6)
+_NOTHING: tuple = ()
 
 
 @mypyc_attr(native_class=False)
@@ -76,7 +78,7 @@ class SlowPathConfig:
 class _Window:
     start: int
     values: list[dict[str, float]] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
+    action: str = ""  # the fast action of its latest event
     last_event_ms: int = 0
     version: str = ""
     variant: str = ""
@@ -149,18 +151,19 @@ class SlowPath:
 
     def __init__(self, config: SlowPathConfig | None = None) -> None:
         self.config = config or SlowPathConfig()
+        self._size = self.config.window_ms
         self._open: dict[str, _Window] = {}
         self._history: dict[str, dict[str, _Value]] = {}
         self._closed_until: dict[str, int] = {}
         self.late_events = 0
 
     def add(self, source_id: str, event_ms: int, values: dict[str, float], fast_action: str,
-            version: str, variant: str, based_on: int = 0) -> list[SlowResult]:
+            version: str, variant: str, based_on: int = 0) -> Sequence[SlowResult]:
         """Buffer one event; returns results of a window this event pushed closed."""
-        size = self.config.window_ms
+        size = self._size
         start = event_ms - event_ms % size
         window = self._open.get(source_id)
-        out: list[SlowResult] = []
+        out: Sequence[SlowResult] = _NOTHING  # the common case: no list made per event
         if window is None or window.start != start:  # else: the common case, same window
             if start < self._closed_until.get(source_id, -1):
                 self.late_events += 1
@@ -168,12 +171,12 @@ class SlowPath:
             if window is not None and start > window.start:
                 result = self._finish(source_id, window)
                 if result is not None:
-                    out.append(result)
+                    out = [result]
                 window = None
             if window is None:
                 window = self._open[source_id] = _Window(start)
         window.values.append(values)
-        window.actions.append(fast_action)
+        window.action = fast_action
         if event_ms > window.last_event_ms:
             window.last_event_ms = event_ms
         window.version, window.variant, window.based_on = version, variant, based_on
@@ -223,7 +226,7 @@ class SlowPath:
                 value.resolution = steps[j]
             value.reading = lasts[j]
         return SlowResult(source_id, window.start, end, len(window.values), risk,
-                          risk >= threshold, window.actions[-1], window.last_event_ms,
+                          risk >= threshold, window.action, window.last_event_ms,
                           window.version, window.variant, window.based_on, threshold,
                           farthest)
 
