@@ -182,12 +182,18 @@ def run(seed: int, minutes: float, directory: Path) -> dict:
     """Write one stream, replay it through the CLI into a fresh store, score it."""
     events = directory / f"pumps-{seed}.jsonl"
     write_pumps(events, seed, minutes)
-    store = f"chdb://{(directory / f'pumps-{seed}.store').resolve()}"
+    store = replay(events)
+    return {"seed": seed, "minutes": minutes, **score(events, store)}
+
+
+def replay(events: Path) -> str:
+    """Replay ``events`` through the CLI into a fresh embedded store beside them; its DSN."""
+    store = f"chdb://{events.with_suffix('.store').resolve()}"
     done = subprocess.run([sys.executable, "-m", "flows.cli", "replay", str(events),
                            "--store", store, "-q"], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"replay of {events} failed: {done.stderr.strip()[-500:]}")
-    return {"seed": seed, "minutes": minutes, **score(events, store)}
+    return store
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

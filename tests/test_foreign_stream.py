@@ -21,10 +21,7 @@ the budget (100 per million windows, about 1 in these 11,520) says why not.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from benchmarks.foreign import START_MS, query, run, write_meters, write_mixed_rates
+from benchmarks.foreign import START_MS, query, replay, run, write_meters, write_mixed_rates
 
 
 def test_a_clean_stream_from_another_generator_is_not_a_flood_of_alarms(tmp_path):
@@ -48,10 +45,7 @@ def test_a_clean_stream_of_sources_at_many_rates_and_in_bursts_is_decided_in_nor
     # went CONSERVATIVE at 31 s and stayed degraded for the 20 minutes
     events = tmp_path / "mixed.jsonl"
     write_mixed_rates(events, 1, 20.0)
-    store = f"chdb://{tmp_path / 'mixed.store'}"
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "replay", str(events),
-                           "--store", store, "-q"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    store = replay(events)
     learned = START_MS + 5 * 60_000  # the bursts' first two pauses are silences
     changes = query(store, "SELECT toUnixTimestamp64Milli(at) AS at, to_mode, reason "
                            "FROM mode_changes FINAL ORDER BY at")
@@ -72,10 +66,7 @@ def test_energy_meters_counting_up_raise_no_alarm(tmp_path):
     # meters in 20 minutes; watched by its increments, none
     events = tmp_path / "meters.jsonl"
     write_meters(events, 4, 20.0)
-    store = f"chdb://{tmp_path / 'meters.store'}"
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "replay", str(events),
-                           "--store", store, "-q"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    store = replay(events)
     assert query(store, "SELECT source_id, signal FROM drift_events FINAL") == []
     modes = query(store, "SELECT to_mode FROM mode_changes FINAL")
     assert modes == [], modes
