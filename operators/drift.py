@@ -604,12 +604,17 @@ class DriftMonitor:
             s.last = x
             probe = s.probe
             if probe is not None:
-                # watched as readings until its warm-up's last one, which tells whether
-                # it is a counter before its detector or its fleet has used any of them
-                probe.append((x, event_ms, now))
-                if len(probe) >= cfg.warmup:
+                # watched as readings while it may be a counter: it is not once it falls;
+                # it is once its latest warm-up's worth of readings rose in half their
+                # steps (an idle meter is flat until its machine starts)
+                if probe and x < probe[-1][0]:
                     s.probe = None
-                    if _is_counter([p[0] for p in probe]):
+                else:
+                    probe.append((x, event_ms, now))
+                    if len(probe) > cfg.warmup:
+                        del probe[0]
+                    if len(probe) >= cfg.warmup and _is_counter([p[0] for p in probe]):
+                        s.probe = None
                         self._as_counter(s, source_id, name, probe)
                         continue
             elif s.counter:
@@ -626,11 +631,13 @@ class DriftMonitor:
     def _as_counter(self, s: _Stream, source_id: str, name: str,
                     probe: list[tuple[float, int, int]]) -> None:
         """``s`` is a cumulative counter: watched from scratch by its increments (each at
-        the later reading's times); its readings so far were in its detector's warm-up
-        only, which starts again."""
+        the later reading's times, from the latest warm-up's worth of readings); what its
+        readings taught its detector and its fleet is forgotten."""
         s.counter, s.previous = True, probe[-1][0]
         s.det = self.config.detector()
-        s.n, s.mean, s.m2, s.sd = 0, 0.0, 0.0, 0.0
+        s.n, s.mean, s.m2, s.sd, s.paced = 0, 0.0, 0.0, 0.0, None
+        if s.fleet is not None:
+            s.fleet.latest.pop(source_id, None)
         for (a, _, _), (b, at, then) in itertools.pairwise(probe):
             self._feed(s, source_id, name, _increment(a, b), at, then)
 

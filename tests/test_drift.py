@@ -298,3 +298,22 @@ def test_a_counter_reset_is_no_increment_and_a_value_that_falls_is_no_counter():
     streams = monitor._streams["c"]
     assert streams["count"].counter and not streams["warm"].counter
     assert not [a for a in monitor.drain_alarms(300_000) if a.signal.endswith(":count")]
+
+
+def test_a_counter_idle_through_its_warm_up_is_known_once_it_counts():
+    """An energy meter whose machine is off when it is first heard reads the same for
+    minutes, then climbs. Judged by its first readings alone it was a level, and its
+    climb raised a level alarm every half minute (97 in an hour for one meter); it is a
+    counter once its latest warm-up's worth of readings rose."""
+    monitor, found = DriftMonitor(DriftConfig(min_peers=None)), []
+    rng = random.Random(5)
+    energy, load = 2_000.0, 0.0
+    for i in range(7_200):
+        load = 0.95 * load + rng.gauss(0, 0.3)
+        power = 0.0 if i < 600 else max(0.0, 3.0 + load)  # off for its first 5 minutes
+        energy += power / 7_200
+        monitor.observe("meter", {"energy_kwh": round(energy, 4)}, event_ms=i * 500,
+                        now=i * 500)
+        found += [a.signal for a in monitor.drain_alarms(i * 500)]
+    assert monitor._streams["meter"]["energy_kwh"].counter
+    assert found.count("value:energy_kwh") <= 1, found
