@@ -4,7 +4,7 @@ A :class:`DecideBatch` holds the events a shard decides in one batch as parallel
 lists, one entry per event: each part reads the columns it needs and fills in the
 ones it owns, in the order the decider composes them (freshness stamps ``now`` and
 ``mode``; the model path ``variant`` and ``score``; the fast path ``action``,
-``decision_id`` and the rest; the invariants ``state_version``). What a batch
+``decision_id`` and the rest). What a batch
 produces for the store goes into one :class:`BatchResult`.
 
 A part is any object with ``observe_batch(batch, out)`` and ``forget(source_id)``::
@@ -65,7 +65,6 @@ class DecideBatch:
     reason: list[str] = field(default_factory=list)
     decision_id: list[str] = field(default_factory=list)
     version: list[str] = field(default_factory=list)   # the model version, or "rules"
-    state_version: list[int] = field(default_factory=list)  # each source's after it
 
     def __len__(self) -> int:
         return len(self.events)

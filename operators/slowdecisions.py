@@ -59,8 +59,8 @@ class SlowDecisions:
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Apply the batch's executed fast decisions to the sources' state in order (an
-        escalated one waits for a person; each event's ``state_version`` is its source's
-        after it) and, in NORMAL with the slow path on, window each decided event. A
+        escalated one waits for a person) and, in NORMAL with the slow path on, window
+        each decided event with the state version it left its source at. A
         window an event closes is decided and committed right after that event's fast
         decision and before the next one's, as one event at a time would: the slow
         decisions do not depend on how the stream is batched."""
@@ -71,20 +71,17 @@ class SlowDecisions:
         modes, actions, versions, variants = batch.mode, batch.action, batch.version, \
             batch.variant
         escalated, ids, nows = batch.escalated, batch.decision_id, batch.now
-        states: list[int] = []
         for i, ev in enumerate(batch.events):
             action = actions[i]
             if escalated[i] or action == "none":
                 at = version(ev.source_id)
             else:  # executed: the source's state is this action now
                 at = apply(ev.source_id, action, ids[i], nows[i])
-            states.append(at)
             mode = modes[i]
             if windowing and mode == NORMAL:
                 for result in add(ev.source_id, ev.event_ms, ev.values, action,
                                   versions[i], variants[i], at):
                     decisions.append(self.decide(result, nows[i], mode, out))
-        batch.state_version = states
 
     def close(self, now: int, mode: str, out: BatchResult, every: bool = False) -> None:
         """Decide the windows the clock has passed, or ``every`` window at the end of
