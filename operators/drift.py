@@ -204,17 +204,17 @@ class _Stream:
     fixed, so the fleet's common level never feeds back into what defines it)."""
 
     __slots__ = ("counter", "det", "fleet", "freeze_at", "last", "longest", "m2", "mean", "n",
-                 "paced", "pairs", "previous", "probe", "repeats", "run", "sd", "varied")
+                 "paced", "pairs", "probe", "repeats", "rises", "run", "sd", "varied")
 
     def __init__(self, det: ChangeDetector, fleet: _Fleet | None) -> None:
         self.det = det
         self.fleet = fleet
-        # its first readings (with their event and pipeline times) until it is known
-        # whether it is a cumulative counter (then None); a counter is watched by its
-        # increments, from its previous reading
+        # its latest readings (with their event and pipeline times) while it may be a
+        # cumulative counter (then None), and how many of their steps rose; a counter is
+        # watched by its increments
         self.probe: list[tuple[float, int, int]] | None = []
+        self.rises = 0
         self.counter = False
-        self.previous = 0.0
         self.last: float | None = None
         self.run = 0
         self.varied = False
@@ -352,24 +352,6 @@ def _increment(before: float, after: float) -> float:
     size = max(abs(before), abs(after))
     digits = 14 - math.ceil(math.log10(size)) if size >= 1 else 14
     return round(after - before, digits)
-
-
-def _is_counter(readings: list[float]) -> bool:
-    """Whether ``readings`` are a cumulative counter's (an energy meter, an odometer, a
-    message count): never down, and up in at least half of their steps.
-
-    >>> _is_counter([1.0, 1.5, 1.5, 2.25, 3.0]), _is_counter([1.0, 1.5, 1.4, 2.0, 3.0])
-    (True, False)
-    >>> _is_counter([4.0, 4.0, 4.0, 4.0, 5.0])                  # a level that stepped once
-    False
-    """
-    ups = 0
-    for a, b in itertools.pairwise(readings):
-        if b < a:
-            return False
-        if b > a:
-            ups += 1
-    return 2 * ups >= len(readings) - 1
 
 
 def _went_along(moves: dict[str, float], move: float) -> list[str]:
@@ -604,28 +586,33 @@ class DriftMonitor:
             s.last = x
             probe = s.probe
             if probe is not None:
-                # watched as readings while it may be a counter: it is not once it falls;
-                # it is once its latest warm-up's worth of readings rose in half their
+                # watched as readings while it may be a cumulative counter (an energy
+                # meter, an odometer, a message count): it is not once it falls; it is
+                # once its latest warm-up's worth of readings rose in at least half their
                 # steps (an idle meter is flat until its machine starts)
                 if probe and x < probe[-1][0]:
                     s.probe = None
                 else:
+                    if probe and x > probe[-1][0]:
+                        s.rises += 1
                     probe.append((x, event_ms, now))
                     if len(probe) > cfg.warmup:
+                        if probe[1][0] > probe[0][0]:
+                            s.rises -= 1
                         del probe[0]
-                    if len(probe) >= cfg.warmup and _is_counter([p[0] for p in probe]):
+                    if len(probe) >= cfg.warmup and 2 * s.rises >= len(probe) - 1:
                         s.probe = None
                         self._as_counter(s, source_id, name, probe)
                         continue
             elif s.counter:
-                previous, s.previous = s.previous, x
-                if x < previous:
-                    if x > 0.1 * previous:  # not a reset to near zero: no counter after all
+                assert last is not None  # a counter was known from its readings
+                if x < last:
+                    if x > 0.1 * last:  # not a reset to near zero: no counter after all
                         fresh = streams[name] = _Stream(cfg.detector(), s.fleet)
                         fresh.probe = [(x, event_ms, now)]
                         self._feed(fresh, source_id, name, x, event_ms, now)
                     continue  # a counter's reset is no increment
-                x = _increment(previous, x)
+                x = _increment(last, x)
             self._feed(s, source_id, name, x, event_ms, now)
 
     def _as_counter(self, s: _Stream, source_id: str, name: str,
@@ -633,7 +620,7 @@ class DriftMonitor:
         """``s`` is a cumulative counter: watched from scratch by its increments (each at
         the later reading's times, from the latest warm-up's worth of readings); what its
         readings taught its detector and its fleet is forgotten."""
-        s.counter, s.previous = True, probe[-1][0]
+        s.counter = True
         s.det = self.config.detector()
         s.n, s.mean, s.m2, s.sd, s.paced = 0, 0.0, 0.0, 0.0, None
         if s.fleet is not None:
