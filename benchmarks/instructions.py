@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,49 +36,60 @@ ALL = "all parts"
 _LINE = re.compile(r"\s*([\d,]+) \([\s\d.]+%\)\s+\S+?:CPyDef_(\S+)")
 
 
-def decide(events: int) -> None:
-    """The counted run: decide ``events`` simulated fleet events in batches."""
+def decide(events: int, warm: int) -> None:
+    """The counted run: decide ``warm`` simulated fleet events uncounted (the warm-ups
+    of the detectors, the model and the slow path's scales), then ``events`` counted,
+    in batches."""
     import orjson
 
     import operators
     from flows import fleet
     from flows.gctune import TUNED, tune_gc
-    from flows.simulator import FleetSimulator
+    from flows.config import RunConfig
+    from flows.simulator import START_MS
+    from flows.sources import SimulatedStream
     from operators.decider import Decider
     from operators.events import EventDecoder
 
     if not operators.NATIVE:
         raise SystemExit("the decider's parts are not compiled here: run `make native` "
                          "(or `python infra/native.py` in this tree) first")
-    # the events as benchmarks.stages makes them, written out here: with --vs this runs
-    # against another checkout's modules, whose benchmarks may not share a helper
-    sim = FleetSimulator(robots=50, hz=100, seed=1)
+    # the events of make bench's file (benchmarks.stages.bench_lines), written out here:
+    # with --vs this runs against another checkout's modules, whose benchmarks may not
+    # share a helper
+    config = RunConfig(store=None, input="sim", replay=True, sources=50, seed=7, rate=500.0)
+    stream = SimulatedStream(fleet.make_generator(config), START_MS, warm + events)
     simulated: list = []
-    tick = 0
-    while len(simulated) < events:
-        simulated += sim.tick(1_767_225_600_000 + tick * 10)
-        tick += 1
+    while not stream.exhausted:
+        simulated += stream.next_ticks(100)
     decoder = EventDecoder()
-    records = [(f"file:count:{i}", orjson.dumps(e)) for i, e in enumerate(simulated[:events])]
+    records = [(f"file:count:{i}", orjson.dumps(e)) for i, e in enumerate(simulated)]
     batches = [decoder.decode_batch(records[i:i + BATCH]).events
-               for i in range(0, events, BATCH)]
+               for i in range(0, len(records), BATCH)]
     del simulated, records
     gc.collect()
     gc.freeze()  # as the flow freezes its start-up heap
     tune_gc(TUNED)
     decider = Decider(fleet.POLICY, replay=True, flow="count", drift=fleet.DRIFT)
-    for batch in batches:
+    counted = len(batches) - events // BATCH
+    for batch in batches[:counted]:
+        decider.process(batch)
+    # instrumentation on from here (callgrind started with it off)
+    subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True,
+                   capture_output=True)
+    for batch in batches[counted:]:
         decider.process(batch)
 
 
-def count(tree: Path, events: int) -> dict[str, int]:
+def count(tree: Path, events: int, warm: int) -> dict[str, int]:
     """Instructions (inclusive) of each compiled function of ``tree``'s decider."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             "--toggle-collect=CPyPy_*observe_batch", sys.executable, __file__,
-             "--child", str(events), "--tree", str(tree)],
+             "--instr-atstart=no", "--toggle-collect=CPyPy_*observe_batch",
+             sys.executable, __file__, "--child", str(events), "--warm", str(warm),
+             "--tree", str(tree)],
             cwd=tree, capture_output=True, text=True)
         if run.returncode != 0:
             raise SystemExit(f"the counted run in {tree} failed:\n{run.stderr[-2000:]}")
@@ -106,13 +118,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--vs", type=Path, help="another checkout to compare with")
+    parser.add_argument("--warm", type=int, default=60_000,
+                        help="events decided first, uncounted (their warm-ups)")
     parser.add_argument("--top", type=int, default=25, help="functions shown")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         sys.path.insert(0, str(args.tree))  # that checkout's code, not this one's
-        decide(args.child)
+        decide(args.child, args.warm)
         return
     for tool in ("valgrind", "callgrind_annotate"):
         if shutil.which(tool) is None:
@@ -121,8 +135,8 @@ def main() -> None:
     from benchmarks.stages import machine
 
     n = args.events
-    new = _with_total(count(ROOT, n))
-    old = _with_total(count(args.vs.resolve(), n)) if args.vs else None
+    new = _with_total(count(ROOT, n, args.warm))
+    old = _with_total(count(args.vs.resolve(), n, args.warm)) if args.vs else None
     print(f"instructions per event, {n:,} fleet events in batches of {BATCH:,}, inside "
           f"the compiled parts' observe_batch; machine: {json.dumps(machine())}")
     header = f"{'function':58} {'this':>9}"

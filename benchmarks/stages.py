@@ -26,7 +26,8 @@ from flows import fleet
 from flows.config import RunConfig
 from flows.gctune import TUNED, tune_gc
 from flows.pipeline import build_flow, make_source
-from flows.simulator import FleetSimulator
+from flows.simulator import START_MS
+from flows.sources import SimulatedStream
 from flows.telemetry import Telemetry
 from operators.decider import Decider
 from operators.drift import DriftConfig
@@ -91,18 +92,26 @@ def part_costs(batches: list, drift: DriftConfig = fleet.DRIFT) -> dict[str, flo
     return costs
 
 
+def bench_lines(n: int) -> list[bytes]:
+    """The first ``n`` events of ``make bench``'s file, as ``lucidstream simulate --out``
+    writes them: 50 robots at 500 events/s of simulated time (10 Hz each), seed 7,
+    in arrival order. The rate matters: at 10 Hz a slow window holds 50 readings and
+    a million events span 33 minutes, where most of a detector's work is steady
+    state."""
+    config = RunConfig(store=None, input="sim", replay=True, sources=50, seed=7, rate=500.0)
+    stream = SimulatedStream(fleet.make_generator(config), START_MS, n)
+    lines: list[bytes] = []
+    while not stream.exhausted:
+        lines += map(orjson.dumps, stream.next_ticks(100))
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     args = parser.parse_args()
     n = args.events
-    sim = FleetSimulator(robots=50, hz=100, seed=1)
-    events = []
-    tick = 0
-    while len(events) < n:
-        events += sim.tick(1_767_225_600_000 + tick * 10)
-        tick += 1
-    lines = [orjson.dumps(e) for e in events[:n]]
+    lines = bench_lines(n)
     tune_gc(TUNED)  # as a flow does once it is built
     records = [(f"file:bench:{i}", line) for i, line in enumerate(lines)]
     decoder = EventDecoder()
