@@ -2,7 +2,7 @@
 
 Per source, events fall into tumbling windows of ``window_ms`` of event time.
 A window closes when the pipeline clock passes its end plus ``lateness_ms``;
-then numpy takes the window's median of every value (a spike inside a window
+then the path takes the window's median of every value (a spike inside a window
 moves nothing, and a heavy-tailed reading's median is well behaved where its
 mean is not) and asks, per value, how far it is from two references, each in
 its own learned scale:
@@ -46,13 +46,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from statistics import NormalDist
+from typing import Any
 
-import numpy as np
 from mypy_extensions import mypyc_attr
 
 from operators.longrun import chi2_lower
-from operators.matrix import value_matrix, value_names
+from operators.matrix import value_names
 
 __all__ = ["SlowPath", "SlowPathConfig", "SlowResult", "revision_threshold"]
 
@@ -77,7 +78,12 @@ class SlowPathConfig:
 @dataclass(slots=True)
 class _Window:
     start: int
-    values: list[dict[str, float]] = field(default_factory=list)
+    # each event's readings of names (the first event's value names, in its order),
+    # picked in C; every event's values as they came once their names differ
+    names: tuple[str, ...] = ()
+    pick: Any = None
+    rows: list[Any] = field(default_factory=list)
+    mixed: list[dict[str, float]] | None = None
     action: str = ""  # the fast action of its latest event
     last_event_ms: int = 0
     version: str = ""
@@ -134,12 +140,13 @@ class SlowPath:
     """Windows per source and the risk of each closed window.
 
     >>> slow = SlowPath(SlowPathConfig(window_ms=1_000, lateness_ms=0))
-    >>> rng = np.random.default_rng(1)
+    >>> import random
+    >>> rng = random.Random(1)
     >>> results = []
     >>> for w in range(40):
     ...     level = 60.0 if w == 30 else 10.0           # window 30 is unusual
     ...     for i in range(5):
-    ...         t = float(level + rng.normal(0, 1))
+    ...         t = level + rng.gauss(0, 1)
     ...         results += slow.add("r1", w * 1_000 + i * 100, {"t": t}, "go", "v", "c")
     ...     results += slow.close(now=(w + 1) * 1_000)
     >>> [r.window_start for r in results if r.revised]
@@ -175,7 +182,20 @@ class SlowPath:
                 window = None
             if window is None:
                 window = self._open[source_id] = _Window(start)
-        window.values.append(values)
+        if window.mixed is not None:
+            window.mixed.append(values)
+        elif not window.rows:  # the window's first event: its names are the window's
+            window.names = names = tuple(values)
+            if len(names) > 1:
+                window.pick = itemgetter(*names)
+                window.rows.append(window.pick(values))
+            elif names:
+                window.rows.append(values[names[0]])
+            else:
+                window.mixed = [values]
+        elif len(values) != len(window.names) or not _picked(window, values):
+            window.mixed = _as_dicts(window)
+            window.mixed.append(values)
         window.action = fast_action
         if event_ms > window.last_event_ms:
             window.last_event_ms = event_ms
@@ -200,21 +220,31 @@ class SlowPath:
         del self._open[source_id]
         end = window.start + cfg.window_ms
         self._closed_until[source_id] = end
-        if len(window.values) < cfg.min_events:
+        mixed = window.mixed
+        events = len(window.rows) if mixed is None else len(mixed)
+        if events < cfg.min_events:
             return None
-        names = value_names(window.values)
-        matrix = value_matrix(window.values, names)
-        np.clip(matrix, -1e12, 1e12, out=matrix)  # absurd magnitudes, as the model does
         history = self._history.setdefault(source_id, {})
-        medians, steps, lasts = _summaries(matrix, [
-            history[name].reading if name in history else math.nan for name in names])
-        carried = sum(1 for m in medians if not math.isnan(m))
-        threshold = revision_threshold(cfg.false_revisions_per_million, carried)
+        summaries: list[tuple[str, _Summary]] = []
+        if mixed is None:
+            names = window.names
+            columns = list(zip(*window.rows)) if len(names) > 1 else [tuple(window.rows)]  # noqa: B905
+            for name, column in sorted(zip(names, columns)):  # noqa: B905
+                known = history.get(name)
+                before = known.reading if known is not None else math.nan
+                summary = _summary_whole(column, before) or _summary(column, before)
+                if summary is not None:  # else no reading of it (all NaN): not carried
+                    summaries.append((name, summary))
+        else:
+            for name in value_names(mixed):
+                known = history.get(name)
+                summary = _summary([row.get(name) for row in mixed],
+                                   known.reading if known is not None else math.nan)
+                if summary is not None:  # else no reading of it: not carried
+                    summaries.append((name, summary))
+        threshold = revision_threshold(cfg.false_revisions_per_million, len(summaries))
         risk, farthest = 0.0, ""
-        for j, name in enumerate(names):
-            median = medians[j]
-            if math.isnan(median):
-                continue
+        for name, (median, smallest, last) in summaries:
             value = history.get(name)
             if value is None:
                 history[name] = value = _Value(median, median)
@@ -222,10 +252,10 @@ class SlowPath:
                 distance = self._judge(value, median, threshold)
                 if distance > risk:
                     risk, farthest = distance, name
-            if steps[j] < value.resolution:
-                value.resolution = steps[j]
-            value.reading = lasts[j]
-        return SlowResult(source_id, window.start, end, len(window.values), risk,
+            if smallest < value.resolution:
+                value.resolution = smallest
+            value.reading = last
+        return SlowResult(source_id, window.start, end, events, risk,
                           risk >= threshold, window.action, window.last_event_ms,
                           window.version, window.variant, window.based_on, threshold,
                           farthest)
@@ -261,27 +291,93 @@ class SlowPath:
         return distance
 
 
-def _summaries(matrix: np.ndarray, before: list[float]
-               ) -> tuple[list[float], list[float], list[float]]:
-    """Per column of a window's readings (rows in event order, NaN where a row lacks the
-    value): its median, the smallest step between consecutive readings (from ``before``,
-    the last reading of the window before, on; inf when none moved) and its last reading
-    (NaN when it has none). A handful of numpy calls a window, whatever its width."""
-    missing = bool(np.isnan(matrix).any())
-    if missing:
-        with np.errstate(all="ignore"):
-            medians = np.nanmedian(matrix, axis=0)
-    else:
-        ordered = np.sort(matrix, axis=0)
-        rows = len(ordered)
-        medians = (ordered[(rows - 1) // 2] + ordered[rows // 2]) * 0.5
-    with np.errstate(invalid="ignore"):
-        steps = np.abs(np.diff(np.vstack((np.array(before, dtype=float), matrix)), axis=0))
-        # a step into or out of a missing reading is NaN, which compares False
-        smallest = np.where(steps > 0, steps, np.inf).min(axis=0)
-    if missing:
-        lasts = [float(c[~np.isnan(c)][-1]) if (~np.isnan(c)).any() else math.nan
-                 for c in matrix.T]
-    else:
-        lasts = matrix[-1].tolist()
-    return medians.tolist(), smallest.tolist(), lasts
+_Summary = tuple[float, float, float]
+
+
+def _picked(window: _Window, values: dict[str, float]) -> bool:
+    """Add an event's readings of the window's names (as many as it has) to its rows;
+    ``False`` when it lacks one of them."""
+    try:
+        window.rows.append(window.pick(values) if window.pick is not None
+                           else values[window.names[0]])
+    except KeyError:
+        return False
+    return True
+
+
+def _as_dicts(window: _Window) -> list[dict[str, float]]:
+    """The window's rows as each event's values, for events whose names differ."""
+    names = window.names
+    if len(names) == 1:
+        return [{names[0]: x} for x in window.rows]
+    return [dict(zip(names, row)) for row in window.rows]  # noqa: B905 - one length
+
+
+def _summary_whole(readings: tuple[Any, ...], before: float) -> _Summary | None:
+    """:func:`_summary` of a value that every event of the window read, sorted in C;
+    ``None`` when a reading is NaN or beyond +-1e12 (then :func:`_summary` decides).
+
+    >>> _summary_whole((2.0, 1, 5.0, 5.5), before=1.0)
+    (3.5, 0.5, 5.5)
+    """
+    prev = before
+    smallest = math.inf
+    for reading in readings:
+        x: float = reading if isinstance(reading, float) else float(reading)
+        if x != x:
+            return None
+        step = abs(x - prev)
+        if 0.0 < step < smallest:
+            smallest = step
+        prev = x
+    ordered = sorted(readings)
+    n = len(ordered)
+    low, high = float(ordered[0]), float(ordered[n - 1])
+    if low < -1e12 or high > 1e12:
+        return None
+    return (float(ordered[(n - 1) // 2]) + float(ordered[n // 2])) * 0.5, smallest, prev
+
+
+def _summary(readings: Sequence[float | None], before: float) -> _Summary | None:
+    """A value's median over a window's ``readings`` (in event order; ``None`` or NaN
+    where an event lacks it), the smallest step between two consecutive events'
+    readings (from ``before``, the window before's last reading, on; inf when none
+    moved) and its last reading; ``None`` when it has none. Readings are clipped to
+    +-1e12, as the model clips them.
+
+    >>> _summary([2.0, None, 5.0, 5.5], before=1.0)
+    (5.0, 0.5, 5.5)
+    >>> _summary([None, float("nan")], before=1.0) is None
+    True
+    """
+    present: list[float] = []
+    prev = before  # NaN when unknown: its step compares False
+    smallest = math.inf
+    for reading in readings:
+        if reading is None:
+            prev = math.nan
+            continue
+        x = float(reading)
+        if x != x:
+            prev = math.nan
+            continue
+        x = 1e12 if x > 1e12 else -1e12 if x < -1e12 else x
+        step = abs(x - prev)
+        if 0.0 < step < smallest:
+            smallest = step
+        present.append(x)
+        prev = x
+    if not present:
+        return None
+    return _median(present), smallest, present[-1]
+
+
+def _median(xs: list[float]) -> float:
+    """The median of a non-empty list (the mean of the middle two of an even count).
+
+    >>> _median([3.0, 1.0, 2.0]), _median([4.0, 1.0, 3.0, 2.0])
+    (2.0, 2.5)
+    """
+    ordered = sorted(xs)
+    n = len(ordered)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) * 0.5

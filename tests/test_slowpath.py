@@ -115,3 +115,64 @@ def test_the_threshold_follows_the_budget_and_the_values_judged():
     t[250 * PER_WINDOW:251 * PER_WINDOW] += 2.5  # 8 sd of a window median
     assert [r.window_start for r in decide({"t": t}) if r.revised] == [250_000]
     assert not [r for r in decide({"t": t}, quiet) if r.revised]
+
+
+def _reference(windows):
+    """Each window's (median, smallest step, last reading) per value, as numpy says:
+    NaN where an event lacks a value, readings clipped to +-1e12, a step counted only
+    between consecutive events that both read the value (from the window before's
+    last reading, which the window's first event must read)."""
+    before: dict[str, float] = {}
+    out = []
+    for rows in windows:
+        names = sorted({n for row in rows for n in row})
+        matrix = np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=float)
+        matrix = np.clip(matrix, -1e12, 1e12)
+        summary = {}
+        for j, name in enumerate(names):
+            column = matrix[:, j]
+            present = column[~np.isnan(column)]
+            if not len(present):
+                continue
+            with np.errstate(invalid="ignore"):
+                steps = np.abs(np.diff(np.concatenate(([before.get(name, np.nan)], column))))
+                steps = steps[steps > 0]
+            summary[name] = (float(np.median(present)),
+                             float(steps.min()) if len(steps) else np.inf, float(present[-1]))
+            before[name] = float(present[-1])
+        out.append(summary)
+    return out
+
+
+def test_windows_of_any_shape_are_summarised_as_numpy_would():
+    """Events whose values come and go, with ints, NaN and absurd magnitudes: every
+    window's median, smallest step and last reading per value are numpy's."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from operators.slowpath import _Value
+
+    reading = st.one_of(st.floats(-1e3, 1e3), st.integers(-5, 5), st.just(float("nan")),
+                        st.sampled_from([1e15, -1e15, 0.5, 0.5]))
+    row = st.dictionaries(st.sampled_from(["a", "b", "c"]), reading, min_size=1)
+    windows = st.lists(st.lists(row, min_size=3, max_size=12), min_size=1, max_size=4)
+
+    @settings(max_examples=300, deadline=None)
+    @given(windows)
+    def check(windows):
+        slow = SlowPath(SlowPathConfig(window_ms=1_000, lateness_ms=0, min_events=3))
+        seen: list[dict[str, tuple[float, float, float]]] = []
+        for w, rows in enumerate(windows):
+            for i, values in enumerate(rows):
+                slow.add("s", w * 1_000 + i, dict(values), "go", "v", "c")
+            slow.close(2**62)
+            history: dict[str, _Value] = slow._history.get("s", {})
+            seen.append({name: (v.last, v.resolution, v.reading) for name, v in history.items()})
+        expected = _reference(windows)
+        resolution: dict[str, float] = {}
+        for got, want in zip(seen, expected, strict=True):
+            for name, (median, step, last) in want.items():
+                resolution[name] = min(resolution.get(name, np.inf), step)
+                assert got[name] == (median, resolution[name], last), name
+
+    check()
