@@ -58,7 +58,7 @@ import itertools
 import math
 from array import array
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -522,6 +522,7 @@ class DriftMonitor:
         self._peer_found: dict[tuple[str, str], int] = {}
         self._bucket: list = [None, 0.0, 0, 0]  # the model's scores of the open bucket
         cfg = self.config
+        self._ignore = frozenset(cfg.ignore)  # looked up for every value of every event
         self._relations = RelationWatch(cfg.relation_block, cfg.min_peers, warmup=cfg.warmup,
                                         ignore=cfg.ignore, group_of=cfg.peer_group) \
             if cfg.relation_block and cfg.min_peers is not None else None
@@ -530,7 +531,7 @@ class DriftMonitor:
     def streams(self) -> int:
         return sum(len(named) for named in self._streams.values())
 
-    def observe(self, source_id: str, values: Mapping[str, float], event_ms: int,
+    def observe(self, source_id: str, values: dict[str, float], event_ms: int,
                 now: int) -> None:
         """Watch every value of one event."""
         cfg = self.config
@@ -539,7 +540,7 @@ class DriftMonitor:
         streams = self._streams.get(source_id)
         if streams is None:
             streams = self._streams[source_id] = {}
-        ignore, fleets = cfg.ignore, self._fleets
+        ignore, fleets = self._ignore, self._fleets
         if self._relations is not None:
             for name, group, moved in self._relations.observe(source_id, values, event_ms):
                 self._held.append(_Held(now, moved, source_id, name, event_ms, group,
@@ -669,9 +670,8 @@ class DriftMonitor:
         in :meth:`drain_alarms`)."""
         if not batch.board.flags.enabled("drift"):
             return
-        watch = self.observe
         for ev, now in zip(batch.events, batch.now):  # noqa: B905 - only a keyword-free zip compiles to a C loop
-            watch(ev.source_id, ev.values, ev.event_ms, now)
+            self.observe(ev.source_id, ev.values, ev.event_ms, now)
         if batch.model_young:
             return
         every = self.config.score_bucket_ms

@@ -93,18 +93,18 @@ class RegretTracker:
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Check each event against its source's recent decisions, then record its own."""
-        check, record, quality, flow = self.check, self.record, self.quality, self.flow
+        quality, flow = self.quality, self.flow
         # the columns as locals: an attribute of the (interpreted) batch is a dict lookup
         nows, contents, ids, actions = batch.now, batch.content, batch.decision_id, \
             batch.action
         versions, variants = batch.version, batch.variant
         for i, ev in enumerate(batch.events):
             now = nows[i]
-            for regret in check(ev.source_id, ev.event_ms, now, contents[i], ev.origin):
+            for regret in self.check(ev.source_id, ev.event_ms, now, contents[i], ev.origin):
                 out.regrets.append(regret.row(flow))
                 if quality is not None:
                     quality.add_regret(regret.version, regret.variant, regret.changed, now)
-            record(ev.source_id, ids[i], ev.event_ms, now, actions[i], versions[i],
+            self.record(ev.source_id, ids[i], ev.event_ms, now, actions[i], versions[i],
                    variants[i])
 
     def check(self, source_id: str, event_ms: int, now: int, revised_action: str,

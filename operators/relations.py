@@ -331,7 +331,8 @@ class RelationWatch:
             raise ValueError(f"relations block={block}, min_sources={min_sources}: use a "
                              "block of 1 or more samples and 3 or more sources")
         self.block, self.min_sources = block, min_sources
-        self.fit_per_feature, self.settle, self.ignore = fit_per_feature, settle, ignore
+        self.fit_per_feature, self.settle = fit_per_feature, settle
+        self.ignore = frozenset(ignore)
         self.warmup, self.group_of = warmup, group_of
         self._sources: dict[str, _Source] = {}
         self._models: dict[tuple[str, tuple[str, ...]], _Model] = {}
@@ -682,7 +683,7 @@ def _medians(rows: list[list[float]]) -> list[float]:
     return [median([row[j] for row in rows]) for j in range(len(rows[0]))]
 
 
-def _means(buf: list[Mapping[str, float]], ignore: tuple[str, ...]) -> dict[str, float]:
+def _means(buf: list[Mapping[str, float]], ignore: frozenset[str]) -> dict[str, float]:
     """Each value's mean over a block of a source's events, for the values of its first
     event present (and finite) in every one of them."""
     n = len(buf)

@@ -65,8 +65,7 @@ class SlowDecisions:
         decision and before the next one's, as one event at a time would: the slow
         decisions do not depend on how the stream is batched."""
         windowing = batch.board.flags.enabled("slow_path")
-        add, decisions, state = self.slow.add, out.decisions, self.state
-        version, apply = state.version, state.apply
+        slow, decisions, state = self.slow, out.decisions, self.state
         # the columns as locals: an attribute of the (interpreted) batch is a dict lookup
         modes, actions, versions, variants = batch.mode, batch.action, batch.version, \
             batch.variant
@@ -74,12 +73,12 @@ class SlowDecisions:
         for i, ev in enumerate(batch.events):
             action = actions[i]
             if escalated[i] or action == "none":
-                at = version(ev.source_id)
+                at = state.version(ev.source_id)
             else:  # executed: the source's state is this action now
-                at = apply(ev.source_id, action, ids[i], nows[i])
+                at = state.apply(ev.source_id, action, ids[i], nows[i])
             mode = modes[i]
             if windowing and mode == NORMAL:
-                for result in add(ev.source_id, ev.event_ms, ev.values, action,
+                for result in slow.add(ev.source_id, ev.event_ms, ev.values, action,
                                   versions[i], variants[i], at):
                     decisions.append(self.decide(result, nows[i], mode, out))
 
