@@ -44,8 +44,8 @@ def decide(events: int, warm: int) -> None:
 
     import operators
     from flows import fleet
-    from flows.gctune import TUNED, tune_gc
     from flows.config import RunConfig
+    from flows.gctune import TUNED, tune_gc
     from flows.simulator import START_MS
     from flows.sources import SimulatedStream
     from operators.decider import Decider

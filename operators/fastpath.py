@@ -68,6 +68,8 @@ class FastPath:
             [], [], [], [], [], [], []
         stale_count = 0
         new = tuple.__new__  # a Decision without NamedTuple's Python-level __new__
+        # each variant's model version, asked once a batch (the model path is Python)
+        version_of: dict[str, str] = {}
         for ev, now, mode, variant, score, did in zip(
                 batch.events, batch.now, batch.mode, batch.variant, batch.score, ids,
                 strict=True):
@@ -86,7 +88,12 @@ class FastPath:
                 stale_count += 1
             else:
                 path, fresh, escalated, action = "fast", True, conservative, content
-            version = "rules" if score is None or model is None else model.version(variant)
+            if score is None or model is None:
+                version = "rules"
+            else:
+                version = version_of.get(variant, "")
+                if not version:
+                    version = version_of[variant] = model.version(variant)
             trace = None
             if ev.trace_parent:
                 trace = parse_traceparent(ev.trace_parent)

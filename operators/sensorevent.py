@@ -1,0 +1,41 @@
+"""A validated sensor event, the unit every part of the decider reads.
+
+It lives in a module of its own so that it can be compiled (``make native``) apart
+from the decoding in :mod:`operators.events`: compiled, its fields are read by the
+compiled parts as C struct members, where a Python class's are looked up by name
+(about 160 instructions each, some 25 of them an event across the parts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SensorEvent"]
+
+
+@dataclass
+class SensorEvent:
+    """A validated sensor event; times are epoch milliseconds.
+
+    >>> ev = SensorEvent("unit-1", 1_000, {"temp": 21.5}, seq=7)
+    >>> ev.kind, ev.arrival_ms, ev == SensorEvent("unit-1", 1_000, {"temp": 21.5}, seq=7)
+    ('telemetry', None, True)
+    """
+
+    source_id: str
+    event_ms: int
+    values: dict[str, float]
+    seq: int | None = None
+    kind: str = "telemetry"
+    arrival_ms: int | None = None
+    origin: str = ""
+    extra: dict[str, Any] | None = None
+    trace_parent: str | None = None
+
+    def __reduce__(self) -> tuple:
+        # Events cross processes (to a shard on another worker) pickled: a constructor
+        # call pickles and loads in half the time of a dataclass's state methods.
+        return (SensorEvent, (self.source_id, self.event_ms, self.values, self.seq,
+                              self.kind, self.arrival_ms, self.origin, self.extra,
+                              self.trace_parent))
