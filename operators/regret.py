@@ -33,15 +33,19 @@ REGRET_COLUMNS = ("regret_id", "decision_id", "source_id", "decided_at", "origin
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
-@dataclass(slots=True)
 class _Recent:
-    decision_id: str
-    event_ms: int
-    decided_at: int
-    action: str
-    version: str
-    variant: str
-    done: bool = False
+    """A source's recent decision (an explicit ``__init__``: compiled, it is C, where a
+    dataclass's generated one is Python)."""
+
+    def __init__(self, decision_id: str, event_ms: int, decided_at: int, action: str,
+                 version: str, variant: str) -> None:
+        self.decision_id = decision_id
+        self.event_ms = event_ms
+        self.decided_at = decided_at
+        self.action = action
+        self.version = version
+        self.variant = variant
+        self.done = False
 
 
 @mypyc_attr(native_class=False)

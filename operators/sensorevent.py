@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["SensorEvent"]
 
 
-@dataclass
+@dataclass(init=False)
 class SensorEvent:
     """A validated sensor event; times are epoch milliseconds.
 
@@ -32,6 +32,22 @@ class SensorEvent:
     origin: str = ""
     extra: dict[str, Any] | None = None
     trace_parent: str | None = None
+
+    # written out: compiled, it is C; the one dataclass would make is Python
+    def __init__(self, source_id: str, event_ms: int, values: dict[str, float],
+                 seq: int | None = None, kind: str = "telemetry",
+                 arrival_ms: int | None = None, origin: str = "",
+                 extra: dict[str, Any] | None = None, trace_parent: str | None = None
+                 ) -> None:
+        self.source_id = source_id
+        self.event_ms = event_ms
+        self.values = values
+        self.seq = seq
+        self.kind = kind
+        self.arrival_ms = arrival_ms
+        self.origin = origin
+        self.extra = extra
+        self.trace_parent = trace_parent
 
     def __reduce__(self) -> tuple:
         # Events cross processes (to a shard on another worker) pickled: a constructor

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
 from statistics import NormalDist
@@ -75,20 +75,23 @@ class SlowPathConfig:
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
-@dataclass(slots=True)
 class _Window:
-    start: int
-    # each event's readings of names (the first event's value names, in its order),
-    # picked in C; every event's values as they came once their names differ
-    names: tuple[str, ...] = ()
-    pick: Any = None
-    rows: list[Any] = field(default_factory=list)
-    mixed: list[dict[str, float]] | None = None
-    action: str = ""  # the fast action of its latest event
-    last_event_ms: int = 0
-    version: str = ""
-    variant: str = ""
-    based_on: int = 0
+    """One source's open window (an explicit ``__init__``: compiled, it is C, where a
+    dataclass's generated one is Python)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        # each event's readings of names (the first event's value names, in its order),
+        # picked in C; every event's values as they came once their names differ
+        self.names: tuple[str, ...] = ()
+        self.pick: Any = None
+        self.rows: list[Any] = []
+        self.mixed: list[dict[str, float]] | None = None
+        self.action = ""  # the fast action of its latest event
+        self.last_event_ms = 0
+        self.version = ""
+        self.variant = ""
+        self.based_on = 0
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
