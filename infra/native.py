@@ -28,9 +28,9 @@ PACKAGE = ROOT / "operators"
 MANIFEST = PACKAGE / "_native.json"
 # the modules a decided event passes through; the others run once per batch or less
 MODULES = (
-    "canarychecks", "changes", "clock", "drift", "escalation", "fastpath", "feedback",
-    "freshness", "ids", "invariants", "longrun", "matrix", "outcomes", "policy", "quality",
-    "regret", "relations", "rules", "sensorevent", "slowdecisions", "slowpath",
+    "canarychecks", "changes", "clock", "drift", "escalation", "fastdecode", "fastpath",
+    "feedback", "freshness", "ids", "invariants", "longrun", "matrix", "outcomes", "policy",
+    "quality", "regret", "relations", "rules", "sensorevent", "slowdecisions", "slowpath",
 )
 # mypy follows these packages' types (py.typed) through every import: minutes per
 # build for types the compiled code does not use

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -31,12 +30,15 @@ from typing import Any, Union
 import msgspec
 import orjson
 
+from operators.fastdecode import MAX_EPOCH_MS, MAX_KIND, MAX_SOURCE_ID, fast_event, fast_events
+from operators.fastdecode import may_repeat_keys as _may_repeat_keys
 from operators.sensorevent import SensorEvent
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_NAME",
     "DEFAULT_MAX_VALUES",
+    "MAX_EPOCH_MS",
     "DeadLetter",
     "Decoded",
     "EventDecoder",
@@ -48,12 +50,7 @@ __all__ = [
 DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_VALUES = 256
 DEFAULT_MAX_NAME = 128
-MAX_SOURCE_ID = 128
-MAX_KIND = 64
 MAX_DEPTH = 32  # objects and arrays within an event, unknown fields included
-# Epoch milliseconds below this bound (year 5138) are plausible; larger numbers
-# are almost always microseconds or nanoseconds sent by mistake.
-MAX_EPOCH_MS = 100_000_000_000_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -117,53 +114,8 @@ def _fast(payload: bytes, origin: str, trace_parent: str | None, max_values: int
     """A sensor event in the common shape (no unknown fields, epoch-ms times), typed
     by msgspec in one pass; ``None`` for anything else, which the full
     validation then decodes or dead-letters with its reason."""
-    try:
-        wire = _WIRE.decode(payload)
-    except msgspec.DecodeError:  # a validation error too
-        return None
-    source_id, event_ms, values = wire.source_id, wire.event_time, wire.values
-    seq, arrival_ms = wire.seq, wire.arrival_time
-    kind = "telemetry" if wire.kind is msgspec.UNSET else wire.kind
-    # numbers are finite here: JSON has no NaN or Infinity, and msgspec refuses a
-    # number out of a double's range
-    if not 0 < len(source_id) <= MAX_SOURCE_ID or type(event_ms) is not int \
-            or not 0 <= event_ms < MAX_EPOCH_MS or not values \
-            or (seq is not None and seq < 0) \
-            or (kind != "telemetry" and not 0 < len(kind) <= MAX_KIND):
-        return None
-    if arrival_ms is not None and (type(arrival_ms) is not int
-                                   or not 0 <= arrival_ms < MAX_EPOCH_MS):
-        return None
-    names = "".join(values)  # one C call each below, not one per name
-    if not (source_id + names).isprintable() or "" in values or len(values) > max_values \
-            or (len(names) > max_name and max(map(len, values)) > max_name) \
-            or (kind != "telemetry" and not kind.isprintable()):
-        return None
-    keys = 3 + len(values) + (seq is not None) + (arrival_ms is not None) + \
-        (wire.kind is not msgspec.UNSET)
-    if _may_repeat_keys(payload, keys):
-        return None
-    return SensorEvent(source_id, event_ms, values, seq, kind, arrival_ms, origin, None,
-                       trace_parent)
-
-
-def _may_repeat_keys(payload: bytes, keys: int) -> bool:
-    """Whether ``payload``, which parsed to ``keys`` keys in all, may hold a key twice.
-
-    Cheap, and never wrong when it answers no: every key is followed by a colon, so
-    as many colons as keys leave no room for a repeat; failing that (a colon in a
-    string), every key without whitespace before its colon ends in ``":``.
-    :func:`_repeated_key` decides the rest exactly.
-
-    >>> _may_repeat_keys(b'{"a":1,"b":{"c":"x:y"}}', 3), _may_repeat_keys(b'{"a":1,"a":2}', 1)
-    (False, True)
-    """
-    if payload.count(b":") == keys:
-        return False
-    return payload.count(b'":') != keys or _QUOTE_SPACE.search(payload) is not None
-
-
-_QUOTE_SPACE = re.compile(rb'"[ \t\n\r]')
+    return fast_event(payload, origin, trace_parent, _WIRE.decode, msgspec.UNSET,
+                      max_values, max_name)
 
 
 def _repeated_key(payload: bytes | str) -> str | None:
@@ -363,6 +315,11 @@ class EventDecoder:
             event = _fast(payload, origin, trace_parent, self.max_values, self.max_name)
             if event is not None:
                 return event
+        return self._full(origin, payload, trace_parent)
+
+    def _full(self, origin: str, payload: Payload, trace_parent: str | None = None
+              ) -> SensorEvent | OutcomeEvent | DeadLetter:
+        """The full validation of one payload (the fast path's misses)."""
         try:
             if payload is None:
                 raise _Invalid("empty_message: the message has no value (a tombstone?)")
@@ -406,10 +363,15 @@ class EventDecoder:
         within each kind. ``arrivals``: each record's arrival (epoch ms) as its source
         knows it, for an event without its own ``arrival_time``."""
         out = Decoded()
+        fast, missed = fast_events(records, arrivals, _WIRE.decode, msgspec.UNSET,
+                                   self.max_bytes, self.max_values, self.max_name)
+        if not missed:  # the common case: every record an event in the common shape
+            out.events = fast  # type: ignore[assignment]
+            return out
         events, outcomes, dead = out.events, out.outcomes, out.dead
-        decode = self.decode
+        full = self._full
         for i, record in enumerate(records):
-            item = decode(*record)
+            item = fast[i] or full(*record)
             if type(item) is SensorEvent:
                 if arrivals is not None and item.arrival_ms is None:
                     item.arrival_ms = arrivals[i]
