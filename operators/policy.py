@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mypy_extensions import mypyc_attr
@@ -47,7 +46,7 @@ class DecisionPolicy:
         if self.sla_ms <= 0:
             raise ValueError(f"sla_ms={self.sla_ms}: the freshness SLA must be positive")
 
-    def content(self, values: Mapping[str, float], score: float | None, heed: bool = True
+    def content(self, values: dict[str, float], score: float | None, heed: bool = True
                 ) -> tuple[str, str, Rule | None]:
         """What the rules, else the model, else the default say: (action, reason, rule).
         Without ``heed`` the model's score does not decide, and the reason says so where

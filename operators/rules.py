@@ -18,6 +18,10 @@ __all__ = ["Rule", "RuleSet"]
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
+# each op as a code that evaluate compares inline (compiled, a call to operator.lt
+# through Python's generic call costs more than the rest of the rule)
+_LT, _LE, _GT, _GE = range(4)
+_CODES = {"<": _LT, "<=": _LE, ">": _GT, ">=": _GE}
 
 
 @mypyc_attr(native_class=False)
@@ -60,7 +64,7 @@ class RuleSet:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = sorted(rules, key=lambda r: r.priority)
         # Compiled form: a tuple per rule, avoiding attribute lookups per event.
-        self._compiled = [(r.field, _OPS[r.op], r.threshold, r) for r in self.rules]
+        self._compiled = [(r.field, _CODES[r.op], float(r.threshold), r) for r in self.rules]
 
     @property
     def fields(self) -> list[str]:
@@ -87,11 +91,14 @@ class RuleSet:
                 labels.append(self.evaluate(probe) is not None)
         return rows, labels
 
-    def evaluate(self, values: Mapping[str, float]) -> Rule | None:
-        get = values.get
-        for name, compare, threshold, rule in self._compiled:
-            value = get(name)
-            if value is not None and compare(value, threshold):
+    def evaluate(self, values: dict[str, float]) -> Rule | None:
+        for name, op, threshold, rule in self._compiled:
+            found = values.get(name)
+            if found is None:
+                continue
+            value: float = found
+            if (value < threshold if op == _LT else value <= threshold if op == _LE
+                    else value > threshold if op == _GT else value >= threshold):
                 return rule
         return None
 
