@@ -104,12 +104,10 @@ Work per sample is a few float operations; the tests run per block of
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
-from operator import add, sub
 from statistics import NormalDist
 
 from mypy_extensions import mypyc_attr
@@ -667,15 +665,26 @@ class ChangeDetector:
         one-sample difference of the readings, judged now that the samples after it
         are in."""
         hist = self._s_hist
-        raw = list(map(add, xs, offs)) if any(offs) else xs
+        # loops over floats, not map() over operator's functions: compiled, each step is
+        # C arithmetic where map calls a function per element
+        raw = xs
+        for o in offs:
+            if o != 0.0:  # any(offs)
+                raw = [x + off for x, off in zip(xs, offs)]  # noqa: B905 - one length
+                break
         prev = hist[-1][1] if hist else None
-        diffs = list(map(sub, raw, [prev[-1], *raw[:-1]])) if prev else \
-            list(map(sub, raw[1:], raw[:-1]))
-        size = sorted(map(abs, diffs))
+        diffs: list[float] = []
+        last = prev[-1] if prev else raw[0]
+        for x in (raw if prev else raw[1:]):
+            diffs.append(x - last)
+            last = x
+        size = sorted([abs(d) for d in diffs])
         # the differences' sd, were they normal; a reading in steps of q differs by
         # q / sqrt(6) from its resolution alone (two roundings), where most of a block's
         # differences are 0
-        least = bisect.bisect_right(size, 0.0)
+        least = 0
+        while least < len(size) and size[least] <= 0.0:
+            least += 1
         if least < len(size) and (size[least] < self._res or not self._res):
             self._res = size[least]
         typical = max(size[len(size) // 2] * 1.4826, self._res / SQRT6)
@@ -704,8 +713,16 @@ class ChangeDetector:
             self._s_n = min(self._s_n + 1, self.memory // self.block)
             self._s_abs += (typical - self._s_abs) / self._s_n
             hist.append((xs, raw, start_ms))
-            hi, lo = max(diffs), min(diffs)
-            self._s_cand = diffs.index(hi if hi >= -lo else lo) + (len(xs) - len(diffs))
+            # the first largest difference either way (as max, min and index find it)
+            hi_at = lo_at = 0
+            for j in range(1, len(diffs)):
+                d = diffs[j]
+                if d > diffs[hi_at]:
+                    hi_at = j
+                if d < diffs[lo_at]:
+                    lo_at = j
+            hi, lo = diffs[hi_at], diffs[lo_at]
+            self._s_cand = (hi_at if hi >= -lo else lo_at) + (len(xs) - len(diffs))
         return change
 
     def _stepped(self, before: float, after: float, at: int, block_ms: int, next_ms: int,
