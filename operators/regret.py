@@ -109,7 +109,7 @@ class RegretTracker:
                 if quality is not None:
                     quality.add_regret(regret.version, regret.variant, regret.changed, now)
             self.record(ev.source_id, ids[i], ev.event_ms, now, actions[i], versions[i],
-                   variants[i])
+                        variants[i])
 
     def check(self, source_id: str, event_ms: int, now: int, revised_action: str,
               origin: str) -> list[Regret]:

@@ -79,7 +79,7 @@ class SlowDecisions:
             mode = modes[i]
             if windowing and mode == NORMAL:
                 for result in slow.add(ev.source_id, ev.event_ms, ev.values, action,
-                                  versions[i], variants[i], at):
+                                       versions[i], variants[i], at):
                     decisions.append(self.decide(result, nows[i], mode, out))
 
     def close(self, now: int, mode: str, out: BatchResult, every: bool = False) -> None:

@@ -52,7 +52,7 @@ from typing import Any
 
 from mypy_extensions import mypyc_attr
 
-from operators.longrun import chi2_lower
+from operators.longrun import chi2_lower, median
 from operators.matrix import value_names
 
 __all__ = ["SlowPath", "SlowPathConfig", "SlowResult", "revision_threshold"]
@@ -228,31 +228,33 @@ class SlowPath:
         if events < cfg.min_events:
             return None
         history = self._history.setdefault(source_id, {})
-        summaries: list[tuple[str, _Summary]] = []
+        # each value's readings in event order: a column every event read, or (events
+        # whose names differ) None where an event lacks it
+        named: list[tuple[str, Sequence[Any]]]
         if mixed is None:
             names = window.names
             columns = list(zip(*window.rows)) if len(names) > 1 else [tuple(window.rows)]  # noqa: B905
-            for name, column in sorted(zip(names, columns)):  # noqa: B905
-                known = history.get(name)
-                before = known.reading if known is not None else math.nan
-                summary = _summary_whole(column, before) or _summary(column, before)
-                if summary is not None:  # else no reading of it (all NaN): not carried
-                    summaries.append((name, summary))
+            named = sorted(zip(names, columns))  # noqa: B905
         else:
-            for name in value_names(mixed):
-                known = history.get(name)
-                summary = _summary([row.get(name) for row in mixed],
-                                   known.reading if known is not None else math.nan)
-                if summary is not None:  # else no reading of it: not carried
-                    summaries.append((name, summary))
+            named = [(name, [row.get(name) for row in mixed]) for name in value_names(mixed)]
+        summaries: list[tuple[str, _Summary]] = []
+        for name, readings in named:
+            known = history.get(name)
+            before = known.reading if known is not None else math.nan
+            summary = _summary_whole(readings, before) if isinstance(readings, tuple) \
+                else None
+            if summary is None:
+                summary = _summary(readings, before)
+            if summary is not None:  # else no reading of it: not carried
+                summaries.append((name, summary))
         threshold = revision_threshold(cfg.false_revisions_per_million, len(summaries))
         risk, farthest = 0.0, ""
-        for name, (median, smallest, last) in summaries:
+        for name, (middle, smallest, last) in summaries:
             value = history.get(name)
             if value is None:
-                history[name] = value = _Value(median, median)
+                history[name] = value = _Value(middle, middle)
             else:
-                distance = self._judge(value, median, threshold)
+                distance = self._judge(value, middle, threshold)
                 if distance > risk:
                     risk, farthest = distance, name
             if smallest < value.resolution:
@@ -372,15 +374,4 @@ def _summary(readings: Sequence[float | None], before: float) -> _Summary | None
         prev = x
     if not present:
         return None
-    return _median(present), smallest, present[-1]
-
-
-def _median(xs: list[float]) -> float:
-    """The median of a non-empty list (the mean of the middle two of an even count).
-
-    >>> _median([3.0, 1.0, 2.0]), _median([4.0, 1.0, 3.0, 2.0])
-    (2.0, 2.5)
-    """
-    ordered = sorted(xs)
-    n = len(ordered)
-    return (ordered[(n - 1) // 2] + ordered[n // 2]) * 0.5
+    return median(present), smallest, present[-1]
