@@ -30,7 +30,8 @@ MANIFEST = PACKAGE / "_native.json"
 MODULES = (
     "canarychecks", "changes", "clock", "drift", "escalation", "fastdecode", "fastpath",
     "feedback", "freshness", "ids", "invariants", "longrun", "matrix", "outcomes", "policy",
-    "quality", "regret", "relations", "rules", "sensorevent", "slowdecisions", "slowpath",
+    "quality", "regret", "relations", "rules", "sampling", "sensorevent", "slowdecisions",
+    "slowpath",
 )
 # mypy follows these packages' types (py.typed) through every import: minutes per
 # build for types the compiled code does not use

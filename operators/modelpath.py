@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection, Sequence
+from itertools import compress
 
 import numpy as np
 
@@ -102,22 +103,30 @@ class ModelPath:
         board = batch.board
         self._route(board)
         flags, events, modes = board.flags, batch.events, batch.mode
-        route = self.router.route
-        variants = [route(ev.source_id) for ev in events]
+        variants = self.router.route_all([ev.source_id for ev in events])
         scores: list[float | None] = [None] * len(events)
         groups: dict[str, list[int]] = {}
         model_off = flags.any_off("model")
-        for i, ev in enumerate(events):
-            if modes[i] == NORMAL and (not model_off or flags.enabled("model", ev.source_id)):
-                groups.setdefault(variants[i], []).append(i)
+        if variants and not model_off and modes.count(NORMAL) == len(modes) and \
+                variants.count(variants[0]) == len(variants):
+            groups[variants[0]] = list(range(len(events)))  # the common case, in C
+        else:
+            for i, ev in enumerate(events):
+                if modes[i] == NORMAL and (not model_off or flags.enabled("model",
+                                                                          ev.source_id)):
+                    groups.setdefault(variants[i], []).append(i)
         for variant, index in groups.items():
-            predicted = self.score(variant, [events[i].values for i in index],
-                                   batch.now[index[0]])
+            rows = [ev.values for ev in events] if len(index) == len(events) else \
+                [events[i].values for i in index]
+            predicted = self.score(variant, rows, batch.now[index[0]])
             if predicted is None:
                 batch.model_down = True
                 continue
-            for i, p in zip(index, predicted, strict=True):
-                scores[i] = p
+            if len(index) == len(events):
+                scores[:] = predicted
+            else:
+                for i, p in zip(index, predicted, strict=True):
+                    scores[i] = p
             if getattr(self.scorers[variant], "samples_seen", WATCH_AFTER_ROWS) < \
                     WATCH_AFTER_ROWS:
                 batch.model_young = True
@@ -235,10 +244,12 @@ class Distillation:
         labelled = last_label is not None and batch.now[-1] - last_label <= self.label_ttl_ms
         if not batch.board.flags.enabled("learning") or (labelled and batch.mode[-1] == NORMAL):
             return
-        fresh, fired = batch.fresh, batch.rule_fired
-        rows = [ev.values for ev, ok in zip(batch.events, fresh, strict=True) if ok]
-        labels = [f for f, ok in zip(fired, fresh, strict=True) if ok]
-        if not rows:  # the model learns the rules even while it may not decide
+        events, fresh, fired = batch.events, batch.fresh, batch.rule_fired
+        if len(fresh) != len(events) or len(fired) != len(events):
+            raise ValueError(f"a batch of {len(events)} events with {len(fresh)} fresh flags "
+                             f"and {len(fired)} rule verdicts: the parts before disagree")
+        taken = list(compress(range(len(events)), fresh))  # the fresh ones, found in C
+        if not taken:  # the model learns the rules even while it may not decide
             return
         # Every fresh decision until the model is past its warm-up (WATCH_AFTER_ROWS),
         # then a sample: one in every learn_every, which bounds the model's cost per event
@@ -248,11 +259,12 @@ class Distillation:
         # whichever variant decided them: a rollout then compares models, not the shares
         # of the fleet they were given.
         seen, every = self._fresh_seen, self.learn_every
-        self._fresh_seen += len(rows)
-        young = max(0, min(len(rows), WATCH_AFTER_ROWS - seen))  # all of these are learned
+        self._fresh_seen += len(taken)
+        young = max(0, min(len(taken), WATCH_AFTER_ROWS - seen))  # all of these are learned
         start = young + (WATCH_AFTER_ROWS - seen - young) % every
-        self._rows += rows[:young] + rows[start::every]
-        self._labels += labels[:young] + labels[start::every]
+        taken = taken[:young] + taken[start::every]
+        self._rows += [events[i].values for i in taken]
+        self._labels += [fired[i] for i in taken]
         size = self.learn_per_batch
         while len(self._rows) >= size:  # whole chunks: the same ones whatever the batching
             self._learn(self._rows[:size], self._labels[:size])

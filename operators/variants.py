@@ -61,6 +61,17 @@ class VariantRouter:
             name = self._cache[source_id] = self.variants[index].name
         return name
 
+    def route_all(self, source_ids: list[str]) -> list[str]:
+        """:meth:`route` of each of ``source_ids``.
+
+        >>> VariantRouter([Variant("control", 1.0)]).route_all(["s1", "s2"])
+        ['control', 'control']
+        """
+        if len(self.variants) == 1:  # every source takes the only variant
+            return [self.variants[0].name] * len(source_ids)
+        route = self.route
+        return [route(source_id) for source_id in source_ids]
+
     def forget(self, source_id: str) -> None:
         """Drop ``source_id``'s cached route (a retired source; it routes the same way
         if it comes back)."""
