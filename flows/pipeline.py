@@ -63,6 +63,7 @@ from operators.records import (
 from operators.regret import REGRET_COLUMNS
 from operators.rollout import RolloutConfig
 from operators.sampling import TraceSampler
+from operators.sensorevent import EventColumns, from_columns, to_columns
 from operators.slowpath import SlowPathConfig
 from operators.variants import Variant
 from sinks.breaker import StoreStatus
@@ -134,6 +135,17 @@ class ShardBatch:
     ingest_ns: int
     outcomes: list[OutcomeEvent]  # every shard sees every outcome; the owner joins it
     decode_ns: tuple[int, int] = (0, 0)  # monotonic ns: when its batch was decoded
+
+    def __reduce__(self) -> tuple:
+        # to a worker of another process, its events as columns (to_columns says why)
+        return (_shard_batch, (self.shard, to_columns(self.events), self.tick_ms,
+                               self.ingest_ns, self.outcomes, self.decode_ns))
+
+
+def _shard_batch(shard: str, columns: EventColumns, tick_ms: int | None, ingest_ns: int,
+                 outcomes: list[OutcomeEvent], decode_ns: tuple[int, int]) -> ShardBatch:
+    """The :class:`ShardBatch` that its ``__reduce__`` took apart."""
+    return ShardBatch(shard, from_columns(columns), tick_ms, ingest_ns, outcomes, decode_ns)
 
 
 def shard_of(source_id: str, shards: int) -> int:

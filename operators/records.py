@@ -68,6 +68,23 @@ class Rows:
     def count(self) -> int:
         return len(self.rows)
 
+    def __reduce__(self) -> tuple:
+        # Rows cross processes (to the embedded store's owner) pickled. A row that is a
+        # NamedTuple (a Decision) is a Python-level reduce to record and a constructor to
+        # replay; the same values as one tuple per column pickle in C, in about a third
+        # of the time both ways. The other side gets plain tuples, all a store reads.
+        rows = self.rows
+        if not rows or set(map(len, rows)) != {len(self.columns)}:
+            return (Rows, (self.table, self.columns, rows, self.trace))
+        columns = list(zip(*rows, strict=True))
+        return (_from_columns, (self.table, self.columns, columns, self.trace))
+
+
+def _from_columns(table: str, columns: tuple[str, ...], values: list[tuple],
+                  trace: list) -> Rows:
+    """The :class:`Rows` that :meth:`Rows.__reduce__` took apart into columns."""
+    return Rows(table, columns, list(zip(*values, strict=True)), trace)
+
 
 def _json(details: dict) -> str:
     return orjson.dumps(details, option=orjson.OPT_NON_STR_KEYS).decode()

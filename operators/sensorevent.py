@@ -55,3 +55,35 @@ class SensorEvent:
         return (SensorEvent, (self.source_id, self.event_ms, self.values, self.seq,
                               self.kind, self.arrival_ms, self.origin, self.extra,
                               self.trace_parent))
+
+
+# A batch of events as columns, one list per field, in the constructor's order.
+EventColumns = tuple[list[str], list[int], list[dict[str, float]], list[int | None], list[str],
+                     list[int | None], list[str], list[dict[str, Any] | None],
+                     list[str | None]]
+
+
+def to_columns(events: list[SensorEvent]) -> EventColumns:
+    """``events`` as one list per field: what a batch crossing processes is pickled as.
+    Pickle writes a list of ints or strings in C, where each event would be a
+    constructor call to record and to replay (about half the cost, both ways).
+
+    >>> events = [SensorEvent("u1", 5, {"t": 1.0}, seq=3), SensorEvent("u2", 6, {})]
+    >>> from_columns(to_columns(events)) == events
+    True
+    """
+    return ([e.source_id for e in events], [e.event_ms for e in events],
+            [e.values for e in events], [e.seq for e in events], [e.kind for e in events],
+            [e.arrival_ms for e in events], [e.origin for e in events],
+            [e.extra for e in events], [e.trace_parent for e in events])
+
+
+def from_columns(columns: EventColumns) -> list[SensorEvent]:
+    """The events :func:`to_columns` took apart."""
+    source_id, event_ms, values, seq, kind, arrival_ms, origin, extra, trace_parent = columns
+    n = len(source_id)
+    if not all(len(column) == n for column in columns):
+        raise ValueError(f"event columns of lengths {[len(c) for c in columns]}: a batch's "
+                         "columns must be equally long (a corrupted or foreign pickle?)")
+    return [SensorEvent(source_id[i], event_ms[i], values[i], seq[i], kind[i], arrival_ms[i],
+                        origin[i], extra[i], trace_parent[i]) for i in range(n)]
