@@ -247,9 +247,8 @@ class Store:
             self.command(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (fingerprint String, "
                          "files Array(String), applied_at DateTime64(3) DEFAULT now64(3)) "
                          "ENGINE = MergeTree ORDER BY applied_at")
-            with self._errors(f"insert into {SCHEMA_TABLE}"):
-                self._client.insert(SCHEMA_TABLE, [(fingerprint, [p.name for p in files])],
-                                    column_names=["fingerprint", "files"])
+            self.insert(Rows(SCHEMA_TABLE, ("fingerprint", "files"),
+                             [(fingerprint, [p.name for p in files])]), dedup=False)
         engines = self.engines()
         self.apply_retention(retention or Retention.from_env(), engines)
         if self.embedded:
@@ -498,24 +497,51 @@ _ARROW_SCALARS = {
 
 
 def _arrow_type(clickhouse: str) -> Any:
-    """The Arrow type for a ClickHouse column type, or ``None`` when it is not a plain
-    scalar.
+    """The Arrow type for a ClickHouse column type, or ``None`` when there is none here
+    (the row goes the driver's way then).
 
     >>> _arrow_type("LowCardinality(String)"), _arrow_type("Nullable(Float64)")
     (DataType(string), DataType(double))
     >>> _arrow_type("DateTime64(3, 'UTC')"), _arrow_type("Array(UInt64)")
-    (TimestampType(timestamp[ms, tz=UTC]), None)
+    (TimestampType(timestamp[ms, tz=UTC]), ListType(list<item: uint64>))
+    >>> _arrow_type("Map(LowCardinality(String), String)"), _arrow_type("UUID")
+    (MapType(map<string, string>), None)
     """
     import pyarrow as pa
 
-    inner = clickhouse
+    inner = clickhouse.strip()
     for wrapper in ("Nullable(", "LowCardinality("):
         if inner.startswith(wrapper):
             inner = inner[len(wrapper):-1]
+    # epoch milliseconds and nanoseconds, as rows carry them
     if inner.startswith("DateTime64(3"):
-        return pa.timestamp("ms", tz="UTC")  # epoch milliseconds, as rows carry them
+        return pa.timestamp("ms", tz="UTC")
+    if inner.startswith("DateTime64(9"):
+        return pa.timestamp("ns", tz="UTC")
+    if inner.startswith("Array(") and inner.endswith(")"):
+        item = _arrow_type(inner[len("Array("):-1])
+        return None if item is None else pa.list_(item)
+    if inner.startswith("Map(") and inner.endswith(")"):
+        args = _type_arguments(inner[len("Map("):-1])
+        key, value = (_arrow_type(a) for a in args) if len(args) == 2 else (None, None)
+        return None if key is None or value is None else pa.map_(key, value)
     name = _ARROW_SCALARS.get(inner)
     return None if name is None else getattr(pa, name)()
+
+
+def _type_arguments(text: str) -> list[str]:
+    """A type's arguments, split at its own commas (not those of nested types).
+
+    >>> _type_arguments("LowCardinality(String), Map(String, UInt8)")
+    ['LowCardinality(String)', 'Map(String, UInt8)']
+    """
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return [*parts, text[start:].strip()]
 
 
 def _arrow_table(rows: Rows, types: list) -> Any:

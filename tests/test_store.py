@@ -195,3 +195,42 @@ def test_every_embedded_table_merges_at_most_ten_parts_and_removes_on_one_thread
     for name, engine in engines:
         assert "max_parts_to_merge_at_once = 10" in engine, name
         assert "concurrent_part_removal_threshold = 1000000000" in engine, name
+
+
+def test_every_table_the_flow_writes_is_inserted_as_arrow(store):
+    """Each column the flow writes has an Arrow type, containers and nanosecond times
+    included: its inserts are converted in C++, never value by value in Python (the
+    driver's Native path), and a schema change that breaks that shows here."""
+    from operators.canary import CANARY_COLUMNS
+    from operators.escalation import ESCALATION_COLUMNS
+    from operators.invariants import VIOLATION_COLUMNS
+    from operators.records import (
+        ALARM_COLUMNS,
+        CONTROL_LOG_COLUMNS,
+        DECISION_COLUMNS,
+        MODE_CHANGE_COLUMNS,
+        OUTCOME_COLUMNS,
+        QUALITY_COLUMNS,
+    )
+    from operators.regret import REGRET_COLUMNS
+    from sinks.tracing import OTEL_TRACE_COLUMNS
+
+    written = {"decisions": DECISION_COLUMNS, "drift_events": ALARM_COLUMNS,
+               "dead_letters": DEAD_LETTER_COLUMNS, "outcomes": OUTCOME_COLUMNS,
+               "mode_changes": MODE_CHANGE_COLUMNS, "control_log": CONTROL_LOG_COLUMNS,
+               "quality_metrics": QUALITY_COLUMNS, "regrets": REGRET_COLUMNS,
+               "escalations": ESCALATION_COLUMNS, "canary_results": CANARY_COLUMNS,
+               "invariant_violations": VIOLATION_COLUMNS, "otel_traces": OTEL_TRACE_COLUMNS}
+    not_arrow = [table for table, columns in written.items()
+                 if store._arrow_types(Rows(table, columns, [])) is None]
+    assert not_arrow == []
+
+
+def test_containers_and_nanosecond_times_round_trip_through_arrow(store):
+    store.command("CREATE TABLE arrow_kinds (at DateTime64(9), tags Map(LowCardinality(String), "
+                  "String), hist Array(UInt64), names Array(LowCardinality(String))) "
+                  "ENGINE = MergeTree ORDER BY at")
+    row = (1_767_225_600_123_456_789, {"a": "1", "b": "x"}, [3, 0, 7], ["p", "q"])
+    store.insert(Rows("arrow_kinds", ("at", "tags", "hist", "names"), [row]), dedup=False)
+    got = store.query("SELECT toUnixTimestamp64Nano(at), tags, hist, names FROM arrow_kinds")[1]
+    assert got == [row]
