@@ -24,6 +24,7 @@ T0 = 1_767_225_600_000
 REMEMBERED = {
     "decider.freshness._retired": 100_000,          # FreshnessConfig.remember_retired
     "decider.outcomes.feedback._expired": 200_000,  # FeedbackLoop.remember_expired
+    "decider.outcomes.feedback._expired_order": 200_000,  # ... and their order
     "decider.parts[*]._known": 20_000,              # EscalationQueue.max_known
     "decider.parts[*]._open": 20_000,               # EscalationQueue.max_open
 }
