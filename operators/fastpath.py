@@ -22,6 +22,8 @@ from operators.ids import decision_ids, parent_span_of, parse_traceparent, trace
 from operators.modelpath import ModelPath
 from operators.modes import CONSERVATIVE, NORMAL
 from operators.policy import DecisionPolicy
+from operators.policy import content as content_of
+from operators.sensorevent import SensorEvent
 
 __all__ = ["FastPath"]
 
@@ -54,7 +56,9 @@ class FastPath:
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         policy, flow, model = self.policy, self.flow, self.model
-        content_of = policy.content
+        rules, model_action, threshold = policy.rules, policy.model_action, \
+            policy.model_threshold
+        default_action = policy.default_action
         sla, tolerance = policy.sla_ms, self.skew_tolerance_ms
         stale_action, on_stale = policy.stale_action, policy.on_stale
         decision_type = policy.decision_type
@@ -70,9 +74,18 @@ class FastPath:
         new = tuple.__new__  # a Decision without NamedTuple's Python-level __new__
         # each variant's model version, asked once a batch (the model path is Python)
         version_of: dict[str, str] = {}
+        # typed here: a zip of six or more is typed Any by its stubs, and compiled, every
+        # field of an Any event is then looked up by name
+        ev: SensorEvent
+        now: int
+        mode: str
+        variant: str
+        score: float | None
+        did: str
         for ev, now, mode, variant, score, did in zip(  # noqa: B905 - only a keyword-free zip compiles to a C loop
                 batch.events, batch.now, batch.mode, batch.variant, batch.score, ids):
-            content, reason, rule = content_of(ev.values, score,
+            content, reason, rule = content_of(rules, model_action, threshold, default_action,
+                                               ev.values, score,
                                                not untaught or variant not in untaught)
             if model_down and score is None and mode == NORMAL:
                 reason += " (model path failing: rules only)"

@@ -18,6 +18,7 @@ from mypy_extensions import mypyc_attr
 
 if TYPE_CHECKING:
     from operators.batch import BatchResult, DecideBatch
+    from operators.sensorevent import SensorEvent
 
 __all__ = ["FeedbackLoop", "Pending"]
 
@@ -82,6 +83,12 @@ class FeedbackLoop:
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Remember every decision the model scored, for its outcome."""
         pending, order = self._pending, self._order
+        did: str  # typed: a zip of six is typed Any (see the fast path)
+        score: float | None
+        variant: str
+        version: str
+        ev: SensorEvent
+        now: int
         for did, score, variant, version, ev, now in zip(  # noqa: B905 - only a keyword-free zip compiles to a C loop
                 batch.decision_id, batch.score, batch.variant, batch.version, batch.events,
                 batch.now):

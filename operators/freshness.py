@@ -130,9 +130,21 @@ class FreshnessTracker:
     """
 
     def __init__(self, config: FreshnessConfig | None = None, lag_share: float = 0.1) -> None:
-        self.config = config or FreshnessConfig()
+        cfg = self._config = config or FreshnessConfig()
+        # what every event reads, held as this compiled class's own fields: the config is
+        # a Python dataclass, and each of its fields is a lookup by name
+        self._skew_ms = cfg.skew_tolerance_ms
+        self._min_silence_ms = float(cfg.min_silence_ms)
+        self._max_silence_ms = float(cfg.max_silence_ms)
+        self._silence_factor = float(cfg.silence_factor)
+        self._cadence_memory_ms = float(cfg.cadence_memory_ms)
         self.lag_share = lag_share
         self._reset()
+
+    @property
+    def config(self) -> FreshnessConfig:
+        """The settings it was made with (fixed: its fields are copied at construction)."""
+        return self._config
 
     def _reset(self) -> None:
         self._sources: dict[str, SourceState] = {}
@@ -166,9 +178,8 @@ class FreshnessTracker:
         self, source_id: str, event_ms: int, now: int, seq: int | None = None, kind: str = ""
     ) -> None:
         """Record that ``source_id`` spoke at pipeline time ``now``."""
-        cfg = self.config
         state = self._sources.get(source_id)
-        skewed = event_ms > now + cfg.skew_tolerance_ms
+        skewed = event_ms > now + self._skew_ms
         if state is None:
             state = self._sources[source_id] = SourceState(min(event_ms, now), now)
             known = self._retired.pop(source_id, None)
@@ -188,7 +199,7 @@ class FreshnessTracker:
             if not state.skewed:
                 state.skewed = True
                 self._alarm(now, event_ms, source_id, "clock_skew", "skew",
-                            event_ms - now, cfg.skew_tolerance_ms, key=f"at={event_ms}:{seq}")
+                            event_ms - now, self._skew_ms, key=f"at={event_ms}:{seq}")
         else:
             state.skewed = False
             if event_ms > state.event_ms:
@@ -278,11 +289,11 @@ class FreshnessTracker:
         """How long ``state``'s source may stay quiet before it counts as silent: its
         cadence times ``silence_factor``, within the configured bounds (the upper one
         while its cadence is unknown)."""
-        cfg = self.config
         cadence = self.cadence_ms(state)
         if cadence <= 0:
-            return cfg.max_silence_ms
-        return min(max(cfg.min_silence_ms, cfg.silence_factor * cadence), cfg.max_silence_ms)
+            return self._max_silence_ms
+        return min(max(self._min_silence_ms, self._silence_factor * cadence),
+                   self._max_silence_ms)
 
     def _learn_gap(self, state: SourceState, gap: float) -> None:
         """Add one gap to the source's cadence, at most the silence limit in force (beyond
@@ -291,7 +302,7 @@ class FreshnessTracker:
         if gap <= 0:  # two events at one instant of the pipeline clock
             return
         gap = min(gap, self.silence_after_ms(state))
-        keep = math.exp(-gap / self.config.cadence_memory_ms)
+        keep = math.exp(-gap / self._cadence_memory_ms)
         state.gap_sum = keep * state.gap_sum + gap
         state.gap_squares = keep * state.gap_squares + gap * gap
 

@@ -8,7 +8,7 @@ from mypy_extensions import mypyc_attr
 
 from operators.rules import Rule, RuleSet
 
-__all__ = ["STALE_POLICIES", "DecisionPolicy"]
+__all__ = ["STALE_POLICIES", "DecisionPolicy", "content"]
 
 STALE_POLICIES = ("fallback", "skip", "escalate")
 
@@ -58,14 +58,23 @@ class DecisionPolicy:
         >>> action, reason.split(":")[0]
         ('go', 'nominal (model score 0.950 not heeded')
         """
-        rule = self.rules.evaluate(values)
-        if rule is not None:
-            return rule.action, f"rule:{rule.name}", rule
-        if score is not None and self.model_action and score >= self.model_threshold:
-            if heed:
-                return self.model_action, \
-                    f"model:score {score:.3f} >= {self.model_threshold}", None
-            return self.default_action, (
-                f"nominal (model score {score:.3f} not heeded: no rule has fired on this "
-                "stream's rows, so the model knows no intervention here)"), None
-        return self.default_action, "nominal", None
+        return content(self.rules, self.model_action, self.model_threshold,
+                       self.default_action, values, score, heed)
+
+
+def content(rules: RuleSet, model_action: str | None, model_threshold: float,
+            default_action: str, values: dict[str, float], score: float | None,
+            heed: bool = True) -> tuple[str, str, Rule | None]:
+    """:meth:`DecisionPolicy.content` with the policy's fields given: the fast path reads
+    them once a batch (a policy is a Python dataclass; compiled code looks each field up
+    by name) and calls this for every event."""
+    rule = rules.evaluate(values)
+    if rule is not None:
+        return rule.action, f"rule:{rule.name}", rule
+    if score is not None and model_action and score >= model_threshold:
+        if heed:
+            return model_action, f"model:score {score:.3f} >= {model_threshold}", None
+        return default_action, (
+            f"nominal (model score {score:.3f} not heeded: no rule has fired on this "
+            "stream's rows, so the model knows no intervention here)"), None
+    return default_action, "nominal", None
