@@ -29,9 +29,9 @@ MANIFEST = PACKAGE / "_native.json"
 # the modules a decided event passes through; the others run once per batch or less
 MODULES = (
     "canarychecks", "changes", "clock", "drift", "escalation", "fastdecode", "fastpath",
-    "feedback", "freshness", "ids", "invariants", "longrun", "matrix", "outcomes", "policy",
-    "quality", "regret", "relations", "rules", "sampling", "sensorevent", "slowdecisions",
-    "slowpath",
+    "feedback", "freshness", "ids", "invariants", "lags", "longrun", "matrix", "outcomes",
+    "policy", "quality", "regret", "relations", "rules", "sampling", "sensorevent",
+    "slowdecisions", "slowpath",
 )
 # mypy follows these packages' types (py.typed) through every import: minutes per
 # build for types the compiled code does not use
