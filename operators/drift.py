@@ -215,7 +215,7 @@ class _Stream:
         self.probe: list[tuple[float, int, int]] | None = []
         self.rises = 0
         self.counter = False
-        self.last: float | None = None
+        self.last = math.nan  # its latest reading (none yet: NaN, which equals nothing)
         self.run = 0
         self.varied = False
         # consecutive readings compared, how many were equal, and the longest run (of the
@@ -506,8 +506,18 @@ class DriftMonitor:
     """
 
     def __init__(self, config: DriftConfig | None = None) -> None:
-        self.config = config or DriftConfig()
+        cfg = self._config = config or DriftConfig()
+        # what every sample reads, held as this compiled class's own fields: the config
+        # is a Python dataclass, and each of its fields is a lookup by name
+        self._values_on = cfg.values is not None
+        self._freeze_run = cfg.freeze_run
+        self._warmup = cfg.warmup
         self._reset()
+
+    @property
+    def config(self) -> DriftConfig:
+        """The settings it was made with (fixed: some are copied at construction)."""
+        return self._config
 
     def _reset(self) -> None:
         self._streams: dict[str, dict[str, _Stream]] = {}  # source -> value name -> stream
@@ -536,9 +546,9 @@ class DriftMonitor:
     def observe(self, source_id: str, values: dict[str, float], event_ms: int,
                 now: int) -> None:
         """Watch every value of one event."""
-        cfg = self.config
-        if cfg.values is None:
+        if not self._values_on:
             return
+        cfg = self.config
         streams = self._streams.get(source_id)
         if streams is None:
             streams = self._streams[source_id] = {}
@@ -568,18 +578,18 @@ class DriftMonitor:
             last = s.last
             if x == last:
                 s.run += 1
-                if s.run >= cfg.freeze_run and s.varied:
+                if s.run >= self._freeze_run and s.varied:
                     # no run is frozen before freeze_run: the stream's own bar is worked
                     # out then, once a run (a fine sensor's runs end at 1 or 2)
-                    if s.run == cfg.freeze_run:
-                        s.freeze_at = s.frozen_after(cfg.freeze_run,
+                    if s.run == self._freeze_run:
+                        s.freeze_at = s.frozen_after(self._freeze_run,
                                                      cfg.false_alarms_per_million)
                     if s.run == s.freeze_at:
                         self._alarm(now, event_ms, source_id, f"frozen:{name}", "run_length",
                                     s.run, s.freeze_at,
                                     {"value": x, "sample": s.det.n + 1})
             else:
-                if last is not None:
+                if last == last:  # not NaN: a reading before this one
                     s.varied = True
                     s.pairs += s.run
                     s.repeats += s.run - 1
@@ -599,16 +609,15 @@ class DriftMonitor:
                     if probe and x > probe[-1][0]:
                         s.rises += 1
                     probe.append((x, event_ms, now))
-                    if len(probe) > cfg.warmup:
+                    if len(probe) > self._warmup:
                         if probe[1][0] > probe[0][0]:
                             s.rises -= 1
                         del probe[0]
-                    if len(probe) >= cfg.warmup and 2 * s.rises >= len(probe) - 1:
+                    if len(probe) >= self._warmup and 2 * s.rises >= len(probe) - 1:
                         s.probe = None
                         self._as_counter(s, source_id, name, probe)
                         continue
             elif s.counter:
-                assert last is not None  # a counter was known from its readings
                 if x < last:
                     if x > 0.1 * last:  # not a reset to near zero: no counter after all
                         fresh = streams[name] = _Stream(cfg.detector(), s.fleet)
@@ -712,7 +721,7 @@ class DriftMonitor:
         delta = x - s.mean
         s.mean += delta / s.n
         s.m2 += delta * (x - s.mean)
-        if s.n >= self.config.warmup and s.m2 > 0:
+        if s.n >= self._warmup and s.m2 > 0:
             s.sd = (s.m2 / (s.n - 1)) ** 0.5
 
     def _fleet_round(self, name: str, fleet: _Fleet, event_ms: int, now: int) -> None:
