@@ -34,10 +34,9 @@ import orjson
 
 from operators.events import EventDecoder, OutcomeEvent, SensorEvent
 from operators.ids import decision_id
+from operators.stamping import NOT_DECIDED
 
 __all__ = ["SCENARIOS", "SIZES_SD", "FlowFacts", "Stream", "describe", "inject"]
-
-NOT_DECIDED = ("heartbeat", "idle")
 
 
 @dataclass(frozen=True)

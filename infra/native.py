@@ -31,7 +31,7 @@ MODULES = (
     "canarychecks", "changes", "clock", "drift", "escalation", "fastdecode", "fastpath",
     "feedback", "freshness", "ids", "invariants", "lags", "longrun", "matrix", "outcomes",
     "policy", "quality", "regret", "relations", "rules", "sampling", "sensorevent",
-    "slowdecisions", "slowpath",
+    "slowdecisions", "slowpath", "stamping",
 )
 # mypy follows these packages' types (py.typed) through every import: minutes per
 # build for types the compiled code does not use

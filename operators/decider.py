@@ -52,11 +52,11 @@ from operators.regret import RegretTracker
 from operators.rollout import RolloutConfig
 from operators.slowdecisions import SlowDecisions
 from operators.slowpath import SlowPath, SlowPathConfig
+from operators.stamping import stamp
 from operators.variants import Variant
 
 __all__ = ["STALE_POLICIES", "BatchResult", "Decider", "DecisionPolicy"]
 
-NOT_DECIDED = frozenset({"heartbeat", "idle"})
 
 
 class Decider:
@@ -158,41 +158,25 @@ class Decider:
         for a shard that saw no events of its own in this batch."""
         started = time.monotonic_ns()
         clock, tracker, board = self.clock, self.freshness, self.board
-        observe, replay = tracker.observe, self.replay
-        every = tracker.config.check_every_ms
-        now = clock.now_ms()
         mode_at = board.mode_at
-        mode = mode_at(now)
-        out = BatchResult(events=len(events), mode=mode)
-        decided: list[SensorEvent] = []
-        stamped: list[int] = []
-        modes: list[str] = []
-        canaries: list[tuple[SensorEvent, int, str]] = []
-        for ev in events:
-            if replay:
-                clock.observe(ev.event_ms if ev.arrival_ms is None else ev.arrival_ms)
-                now = clock.now_ms()
-            kind = ev.kind
-            if kind == "canary":  # a probe: not a source, never holds the watermark
-                canaries.append((ev, now, mode))
-                continue
-            observe(ev.source_id, ev.event_ms, now, ev.seq, kind)
-            if now - tracker.last_check_ms >= every:
-                # health and the mode as the clock passes; slow windows wait for the
-                # batch's fast decisions (below), which came first on this clock
-                self._check(now, out, close_slow=False)
-                mode = mode_at(now)
-            if kind not in NOT_DECIDED:
-                decided.append(ev)
-                stamped.append(now)
-                modes.append(mode)
+        now = clock.now_ms()
+        out = BatchResult(events=len(events), mode=mode_at(now))
+
+        def checked(at: int) -> str:
+            # health and the mode as the clock passes; slow windows wait for the batch's
+            # fast decisions (below), which came first on this clock
+            self._check(at, out, close_slow=False)
+            return mode_at(at)
+
+        stamped = stamp(events, clock, tracker, now, out.mode, checked)
+        decided, canaries = stamped.decided, stamped.canaries
         fresh_ns = time.monotonic_ns()
         out.stages["freshness"] = (started, fresh_ns)
         if decided:
-            self._decide(DecideBatch(decided, stamped, modes, board, ingest_ns), out)
+            self._decide(DecideBatch(decided, stamped.now, stamped.mode, board, ingest_ns), out)
         if outcomes:  # after the batch's decisions: an outcome never precedes its decision
             self.outcomes.grade(outcomes, clock.now_ms(), board)
-        if replay and tick_ms is not None:
+        if self.replay and tick_ms is not None:
             clock.observe(tick_ms)
         now = clock.now_ms()
         self._check(now, out)
