@@ -58,7 +58,6 @@ from operators.variants import Variant
 __all__ = ["STALE_POLICIES", "BatchResult", "Decider", "DecisionPolicy"]
 
 
-
 class Decider:
     """Decides a stream of sensor events for one shard of sources.
 

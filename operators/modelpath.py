@@ -116,13 +116,13 @@ class ModelPath:
                                                                           ev.source_id)):
                     groups.setdefault(variants[i], []).append(i)
         for variant, index in groups.items():
-            rows = [ev.values for ev in events] if len(index) == len(events) else \
-                [events[i].values for i in index]
+            whole = len(index) == len(events)  # the batch's every event, in order
+            rows = [ev.values for ev in events] if whole else [events[i].values for i in index]
             predicted = self.score(variant, rows, batch.now[index[0]])
             if predicted is None:
                 batch.model_down = True
                 continue
-            if len(index) == len(events):
+            if whole:
                 scores[:] = predicted
             else:
                 for i, p in zip(index, predicted, strict=True):

@@ -23,16 +23,14 @@ NOT_DECIDED = frozenset({"heartbeat", "idle"})  # kinds that only say a source i
 
 
 class Stamped:
-    """A stamped batch: the events to decide, each one's pipeline time and mode, the
-    canaries with theirs, and the clock and the mode after the last event."""
+    """A stamped batch: the events to decide, each one's pipeline time and mode, and the
+    canaries with theirs."""
 
-    def __init__(self, now: int, mode: str) -> None:
+    def __init__(self) -> None:
         self.decided: list[SensorEvent] = []
         self.now: list[int] = []
         self.mode: list[str] = []
         self.canaries: list[tuple[SensorEvent, int, str]] = []
-        self.last_now = now
-        self.last_mode = mode
 
 
 def stamp(events: list[SensorEvent], clock: WallClock | ReplayClock,
@@ -52,7 +50,7 @@ def stamp(events: list[SensorEvent], clock: WallClock | ReplayClock,
     >>> [e.source_id for e in out.decided], out.now, out.mode
     (['u1', 'u2'], [1010, 1520], ['CONSERVATIVE', 'CONSERVATIVE'])
     """
-    out = Stamped(now, mode)
+    out = Stamped()
     decided, stamped, modes, canaries = out.decided, out.now, out.mode, out.canaries
     replay = clock if isinstance(clock, ReplayClock) else None
     every = tracker.config.check_every_ms
@@ -71,5 +69,4 @@ def stamp(events: list[SensorEvent], clock: WallClock | ReplayClock,
             decided.append(ev)
             stamped.append(now)
             modes.append(mode)
-    out.last_now, out.last_mode = now, mode
     return out
