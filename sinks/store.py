@@ -17,10 +17,12 @@ create still there, it is not migrated again (every command opens the store).
 from __future__ import annotations
 
 import atexit
+import ctypes
 import hashlib
 import logging
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -391,6 +393,7 @@ def _connect(dsn: str) -> Any:
         try:
             os.makedirs(path, exist_ok=True)
             client = clickhouse_connect.get_client(dsn=dsn)
+            _let_aborts_end_the_process()
         except OSError as exc:
             raise StoreUnavailable(f"cannot create store directory {path}: {exc.strerror}") from exc
         except Exception as exc:
@@ -409,6 +412,20 @@ def _connect(dsn: str) -> Any:
     log.info("event=store_open store=%s elapsed_ms=%.0f", redact(dsn),
              (time.perf_counter() - started) * 1000)
     return client
+
+
+def _let_aborts_end_the_process() -> None:
+    """Give SIGABRT back its default action, which ends the process.
+
+    Opening the embedded store installs ClickHouse's fatal-signal handler, which in
+    an embedded process waits forever: a process that aborts (a Rust panic in a
+    destructor, a failed assertion in any library) would hang, holding the store's
+    path, instead of ending so that a supervisor can restart it. ``signal.signal``
+    works on the main thread only; the store may be opened on a worker's.
+    """
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal(signal.SIGABRT, ctypes.c_void_p(0))  # 0: SIG_DFL
 
 
 # As system.tables spells them: outdated parts a table must have before it removes

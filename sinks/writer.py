@@ -39,8 +39,11 @@ class BackgroundWriter(Generic[T]):
     [0, 1, 2, 3, 4]
     >>> writer.close()
 
-    An error in ``write`` is raised by the next ``submit`` or ``flush``; items
-    submitted after a failed one are not written. With ``merge``, the items
+    An error in ``write`` is raised by the next ``submit``, ``flush`` or ``close``;
+    nothing submitted after a failed item is written, and every later ``submit`` or
+    ``flush`` raises again. ``close`` raises only an error not raised yet: a sink
+    closed while its dataflow unwinds from that error must not raise it twice
+    (Bytewax aborts the process on an error in a destructor). With ``merge``, the items
     queued while a write ran are merged into one write, and a writer that had
     to wait for its first item also takes what arrives within ``linger``
     seconds: fewer, larger inserts.
@@ -55,7 +58,8 @@ class BackgroundWriter(Generic[T]):
         self._merge = merge
         self._linger = linger
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the failed write's, kept for good
+        self._reported = False  # whether a caller has been given it
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -64,7 +68,7 @@ class BackgroundWriter(Generic[T]):
 
     def submit(self, item: T) -> None:
         """Queue ``item``; blocks while ``depth`` writes are already waiting."""
-        self._raise()
+        self._raise(again=True)
         if self._closed:
             raise RuntimeError("the writer is closed; create a new one to write again")
         self._queue.put(item)
@@ -72,7 +76,7 @@ class BackgroundWriter(Generic[T]):
     def flush(self) -> None:
         """Wait until every submitted item is written; raise the first write error."""
         self.wait()
-        self._raise()
+        self._raise(again=True)
 
     def wait(self) -> None:
         """Wait until every submitted item is written or failed; an error stays for the
@@ -87,12 +91,18 @@ class BackgroundWriter(Generic[T]):
         self._queue.put(_STOP)
         self._thread.join()
         if raise_error:
-            self._raise()
+            self._raise(again=False)
 
-    def _raise(self) -> None:
-        error, self._error = self._error, None
-        if error is not None:
+    def _raise(self, again: bool) -> None:
+        error = self._error
+        if error is None:
+            return
+        if not self._reported:
+            self._reported = True
             raise error
+        if again:
+            raise RuntimeError(f"an earlier write failed ({error}); nothing after it is "
+                               "written: create a new writer") from error
 
     def _run(self) -> None:
         while True:

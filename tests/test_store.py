@@ -187,6 +187,24 @@ def test_removing_many_merged_away_parts_does_not_leave_a_hundred_threads(tmp_pa
     assert int(done.stdout.split()[-1]) < 60
 
 
+def test_a_process_with_the_embedded_store_open_that_aborts_ends(tmp_path):
+    """Fails without ``_let_aborts_end_the_process``: the embedded engine's fatal-signal
+    handler caught the abort and the process hung for good, holding the store's path
+    (as a run Ctrl-C'd during an outage once did when Bytewax aborted)."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    aborting = ("import os, sys; from sinks.store import open_store; "
+                "store = open_store('chdb://' + sys.argv[1]); store.scalar('SELECT 1'); "
+                "os.abort()")
+    done = subprocess.run([sys.executable, "-c", aborting, str(tmp_path / "store")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGABRT, done.stderr[-2000:]
+
+
 def test_every_embedded_table_merges_at_most_ten_parts_and_removes_on_one_thread(store):
     """Merge buffers and removal threads of the embedded engine are the flow's memory."""
     engines = store.query("SELECT name, engine_full FROM system.tables WHERE database = "

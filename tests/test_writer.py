@@ -57,6 +57,31 @@ def test_a_failed_write_is_raised_to_the_caller_and_nothing_after_it_is_written(
     writer.close()
 
 
+def test_after_a_raised_failure_nothing_is_written_and_close_does_not_raise_it_again():
+    """Fails when raising the error forgets it (as it once did): the next submit was
+    written, and on Ctrl-C during an outage the sink, closed while Bytewax unwound
+    from the error, raised a second one; Bytewax aborted in its destructor and the
+    embedded store's fatal-signal handler left the process hung."""
+    written: list[int] = []
+
+    def write(i: int) -> None:
+        if i == 0:
+            raise StoreError("insert into t failed")
+        written.append(i)
+
+    writer = BackgroundWriter(write, depth=10)
+    writer.submit(0)
+    writer.wait()
+    with pytest.raises(StoreError, match="insert into t failed"):
+        writer.submit(1)
+    with pytest.raises(RuntimeError, match=r"an earlier write failed .*insert into t failed"):
+        writer.submit(2)
+    with pytest.raises(RuntimeError, match="an earlier write failed"):
+        writer.flush()
+    writer.close()  # the dataflow already has the error: closing does not raise it again
+    assert written == []
+
+
 def test_items_within_the_linger_go_in_one_merged_write_in_order():
     writes: list[list[int]] = []
     writer = BackgroundWriter(writes.append, depth=50, linger=0.2,
