@@ -228,6 +228,10 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               type=click.IntRange(min=1),
               help="batches that may wait for the embedded store's writer; then the "
               "input is held")
+@click.option("--store-linger-ms", default=default("store_linger_ms"), show_default=True,
+              type=click.IntRange(min=0, max=60_000),
+              help="how long the embedded store's idle writer gathers rows into one "
+              "insert (fewer, larger inserts cost the engine less CPU)")
 @click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
@@ -248,7 +252,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         kafka_opt: tuple[str, ...], outcomes_topic: str, emit_kafka: bool,
         decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
         replay_topic: bool, partition_idle_ms: int, recovery_dir: str | None, epoch: float,
-        store_give_up: float | None, store_buffer: int, processes: int,
+        store_give_up: float | None, store_buffer: int, store_linger_ms: int,
+        processes: int,
         process_id: int | None, addresses: str | None,
         dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
         workers: int, shards: int, alert_webhooks: tuple[str, ...], quiet: bool) -> None:
@@ -265,6 +270,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
                        replay=True if replay_topic else False if source == "kafka" else None,
                        partition_idle_ms=partition_idle_ms, store_buffer=store_buffer,
+                       store_linger_ms=store_linger_ms,
                        **({"store_give_up_s": store_give_up} if store_give_up else {}))
     if dashboard_port is not None and processes > 1:
         raise ConfigError("--dashboard serves from the process that owns the store; with "

@@ -101,6 +101,10 @@ class RunConfig:
         default_factory=lambda: _env_number("STORE_GIVE_UP", 0.0) or None)
     # batches that may wait for the embedded store's writer (then the input is held)
     store_buffer: int = 2
+    # how long the embedded store's idle writer gathers rows into one insert: an insert
+    # costs milliseconds of the engine's CPU whatever its size, and each one is a part
+    # its merges rewrite
+    store_linger_ms: int = 500
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)
@@ -134,6 +138,9 @@ class RunConfig:
                               "number of seconds, or leave it unset to wait for the store")
         if self.store_buffer < 1:
             raise ConfigError(f"store buffer {self.store_buffer}: use at least 1 batch")
+        if not 0 <= self.store_linger_ms <= 60_000:
+            raise ConfigError(f"store linger {self.store_linger_ms} ms: use 0 (insert at "
+                              "once) to 60000 ms")
         if self.store_fault:
             from sinks.storefault import StoreFault
 
@@ -185,7 +192,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "TOPIC": ("topic", str), "OUTCOMES_TOPIC": ("outcomes_topic", str),
     "STOP_AT_END": ("stop_at_end", bool), "EMIT_KAFKA": ("emit_kafka", bool),
     "RECOVERY_DIR": ("recovery_dir", str), "PARTITION_IDLE_MS": ("partition_idle_ms", int),
-    "STORE_BUFFER": ("store_buffer", int),
+    "STORE_BUFFER": ("store_buffer", int), "STORE_LINGER_MS": ("store_linger_ms", int),
 }
 
 

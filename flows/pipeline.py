@@ -113,6 +113,7 @@ class FlowSpec:
     store_fault: StoreFault | None = None  # injected on purpose (fault scenarios)
     store_give_up_s: float | None = None  # end the run after the store failed this long
     store_buffer: int = 2  # batches that may wait for the embedded store's writer
+    store_linger_ms: int = 500  # how long that writer, idle, gathers rows into one insert
 
 
 @dataclass(slots=True)
@@ -377,6 +378,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
         op.output("store", keyed, EmbeddedStoreSink(spec.store, durable_snapshots=spec.snapshots,
                                                      buffer_batches=spec.store_buffer,
+                                                     linger_s=spec.store_linger_ms / 1000,
                                                      **settings))
     else:
         op.output("store", rows, ClickHouseSink(spec.store, **settings))
@@ -450,6 +452,7 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     if config.store_fault:
         spec.store_fault = StoreFault.parse(config.store_fault)
     spec.store_give_up_s, spec.store_buffer = config.store_give_up_s, config.store_buffer
+    spec.store_linger_ms = config.store_linger_ms
     flow = build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))
     tune_gc(parse_gc(config.gc))  # what is alive now lives as long as the flow

@@ -25,6 +25,7 @@ __all__ = ["BackgroundWriter"]
 
 T = TypeVar("T")
 _STOP = object()
+_FLUSH = object()  # ends a linger: a flush waits for what is queued, not for the linger
 
 
 class BackgroundWriter(Generic[T]):
@@ -80,7 +81,11 @@ class BackgroundWriter(Generic[T]):
 
     def wait(self) -> None:
         """Wait until every submitted item is written or failed; an error stays for the
-        next ``submit``, ``flush`` or ``close`` to raise."""
+        next ``submit``, ``flush`` or ``close`` to raise. A lingering writer writes at
+        once."""
+        if self._closed:  # the thread wrote everything before it stopped
+            return
+        self._queue.put(_FLUSH)
         self._queue.join()
 
     def close(self, raise_error: bool = True) -> None:
@@ -114,7 +119,8 @@ class BackgroundWriter(Generic[T]):
                 # flow back and memory stays at `depth` batches.
                 idle = time.monotonic() - waited_from > 0.001
                 until = time.monotonic() + (self._linger if idle else 0.0)
-                while items[-1] is not _STOP and (idle or len(items) <= self._queue.maxsize):
+                while items[-1] is not _STOP and items[-1] is not _FLUSH and \
+                        (idle or len(items) <= self._queue.maxsize):
                     left = until - time.monotonic()
                     try:
                         items.append(self._queue.get(timeout=left) if left > 0
@@ -122,7 +128,7 @@ class BackgroundWriter(Generic[T]):
                     except queue.Empty:
                         break
             stop = items[-1] is _STOP
-            batch = items[:-1] if stop else items
+            batch = [item for item in items if item is not _STOP and item is not _FLUSH]
             try:
                 if batch and self._error is None:  # after a failure nothing is written
                     self._write(batch[0] if len(batch) == 1 or self._merge is None

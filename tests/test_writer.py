@@ -96,6 +96,25 @@ def test_items_within_the_linger_go_in_one_merged_write_in_order():
     assert writes[-1] == [99]
 
 
+def test_a_flush_writes_at_once_instead_of_waiting_out_the_linger():
+    """A snapshot flushes the store's writer: with a linger of 30 s it must not stall
+    the flow for 30 s. Fails when the linger loop does not end at a flush."""
+    import time
+
+    writes: list[list[int]] = []
+    writer = BackgroundWriter(writes.append, depth=5, linger=30.0,
+                              merge=lambda lists: [i for chunk in lists for i in chunk])
+    time.sleep(0.01)  # the writer is idle: its next item starts a linger
+    started = time.monotonic()
+    for i in range(3):
+        writer.submit([i])
+    writer.flush()
+    assert time.monotonic() - started < 10, "the flush waited for the linger"
+    assert writes == [[0, 1, 2]]
+    writer.close()
+    assert writes == [[0, 1, 2]]  # nothing written twice, nothing empty
+
+
 def _flow(dsn: str, batches: list[Rows]) -> Dataflow:
     flow = Dataflow("writer_test")
     keyed = op.map("key", op.input("in", flow, TestingSource(batches)), lambda r: ("store", r))
