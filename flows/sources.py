@@ -57,16 +57,14 @@ class _JSONLPartition(StatefulSourcePartition[RawBatch, tuple[int, int]]):
         if not lines:
             raise StopIteration
         first = self._line
-        records = []
-        for number, line in enumerate(lines, first + 1):
-            self._offset += len(line)
-            payload = line.strip()
-            if number == 1 and payload.startswith(b"\xef\xbb\xbf"):
-                payload = payload[3:]  # a UTF-8 byte order mark marks the file, not the event
-            if payload:
-                records.append((f"file:{self._path}:{number}", payload))
+        self._offset += sum(map(len, lines))
         self._line = first + len(lines)
-        return [RawBatch(records)]
+        payloads = [line.strip() for line in lines]
+        if first == 0 and payloads[0].startswith(b"\xef\xbb\xbf"):
+            payloads[0] = payloads[0][3:]  # a UTF-8 byte order mark marks the file, not the event
+        prefix = f"file:{self._path}:"
+        return [RawBatch([(f"{prefix}{number}", payload)
+                          for number, payload in enumerate(payloads, first + 1) if payload])]
 
     def snapshot(self) -> tuple[int, int]:
         return (self._offset, self._line)
