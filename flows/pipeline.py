@@ -149,6 +149,32 @@ def _shard_batch(shard: str, columns: EventColumns, tick_ms: int | None, ingest_
     return ShardBatch(shard, from_columns(columns), tick_ms, ingest_ns, outcomes, decode_ns)
 
 
+def merge_live(batches: list[ShardBatch]) -> list[ShardBatch]:
+    """A shard's live batches of one step as one: each call of the decider costs a
+    fixed part (its parts' per-batch work), and a live stream from several partitions
+    comes as many small batches. A replay's batches each advance the replay clock
+    (``tick_ms``) and stay as they are, so a replay decides the same however its
+    input was cut. The merged batch keeps the earliest ingest time, so the latency a
+    decision reports is never less than its event's.
+
+    >>> a = ShardBatch("shard-0", [1, 2], None, 50, ["o1"], (60, 70))  # type: ignore[list-item]
+    >>> b = ShardBatch("shard-0", [3], None, 40, ["o2"], (55, 80))  # type: ignore[list-item]
+    >>> [(m.events, m.ingest_ns, m.outcomes, m.decode_ns) for m in merge_live([a, b])]
+    [([1, 2, 3], 40, ['o1', 'o2'], (55, 80))]
+    >>> b.tick_ms = 9_000  # a replay's
+    >>> len(merge_live([a, b]))
+    2
+    """
+    if len(batches) < 2 or any(b.tick_ms is not None or b.shard != batches[0].shard
+                               for b in batches):
+        return batches
+    return [ShardBatch(batches[0].shard, [ev for b in batches for ev in b.events], None,
+                       min(b.ingest_ns for b in batches),
+                       [o for b in batches for o in b.outcomes],
+                       (min(b.decode_ns[0] for b in batches),
+                        max(b.decode_ns[1] for b in batches)))]
+
+
 def shard_of(source_id: str, shards: int) -> int:
     """Stable shard of a source (crc32, the same in every process and run).
 
@@ -218,7 +244,7 @@ class _DecideLogic(StatefulBatchLogic[ShardBatch, Rows, bytes]):
         answers = self._controls.answers()
         if answers:
             out += self._answer(answers)
-        for batch in values:
+        for batch in merge_live(values):
             if decider.shard != batch.shard:
                 decider.shard = batch.shard
             result = decider.process(batch.events, batch.tick_ms, batch.ingest_ns,
