@@ -122,17 +122,20 @@ class _BackgroundPartition(_Partition):
 
     def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
                  on_stored: OnStored | None = None, depth: int = 2,
-                 linger_s: float = 0.5) -> None:
+                 linger_s: float = 0.5, linger_rows: int = 10_000) -> None:
         super().__init__(store, breaker, on_write, on_stored)
         # A live stream arrives in many small batches: those that come within
-        # ``linger_s`` go into one insert, since an insert costs the engine mostly per
-        # call and each one is a part its merges rewrite. A flush (a snapshot, the
-        # end) does not wait for the linger. ``depth`` batches bound what waits while
+        # ``linger_s``, up to ``linger_rows`` rows, go into one insert, since an insert
+        # costs the engine mostly per call and each one is a part its merges rewrite.
+        # The row bound keeps a fast flow (whose writer waits for it, and so lingers
+        # too) from holding half a second of rows. A flush (a snapshot, the end) does
+        # not wait for the linger. ``depth`` batches bound what waits while
         # the writer is busy, and so the store owner's memory (RESULTS.md, "Settings
         # measured"), and what is decided after the store fails.
         self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
             self._write, depth=depth, name="lucidstream-store-writer", linger=linger_s,
-            merge=lambda batches: [rows for batch in batches for rows in batch])
+            merge=lambda batches: [rows for batch in batches for rows in batch],
+            weigh=lambda batch: sum(rows.count for rows in batch), linger_weight=linger_rows)
 
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)
@@ -154,21 +157,25 @@ class _StoreSinkSettings:
     (unset: wait for it); ``stop`` set (Ctrl-C) ends the wait; ``wrap`` wraps the
     opened store (a fault injected on purpose: :mod:`sinks.storefault`);
     ``buffer_batches`` is how many batches may wait for a background writer, and
-    ``linger_s`` how long that writer, idle, gathers rows into one insert.
+    ``linger_s`` how long that writer, idle, gathers rows into one insert (at most
+    ``linger_rows`` of them).
     """
 
     def __init__(self, dsn: str, on_write: OnWrite | None = None,
                  on_health: OnHealth | None = None, on_stored: OnStored | None = None,
                  give_up_after_s: float | None = None, stop: threading.Event | None = None,
                  wrap: Callable[[Store], Writable] | None = None,
-                 buffer_batches: int = 2, linger_s: float = 0.5) -> None:
+                 buffer_batches: int = 2, linger_s: float = 0.5,
+                 linger_rows: int = 10_000) -> None:
         if buffer_batches < 1:
             raise ConfigError(f"store buffer of {buffer_batches} batches: use at least 1")
         self.dsn = dsn
         self.buffer_batches = buffer_batches
         if not 0 <= linger_s <= 60:
             raise ConfigError(f"store linger of {linger_s} s: use 0 (insert at once) to 60 s")
-        self.linger_s = linger_s
+        if linger_rows < 1:
+            raise ConfigError(f"store linger of {linger_rows} rows: use at least 1")
+        self.linger_s, self.linger_rows = linger_s, linger_rows
         self.on_write = on_write
         self.on_health = on_health
         self.on_stored = on_stored
@@ -241,5 +248,5 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
         inner = _BackgroundPartition(*self._parts(), self.on_write, self.on_stored,
-                                     self.buffer_batches, self.linger_s)
+                                     self.buffer_batches, self.linger_s, self.linger_rows)
         return _OwnerPartition(inner, self.durable_snapshots)

@@ -47,17 +47,23 @@ class BackgroundWriter(Generic[T]):
     (Bytewax aborts the process on an error in a destructor). With ``merge``, the items
     queued while a write ran are merged into one write, and a writer that had
     to wait for its first item also takes what arrives within ``linger``
-    seconds: fewer, larger inserts.
+    seconds, or until the items it took weigh ``linger_weight`` (by ``weigh``),
+    whichever comes first, as a Kafka producer's ``linger.ms`` and ``batch.size``
+    do: fewer, larger inserts, and what waits bounded in time and in size.
     """
 
     def __init__(self, write: Callable[[T], None], depth: int = 2,
                  name: str = "lucidstream-writer",
-                 merge: Callable[[list[T]], T] | None = None, linger: float = 0.0) -> None:
+                 merge: Callable[[list[T]], T] | None = None, linger: float = 0.0,
+                 weigh: Callable[[T], int] = lambda item: 1,
+                 linger_weight: int = 1 << 62) -> None:
         if depth < 1:
             raise ValueError(f"depth={depth}: the writer needs room for one write")
         self._write = write
         self._merge = merge
         self._linger = linger
+        self._weigh = weigh
+        self._linger_weight = linger_weight
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None  # the failed write's, kept for good
         self._reported = False  # whether a caller has been given it
@@ -119,8 +125,12 @@ class BackgroundWriter(Generic[T]):
                 # flow back and memory stays at `depth` batches.
                 idle = time.monotonic() - waited_from > 0.001
                 until = time.monotonic() + (self._linger if idle else 0.0)
+                weight = 0
                 while items[-1] is not _STOP and items[-1] is not _FLUSH and \
                         (idle or len(items) <= self._queue.maxsize):
+                    weight += self._weigh(items[-1])  # type: ignore[arg-type]
+                    if weight >= self._linger_weight:
+                        break
                     left = until - time.monotonic()
                     try:
                         items.append(self._queue.get(timeout=left) if left > 0

@@ -115,6 +115,29 @@ def test_a_flush_writes_at_once_instead_of_waiting_out_the_linger():
     assert writes == [[0, 1, 2]]  # nothing written twice, nothing empty
 
 
+def test_a_linger_ends_once_the_items_weigh_enough():
+    """A fast flow keeps the writer waiting for it, so the writer lingers on every
+    write: the weight bound keeps it from holding the linger's worth of rows."""
+    import time
+
+    writes: list[list[int]] = []
+    done = threading.Event()
+
+    def write(items: list[int]) -> None:
+        writes.append(items)
+        done.set()
+
+    writer = BackgroundWriter(write, depth=5, linger=30.0, weigh=len, linger_weight=4,
+                              merge=lambda lists: [i for chunk in lists for i in chunk])
+    time.sleep(0.01)  # the writer is idle: its next item starts a linger
+    for chunk in ([0, 1], [2], [3, 4], [5]):
+        writer.submit(chunk)
+    assert done.wait(10), "the writer lingered past its weight bound"
+    assert writes[0] == [0, 1, 2, 3, 4]  # 2 + 1 + 2 rows reached the bound of 4
+    writer.close()
+    assert writes == [[0, 1, 2, 3, 4], [5]]
+
+
 def _flow(dsn: str, batches: list[Rows]) -> Dataflow:
     flow = Dataflow("writer_test")
     keyed = op.map("key", op.input("in", flow, TestingSource(batches)), lambda r: ("store", r))
