@@ -18,7 +18,7 @@ from mypy_extensions import mypyc_attr
 
 from operators.batch import BatchResult, DecideBatch
 from operators.decision import Decision
-from operators.ids import decision_ids, parent_span_of, parse_traceparent
+from operators.ids import decision_ids, parent_span_of, parse_traceparent, trace_id_for
 from operators.modelpath import ModelPath
 from operators.modes import CONSERVATIVE, NORMAL
 from operators.policy import DecisionPolicy
@@ -113,9 +113,7 @@ class FastPath:
                 if parent is not None:
                     parents[did] = parent
             decisions.append(new(Decision, (
-                # a decision ID is always a UUIDv5 here: its trace ID is its hex digits,
-                # as trace_id_for says, without that function's checks
-                did, trace or did.replace("-", ""), ev.source_id, decision_type, path, action,
+                did, trace or trace_id_for(did), ev.source_id, decision_type, path, action,
                 score, None if score is None else max(score, 1.0 - score), version, variant,
                 mode, ev.event_ms, now, age, fresh, latency, escalated, reason, flow,
                 ev.origin)))
