@@ -82,7 +82,6 @@ class FeedbackLoop:
 
     def observe_batch(self, batch: DecideBatch, out: BatchResult) -> None:
         """Remember every decision the model scored, for its outcome."""
-        pending, order = self._pending, self._order
         did: str  # typed: a zip of six is typed Any (see the fast path)
         score: float | None
         variant: str
@@ -93,19 +92,21 @@ class FeedbackLoop:
                 batch.decision_id, batch.score, batch.variant, batch.version, batch.events,
                 batch.now):
             if score is not None:
-                if did not in pending:
-                    order.append(did)
-                pending[did] = Pending(variant, version, ev.values, score, now)
+                self._add(did, Pending(variant, version, ev.values, score, now))
         self._bound()
 
     def forget(self, source_id: str) -> None:
         """Nothing per source: pending decisions expire by age and count."""
 
     def remember(self, decision_id: str, pending: Pending) -> None:
+        self._add(decision_id, pending)
+        self._bound()
+
+    def _add(self, decision_id: str, pending: Pending) -> None:
+        """Hold ``pending`` under its ID; a new ID joins the order (oldest first)."""
         if decision_id not in self._pending:
             self._order.append(decision_id)
         self._pending[decision_id] = pending
-        self._bound()
 
     def _bound(self) -> None:
         """Past ``max_pending``, the oldest pending decisions expire."""
