@@ -121,8 +121,8 @@ class _BackgroundPartition(_Partition):
     goes on deciding while the embedded store inserts."""
 
     def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
-                 on_stored: OnStored | None = None, depth: int = 2,
-                 linger_s: float = 0.5, linger_rows: int = 10_000) -> None:
+                 on_stored: OnStored | None, depth: int, linger_s: float,
+                 linger_rows: int) -> None:
         super().__init__(store, breaker, on_write, on_stored)
         # A live stream arrives in many small batches: those that come within
         # ``linger_s``, up to ``linger_rows`` rows, go into one insert, since an insert

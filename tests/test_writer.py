@@ -15,6 +15,11 @@ from sinks.clickhouse import EmbeddedStoreSink
 from sinks.writer import BackgroundWriter
 
 
+def _joined(chunks: list[list[int]]) -> list[int]:
+    """A merge for writers of lists: the lists of one write, joined in order."""
+    return [i for chunk in chunks for i in chunk]
+
+
 def test_writes_run_in_order_on_another_thread():
     seen: list[tuple[int, str]] = []
     writer = BackgroundWriter(lambda i: seen.append((i, threading.current_thread().name)))
@@ -85,7 +90,7 @@ def test_after_a_raised_failure_nothing_is_written_and_close_does_not_raise_it_a
 def test_items_within_the_linger_go_in_one_merged_write_in_order():
     writes: list[list[int]] = []
     writer = BackgroundWriter(writes.append, depth=50, linger=0.2,
-                              merge=lambda lists: [i for chunk in lists for i in chunk])
+                              merge=_joined)
     for i in range(20):
         writer.submit([i])
     writer.flush()  # waits for the merged write, then raises nothing
@@ -103,7 +108,7 @@ def test_a_flush_writes_at_once_instead_of_waiting_out_the_linger():
 
     writes: list[list[int]] = []
     writer = BackgroundWriter(writes.append, depth=5, linger=30.0,
-                              merge=lambda lists: [i for chunk in lists for i in chunk])
+                              merge=_joined)
     time.sleep(0.01)  # the writer is idle: its next item starts a linger
     started = time.monotonic()
     for i in range(3):
@@ -128,7 +133,7 @@ def test_a_linger_ends_once_the_items_weigh_enough():
         done.set()
 
     writer = BackgroundWriter(write, depth=5, linger=30.0, weigh=len, linger_weight=4,
-                              merge=lambda lists: [i for chunk in lists for i in chunk])
+                              merge=_joined)
     time.sleep(0.01)  # the writer is idle: its next item starts a linger
     for chunk in ([0, 1], [2], [3, 4], [5]):
         writer.submit(chunk)
