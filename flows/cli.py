@@ -33,13 +33,13 @@ from flows.scenarios import ScenarioSettings, truth_path
 from flows.scenarios import build as build_scenario
 from flows.simulator import START_MS
 from flows.sources import SimulatedStream
-from flows.telemetry import Telemetry
+from flows.telemetry import Telemetry, combined
 from operators.errors import ConfigError, InputError, LucidstreamError
 from operators.escalation import ANSWERS, STATUSES
 from operators.flags import CAPABILITIES
 from operators.modes import MODES
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
-from sinks.store import Store, open_store, redact
+from sinks.store import Store, check_openable, normalize_dsn, open_store, redact
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -83,7 +83,7 @@ def _alert_loop(store: Store, flow_name: str, urls: tuple[str, ...]):  # type: i
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
          processes: int = 1, process_id: int | None = None,
          addresses: list[str] | None = None, dashboard_port: int | None = None,
-         alert_webhooks: tuple[str, ...] = ()) -> None:
+         alert_webhooks: tuple[str, ...] = (), snapshot_to: str | None = None) -> None:
     config.flow = flow_name
     if process_id is not None:  # one process of a cluster the parent started
         config.process_id = process_id
@@ -91,22 +91,13 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         flow = resolve_flow(flow_name).get_flow(config, telemetry)
         execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
                 config.recovery_dir, config.epoch_s, process_id, addresses)
+        if snapshot_to:
+            Path(snapshot_to).write_text(telemetry.snapshot().to_json())
+        return
+    if processes > 1:
+        _run_cluster(config, flow_name, processes, alert_webhooks)
         return
     store = open_store(config.store)  # fail fast, one line, if the store is unreachable
-    if processes > 1:
-        store.close()  # the cluster's store-owner process opens it
-        if alert_webhooks or os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK"):
-            raise ConfigError("alert webhooks are sent by a flow of one process; with "
-                              "--processes, leave out --alert-webhook")
-        started = int(time.time() * 1000)
-        if config.recovery_dir:
-            recovery_config(config.recovery_dir)  # initialise once, before the processes
-        run_cluster(processes)  # the parent only waits: it never imports the flow
-        with open_store(config.store) as store:
-            snap = Telemetry().snapshot()
-            report = finish_run(store, flow_name, config.input, started, snap)
-        _summary(report, config, cluster=processes)
-        return
     server = None
     try:
         if dashboard_port is not None:
@@ -133,15 +124,39 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
         store.close()
 
 
+def _run_cluster(config: RunConfig, flow_name: str, processes: int,
+                 alert_webhooks: tuple[str, ...]) -> None:
+    """Run ``processes`` copies of this command as one cluster, then record the run with
+    the sum of their counters.
+
+    The parent never imports the flow. An embedded store is only checked here (free,
+    its directory writable): the one process the store's rows are routed to opens and
+    migrates it, and only one process may have it open at a time. A server store is
+    opened (reachable, migrated) before the processes start, so none of them races
+    another to create its tables.
+    """
+    if alert_webhooks or os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK"):
+        raise ConfigError("alert webhooks are sent by a flow of one process; with "
+                          "--processes, leave out --alert-webhook")
+    if normalize_dsn(config.store).startswith("chdb://"):
+        check_openable(config.store)
+    else:
+        open_store(config.store).close()
+    started = int(time.time() * 1000)
+    if config.recovery_dir:
+        recovery_config(config.recovery_dir)  # initialise once, before the processes
+    snap = combined(run_cluster(processes))
+    with open_store(config.store, migrate=False) as store:  # migrated by now
+        report = finish_run(store, flow_name, config.input, started, snap)
+    _summary(report, config, cluster=processes)
+
+
 def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
-    if cluster:
-        t = report.totals
-        out.print(f"cluster of {cluster} processes finished: {t['decisions']:,} decisions, "
-                  f"{t['dead_letters']:,} dead letters, {t['alarms']:,} alarms in the store")
-        out.print(f"store: {redact(config.store)}")
-        return
     s = report.snapshot
-    table = Table(title=f"lucidstream run {report.run_id[:8]}", show_header=True)
+    title = f"lucidstream run {report.run_id[:8]}"
+    if cluster:
+        title += f", a cluster of {cluster} processes"
+    table = Table(title=title, show_header=True)
     table.add_column("measure")
     table.add_column("this run", justify="right")
     table.add_column("store total", justify="right")
@@ -236,6 +251,7 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
 @click.option("--addresses", hidden=True)
+@click.option("--snapshot-to", hidden=True)
 @click.option("--dashboard", "dashboard_port", type=click.IntRange(0, 65535), default=None,
               is_flag=False, flag_value=8050,
               help="also serve the dashboard from this process [port 8050]")
@@ -254,7 +270,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         replay_topic: bool, partition_idle_ms: int, recovery_dir: str | None, epoch: float,
         store_give_up: float | None, store_buffer: int, store_linger_ms: int,
         processes: int,
-        process_id: int | None, addresses: str | None,
+        process_id: int | None, addresses: str | None, snapshot_to: str | None,
         dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
         workers: int, shards: int, alert_webhooks: tuple[str, ...], quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
@@ -277,7 +293,8 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                           "--processes, run lucidstream dashboard against a ClickHouse server "
                           "DSN instead")
     _run(config, flow_name, workers, quiet, processes, process_id,
-         addresses.split(";") if addresses else None, dashboard_port, alert_webhooks)
+         addresses.split(";") if addresses else None, dashboard_port, alert_webhooks,
+         snapshot_to)
 
 
 @app.command()

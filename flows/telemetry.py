@@ -2,21 +2,23 @@
 
 The dataflow's steps add to these as batches pass; everything is per process
 (each process of a cluster reports its own). Shards report their lag and
-mode; the pipeline's lag is the worst shard's, its mode the most degraded.
+mode; the pipeline's lag is the worst shard's, its mode the most degraded. A
+cluster's run is the sum of its processes' snapshots (:func:`combined`).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 
-from operators.modes import MODES, NORMAL
+from operators.modes import MODES, NORMAL, worst
 from sinks.breaker import StoreStatus
 
-__all__ = ["Telemetry", "TelemetrySnapshot"]
+__all__ = ["Telemetry", "TelemetrySnapshot", "combined"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,44 @@ class TelemetrySnapshot:
     @property
     def stale_pct(self) -> float:
         return 100.0 * self.stale / self.decisions if self.decisions else 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> TelemetrySnapshot:
+        return cls(**json.loads(text))
+
+
+_SUMMED = ("events", "decisions", "stale", "escalated", "dead_letters", "outcomes", "alarms",
+           "traced", "traces_dropped", "store_outages")
+
+
+def combined(snapshots: Sequence[TelemetrySnapshot]) -> TelemetrySnapshot:
+    """One snapshot of a cluster's processes: their counts and rows written summed,
+    the most degraded mode, the longest lag and wall time.
+
+    >>> a = TelemetrySnapshot(10.0, 800, 800, 8, 0, 1, 0, 2, 40, 90, "NORMAL")
+    >>> b = TelemetrySnapshot(9.5, 200, 200, 0, 0, 0, 0, 1, 70, 120, "CONSERVATIVE")
+    >>> c = combined([a, b])
+    >>> c.events, c.stale, c.dead_letters, c.max_lag_ms, c.mode, c.elapsed_s
+    (1000, 8, 1, 120, 'CONSERVATIVE', 10.0)
+    """
+    if not snapshots:
+        raise ValueError("combined() needs at least one process's snapshot")
+    rows: Counter[str] = Counter()
+    for snap in snapshots:
+        rows.update(snap.rows_written)
+    lags = [s.kafka_lag for s in snapshots if s.kafka_lag is not None]
+    return TelemetrySnapshot(
+        elapsed_s=max(s.elapsed_s for s in snapshots),
+        lag_ms=max(s.lag_ms for s in snapshots),
+        max_lag_ms=max(s.max_lag_ms for s in snapshots),
+        mode=worst([s.mode for s in snapshots]),
+        rows_written=dict(rows),
+        write_seconds=sum(s.write_seconds for s in snapshots),
+        kafka_lag=sum(lags) if lags else None,
+        **{name: sum(getattr(s, name) for s in snapshots) for name in _SUMMED})
 
 
 class Telemetry:

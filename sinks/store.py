@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import fcntl
 import hashlib
 import logging
 import os
@@ -37,8 +38,8 @@ from operators.errors import ConfigError, StoreBusy, StoreError, StoreUnavailabl
 from operators.records import Rows
 from sinks.retention import Retention, format_duration
 
-__all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "close_all", "normalize_dsn", "open_store",
-           "redact"]
+__all__ = ["DDL_DIR", "DEFAULT_STORE", "Store", "check_openable", "close_all", "normalize_dsn",
+           "open_store", "redact"]
 
 log = logging.getLogger("lucidstream.store")
 
@@ -412,6 +413,42 @@ def _connect(dsn: str) -> Any:
     log.info("event=store_open store=%s elapsed_ms=%.0f", redact(dsn),
              (time.perf_counter() - started) * 1000)
     return client
+
+
+def check_openable(dsn: str | None) -> None:
+    """Fail now, with the reason, if another process holds the embedded store at ``dsn``
+    or its directory cannot be made; without loading the engine (a server DSN is not
+    checked: open it to know).
+
+    The engine holds a lock on the ``status`` file in the store's directory while it
+    has the store open, and writes its process ID there. A cluster's parent checks the
+    store this way before starting its processes: one of them opens and migrates it.
+
+    >>> import tempfile
+    >>> check_openable(f"chdb://{tempfile.mkdtemp()}/store")  # free: returns
+    """
+    canonical = normalize_dsn(dsn)
+    if not canonical.startswith("chdb://"):
+        return
+    path = canonical[len("chdb://"):]
+    try:
+        os.makedirs(path, exist_ok=True)
+        status = open(os.path.join(path, "status"), "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return  # never opened: nobody holds it
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create store directory {path}: {exc.strerror}; "
+                               "pass a --store path this user may write") from exc
+    with status:
+        try:
+            fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = status.read(200).decode(errors="replace").split("\n", 1)[0]
+            raise StoreBusy(f"cannot open embedded store {path}: another process has it open "
+                            f"({holder.strip() or 'its PID is not recorded'}); stop that "
+                            "process, or use a different --store path or a ClickHouse server "
+                            "DSN") from None
+        fcntl.flock(status, fcntl.LOCK_UN)
 
 
 def _let_aborts_end_the_process() -> None:

@@ -129,7 +129,7 @@ def test_sigkill_twice_then_restart_decides_every_event_exactly_once(broker, tmp
 def test_two_processes_make_exactly_the_decisions_of_one(broker, tmp_path):
     topic = topic_name("cluster")
     produce(broker.bootstrap, topic, 8_000)
-    results = {}
+    results, runs = {}, {}
     for processes in (1, 2):
         dsn = f"chdb://{tmp_path}/p{processes}"
         result = cli(*run_args(broker.bootstrap, topic, dsn, "--processes", str(processes)))
@@ -137,8 +137,13 @@ def test_two_processes_make_exactly_the_decisions_of_one(broker, tmp_path):
         results[processes] = query_scalar(dsn, "SELECT count(), sum(cityHash64(decision_id)) "
                                                "FROM decisions FINAL "
                                                "WHERE path IN ('fast', 'fallback')")
+        # the run is recorded with the whole cluster's counts, as one process's is
+        runs[processes] = query_scalar(dsn, "SELECT events, decisions, dead_letters FROM runs")
     assert results[1] == results[2]
     assert results[1].startswith("8000,")
+    for processes in (1, 2):  # slow-path decisions follow the wall clock: they vary
+        events, decisions, dead_letters = map(int, runs[processes].split(","))
+        assert (events, dead_letters) == (8_000, 0) and decisions >= 8_000
 
 
 def test_frozen_broker_shows_within_5s_and_the_run_completes_exactly_once(tmp_path):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from operators.errors import ConfigError, StoreError, StoreUnavailable
+from operators.errors import ConfigError, StoreBusy, StoreError, StoreUnavailable
 from operators.records import DEAD_LETTER_COLUMNS, Rows
 from sinks.clickhouse import merge_rows
-from sinks.store import DDL_DIR, normalize_dsn, open_store
+from sinks.store import DDL_DIR, check_openable, normalize_dsn, open_store
 
 
 def test_schema_has_the_design_columns_and_migration_is_idempotent(store):
@@ -103,6 +105,18 @@ def test_dsn_validation():
 def test_a_second_embedded_path_in_one_process_is_a_clear_error(store, tmp_path):
     with pytest.raises(StoreUnavailable, match="one path per process"):
         open_store(f"chdb://{tmp_path}")
+
+
+def test_a_store_open_elsewhere_is_named_by_its_holder_before_the_engine_loads(store, tmp_path):
+    """What a cluster's parent checks before starting its processes: the engine's own
+    lock on the store (held here by the ``store`` fixture's engine)."""
+    with pytest.raises(StoreBusy, match=f"another process has it open .*PID: {os.getpid()}"):
+        check_openable(store.dsn)
+    check_openable(f"chdb://{tmp_path}/fresh")  # never opened: free
+    check_openable(f"chdb://{tmp_path}/fresh")  # checking takes no lock of its own
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreUnavailable, match="cannot create store directory"):
+        check_openable(f"chdb://{tmp_path}/file/store")
 
 
 def test_unreachable_server_is_store_unavailable():
