@@ -24,7 +24,7 @@ from flows.cli_alerts import alerts
 from flows.cli_cost import cost
 from flows.cli_retention import retention
 from flows.cli_scenarios import magnitude_option, scenarios
-from flows.cluster import run_cluster
+from flows.cluster import ProcessReport, gather_reports, run_cluster, summed
 from flows.config import RunConfig, default
 from flows.faults import SCENARIOS
 from flows.registry import resolve_flow
@@ -33,11 +33,12 @@ from flows.scenarios import ScenarioSettings, truth_path
 from flows.scenarios import build as build_scenario
 from flows.simulator import START_MS
 from flows.sources import SimulatedStream
-from flows.telemetry import Telemetry, combined
+from flows.telemetry import Telemetry
 from operators.errors import ConfigError, InputError, LucidstreamError
 from operators.escalation import ANSWERS, STATUSES
 from operators.flags import CAPABILITIES
 from operators.modes import MODES
+from sinks.clickhouse import owns_store
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
 from sinks.store import Store, check_openable, normalize_dsn, open_store, redact
 
@@ -83,16 +84,11 @@ def _alert_loop(store: Store, flow_name: str, urls: tuple[str, ...]):  # type: i
 def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
          processes: int = 1, process_id: int | None = None,
          addresses: list[str] | None = None, dashboard_port: int | None = None,
-         alert_webhooks: tuple[str, ...] = (), snapshot_to: str | None = None) -> None:
+         alert_webhooks: tuple[str, ...] = (), report_to: str | None = None) -> None:
     config.flow = flow_name
     if process_id is not None:  # one process of a cluster the parent started
-        config.process_id = process_id
-        telemetry = Telemetry()
-        flow = resolve_flow(flow_name).get_flow(config, telemetry)
-        execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
-                config.recovery_dir, config.epoch_s, process_id, addresses)
-        if snapshot_to:
-            Path(snapshot_to).write_text(telemetry.snapshot().to_json())
+        _run_cluster_process(config, flow_name, workers, quiet, process_id, addresses or [],
+                             report_to)
         return
     if processes > 1:
         _run_cluster(config, flow_name, processes, alert_webhooks)
@@ -126,29 +122,55 @@ def _run(config: RunConfig, flow_name: str, workers: int, quiet: bool,
 
 def _run_cluster(config: RunConfig, flow_name: str, processes: int,
                  alert_webhooks: tuple[str, ...]) -> None:
-    """Run ``processes`` copies of this command as one cluster, then record the run with
+    """Run ``processes`` copies of this command as one cluster; the run is recorded with
     the sum of their counters.
 
     The parent never imports the flow. An embedded store is only checked here (free,
-    its directory writable): the one process the store's rows are routed to opens and
-    migrates it, and only one process may have it open at a time. A server store is
-    opened (reachable, migrated) before the processes start, so none of them races
-    another to create its tables.
+    its directory writable): only one process may have it open at a time, and the one
+    its rows are routed to opens and migrates it, then records the run (the parent
+    would have to load the engine again to open it). A server store is opened
+    (reachable, migrated) before the processes start, so none of them races another
+    to create its tables, and the parent records the run.
     """
     if alert_webhooks or os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK"):
         raise ConfigError("alert webhooks are sent by a flow of one process; with "
                           "--processes, leave out --alert-webhook")
-    if normalize_dsn(config.store).startswith("chdb://"):
+    embedded = normalize_dsn(config.store).startswith("chdb://")
+    if embedded:
         check_openable(config.store)
     else:
         open_store(config.store).close()
     started = int(time.time() * 1000)
     if config.recovery_dir:
         recovery_config(config.recovery_dir)  # initialise once, before the processes
-    snap = combined(run_cluster(processes))
-    with open_store(config.store, migrate=False) as store:  # migrated by now
-        report = finish_run(store, flow_name, config.input, started, snap)
+    snap, usage = summed(run_cluster(processes))
+    if embedded:
+        return  # recorded by the process that owns the store
+    with open_store(config.store, migrate=False) as store:  # migrated above
+        report = finish_run(store, flow_name, config.input, started, snap, usage)
     _summary(report, config, cluster=processes)
+
+
+def _run_cluster_process(config: RunConfig, flow_name: str, workers: int, quiet: bool,
+                         process_id: int, addresses: list[str], report_to: str | None
+                         ) -> None:
+    """One process of a cluster: run its part of the flow and write its counters. The
+    process that owns an embedded store (it has the store open) then records the
+    cluster's run and prints its summary."""
+    config.process_id = process_id
+    started = int(time.time() * 1000)
+    telemetry = Telemetry()
+    flow = resolve_flow(flow_name).get_flow(config, telemetry)
+    execute(flow, telemetry, None, flow_name, config.input, workers, not quiet,
+            config.recovery_dir, config.epoch_s, process_id, addresses)
+    if not report_to:  # started by hand (bytewax -i/-a style): nothing to report to
+        return
+    ProcessReport.of_this_process(telemetry.snapshot()).write(Path(report_to))
+    if owns_store(config.store):
+        snap, usage = summed(gather_reports(Path(report_to), len(addresses)))
+        with open_store(config.store) as store:
+            report = finish_run(store, flow_name, config.input, started, snap, usage)
+        _summary(report, config, cluster=len(addresses))
 
 
 def _summary(report: RunReport, config: RunConfig, cluster: int = 0) -> None:
@@ -251,7 +273,7 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
 @click.option("--addresses", hidden=True)
-@click.option("--snapshot-to", hidden=True)
+@click.option("--report-to", hidden=True)
 @click.option("--dashboard", "dashboard_port", type=click.IntRange(0, 65535), default=None,
               is_flag=False, flag_value=8050,
               help="also serve the dashboard from this process [port 8050]")
@@ -270,7 +292,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         replay_topic: bool, partition_idle_ms: int, recovery_dir: str | None, epoch: float,
         store_give_up: float | None, store_buffer: int, store_linger_ms: int,
         processes: int,
-        process_id: int | None, addresses: str | None, snapshot_to: str | None,
+        process_id: int | None, addresses: str | None, report_to: str | None,
         dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
         workers: int, shards: int, alert_webhooks: tuple[str, ...], quiet: bool) -> None:
     """Run a flow on the simulator (live), Kafka or a file, until done or Ctrl-C."""
@@ -294,7 +316,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                           "DSN instead")
     _run(config, flow_name, workers, quiet, processes, process_id,
          addresses.split(";") if addresses else None, dashboard_port, alert_webhooks,
-         snapshot_to)
+         report_to)
 
 
 @app.command()

@@ -5,34 +5,91 @@ process with ``--process-id I --addresses A;B``, waits for all of them, and
 forwards Ctrl-C and SIGTERM (each child then drains and stops). Each child builds
 the same flow; Bytewax connects them. A child also stops when the parent dies
 without forwarding anything (SIGKILL): the kernel sends it SIGTERM. Each child
-writes its run counters to a file the parent names (``--snapshot-to``), and the
-parent returns them, so the run is recorded with the whole cluster's counts.
+writes its run counters, CPU and memory to a file the parent names
+(``--report-to``), so the run is recorded with the whole cluster's counts: by
+the process that owns an embedded store (it has the store open; the parent
+would load the engine again to open it), else by the parent.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
 from flows.broker import die_with_parent, free_port
-from flows.telemetry import TelemetrySnapshot
+from flows.telemetry import TelemetrySnapshot, combined
 from operators.errors import LucidstreamError
 
-__all__ = ["run_cluster"]
+__all__ = ["ProcessReport", "gather_reports", "run_cluster", "summed"]
 
 
-def run_cluster(processes: int) -> list[TelemetrySnapshot]:
+@dataclass(frozen=True)
+class ProcessReport:
+    """What one process of a cluster did: its run counters, its CPU seconds and its
+    peak memory (MiB)."""
+
+    snapshot: TelemetrySnapshot
+    cpu_s: float
+    peak_rss_mb: float
+
+    def write(self, path: Path) -> None:
+        """Write it for another process to read (whole or not at all)."""
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"snapshot": asdict(self.snapshot), "cpu_s": self.cpu_s,
+                                       "peak_rss_mb": self.peak_rss_mb}))
+        partial.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> ProcessReport:
+        data = json.loads(path.read_text())
+        return cls(TelemetrySnapshot(**data["snapshot"]), data["cpu_s"], data["peak_rss_mb"])
+
+    @classmethod
+    def of_this_process(cls, snapshot: TelemetrySnapshot) -> ProcessReport:
+        from flows.cost import process_usage
+
+        return cls(snapshot, *process_usage())
+
+
+def summed(reports: list[ProcessReport]) -> tuple[TelemetrySnapshot, tuple[float, float]]:
+    """A cluster's counters (see :func:`~flows.telemetry.combined`), and its CPU seconds
+    and largest peak memory."""
+    return (combined([r.snapshot for r in reports]),
+            (sum(r.cpu_s for r in reports), max(r.peak_rss_mb for r in reports)))
+
+
+def run_cluster(processes: int) -> list[ProcessReport]:
     """Start ``processes`` copies of this command as one Bytewax cluster, wait, and
-    return each process's run counters."""
+    return what each process reported."""
     with tempfile.TemporaryDirectory(prefix="lucidstream-cluster-") as reports:
         paths = [Path(reports, f"process-{i}.json") for i in range(processes)]
         _run_children(paths)
-        return [TelemetrySnapshot.from_json(path.read_text()) for path in paths]
+        return [ProcessReport.read(path) for path in paths]
+
+
+def gather_reports(own: Path, processes: int, timeout_s: float = 60.0) -> list[ProcessReport]:
+    """Every process's report, from the files beside ``own`` (process ``i``'s is
+    ``process-<i>.json``), waiting up to ``timeout_s`` for them: the processes of a
+    cluster finish together, each once the whole dataflow has. A process whose file
+    is still missing then is left out, with a warning."""
+    paths = [own.with_name(f"process-{i}.json") for i in range(processes)]
+    deadline = time.monotonic() + timeout_s
+    while not all(p.exists() for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    missing = [i for i, p in enumerate(paths) if not p.exists()]
+    if missing:
+        print(f"lucidstream: warning: process {missing[0]} of the cluster reported no "
+              f"counters within {timeout_s:.0f} s; the run is recorded without "
+              f"{len(missing)} process(es)", file=sys.stderr)
+    return [ProcessReport.read(p) for p in paths if p.exists()]
 
 
 def _run_children(snapshots: list[Path]) -> None:
@@ -51,7 +108,7 @@ def _run_children(snapshots: list[Path]) -> None:
         argv.append(arg)
     children = [subprocess.Popen([sys.executable, "-m", "flows.cli", *argv,
                                   "--process-id", str(i), "--addresses", addresses,
-                                  "--snapshot-to", str(snapshots[i])],
+                                  "--report-to", str(snapshots[i])],
                                  preexec_fn=die_with_parent)
                 for i in range(processes)]
 

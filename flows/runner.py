@@ -171,10 +171,11 @@ def execute(
 
 
 def finish_run(store: Store, flow_name: str, source: str, started_ms: int,
-               snap: TelemetrySnapshot) -> RunReport:
-    """Record the run in ``runs`` and read the store's totals."""
+               snap: TelemetrySnapshot, usage: tuple[float, float] | None = None) -> RunReport:
+    """Record the run in ``runs`` and read the store's totals. ``usage`` is the run's
+    CPU seconds and peak memory (MiB), if not this process's (and its children's)."""
     run_id = str(uuid.uuid4())
-    _record_run(store, run_id, flow_name, source, started_ms, snap)
+    _record_run(store, run_id, flow_name, source, started_ms, snap, usage)
     totals = {
         "decisions": int(store.scalar("SELECT count() FROM decisions FINAL") or 0),
         "dead_letters": int(store.scalar("SELECT count() FROM dead_letters FINAL") or 0),
@@ -184,14 +185,14 @@ def finish_run(store: Store, flow_name: str, source: str, started_ms: int,
 
 
 def _record_run(store: Store, run_id: str, flow: str, source: str, started_ms: int,
-                snap: TelemetrySnapshot) -> None:
+                snap: TelemetrySnapshot, usage: tuple[float, float] | None) -> None:
     from flows.cost import process_usage
     from operators.records import Rows
 
     columns = ("run_id", "flow", "started_at", "finished_at", "source", "events", "decisions",
                "stale", "dead_letters", "alarms", "final_mode", "max_lag_ms", "wall_seconds",
                "traced", "traces_dropped", "cpu_seconds", "peak_rss_mb")
-    cpu_seconds, peak_rss_mb = process_usage()
+    cpu_seconds, peak_rss_mb = usage or process_usage()
     store.insert(Rows("runs", columns, [(
         run_id, flow, started_ms, int(time.time() * 1000), source, snap.events, snap.decisions,
         snap.stale, snap.dead_letters, snap.alarms, snap.mode, snap.max_lag_ms,

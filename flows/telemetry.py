@@ -8,12 +8,11 @@ cluster's run is the sum of its processes' snapshots (:func:`combined`).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from operators.modes import MODES, NORMAL, worst
 from sinks.breaker import StoreStatus
@@ -53,13 +52,6 @@ class TelemetrySnapshot:
     @property
     def stale_pct(self) -> float:
         return 100.0 * self.stale / self.decisions if self.decisions else 0.0
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> TelemetrySnapshot:
-        return cls(**json.loads(text))
 
 
 _SUMMED = ("events", "decisions", "stale", "escalated", "dead_letters", "outcomes", "alarms",

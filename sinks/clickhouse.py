@@ -36,10 +36,19 @@ from bytewax.outputs import (
 from operators.errors import ConfigError
 from operators.records import Rows
 from sinks.breaker import CircuitBreaker, StoreStatus
-from sinks.store import Store, open_store
+from sinks.store import Store, normalize_dsn, open_store
 from sinks.writer import BackgroundWriter
 
-__all__ = ["ClickHouseSink", "EmbeddedStoreSink", "merge_rows"]
+__all__ = ["ClickHouseSink", "EmbeddedStoreSink", "merge_rows", "owns_store"]
+
+# the embedded stores whose sink partition this process built: it holds them open
+_OWNED: set[str] = set()
+
+
+def owns_store(dsn: str | None) -> bool:
+    """Whether this process owns the embedded store at ``dsn`` (built its sink
+    partition): in a cluster, the one process that may open it."""
+    return normalize_dsn(dsn) in _OWNED
 
 log = logging.getLogger("lucidstream.sink")
 
@@ -247,6 +256,7 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
+        _OWNED.add(normalize_dsn(self.dsn))
         inner = _BackgroundPartition(*self._parts(), self.on_write, self.on_stored,
                                      self.buffer_batches, self.linger_s, self.linger_rows)
         return _OwnerPartition(inner, self.durable_snapshots)

@@ -1,0 +1,40 @@
+"""What a cluster's processes report to the one that records the run.
+
+The whole path (two processes, the run recorded with both processes' counters) runs in
+``tests/test_kafka.py``; these cases hold the reports themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flows.cluster import ProcessReport, gather_reports, summed
+from flows.telemetry import TelemetrySnapshot
+
+
+def _report(events: int, mode: str, cpu_s: float, rss: float) -> ProcessReport:
+    snap = TelemetrySnapshot(10.0, events, events, 1, 0, 0, 0, 2, 5, 50, mode,
+                             rows_written={"decisions": events})
+    return ProcessReport(snap, cpu_s, rss)
+
+
+def test_the_reports_of_every_process_add_up_to_the_cluster(tmp_path):
+    own = tmp_path / "process-0.json"
+    _report(600, "NORMAL", 3.0, 400.0).write(own)
+    late = threading.Timer(0.3, _report(400, "CONSERVATIVE", 2.0, 500.0).write,
+                           args=(tmp_path / "process-1.json",))
+    late.start()  # the other process finishes a moment later: it is waited for
+    snap, (cpu_s, rss) = summed(gather_reports(own, 2, timeout_s=30))
+    late.join()
+    assert (snap.events, snap.decisions, snap.stale, snap.alarms) == (1_000, 1_000, 2, 4)
+    assert snap.rows_written == {"decisions": 1_000} and snap.mode == "CONSERVATIVE"
+    assert (cpu_s, rss) == (5.0, 500.0)
+
+
+def test_a_process_that_never_reports_is_named_and_left_out(tmp_path, capsys):
+    own = tmp_path / "process-0.json"
+    _report(600, "NORMAL", 3.0, 400.0).write(own)
+    reports = gather_reports(own, 3, timeout_s=0.2)
+    assert [r.snapshot.events for r in reports] == [600]
+    assert "process 1 of the cluster reported no counters" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.partial"))  # written whole, then renamed
