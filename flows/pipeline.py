@@ -89,7 +89,7 @@ class FlowSpec:
     policy: DecisionPolicy
     replay: bool
     store: str
-    shards: int = 4
+    shards: int = RunConfig.shards
     freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
     modes: ModeConfig = field(default_factory=ModeConfig)
     variants: tuple[Variant, ...] = (Variant("control", 1.0),)
@@ -112,8 +112,11 @@ class FlowSpec:
     model_fault: ModelFault | None = None  # injected on purpose (fault scenarios)
     store_fault: StoreFault | None = None  # injected on purpose (fault scenarios)
     store_give_up_s: float | None = None  # end the run after the store failed this long
-    store_buffer: int = 2  # batches that may wait for the embedded store's writer
-    store_linger_ms: int = 500  # how long that writer, idle, gathers rows into one insert
+    # batches that may wait for the embedded store's writer, and how long that writer,
+    # idle, gathers rows into one insert: a run's settings (flow_from_config), whose
+    # defaults are RunConfig's
+    store_buffer: int = RunConfig.store_buffer
+    store_linger_ms: int = RunConfig.store_linger_ms
 
 
 @dataclass(slots=True)
