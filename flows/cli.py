@@ -267,8 +267,8 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               "input is held")
 @click.option("--store-linger-ms", default=default("store_linger_ms"), show_default=True,
               type=click.IntRange(min=0, max=60_000),
-              help="how long the embedded store's idle writer gathers rows into one "
-              "insert (fewer, larger inserts cost the engine less CPU)")
+              help="how long the embedded store's writer gathers rows into one insert "
+              "(fewer, larger inserts cost the engine less CPU)")
 @click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)

@@ -101,7 +101,7 @@ class RunConfig:
         default_factory=lambda: _env_number("STORE_GIVE_UP", 0.0) or None)
     # batches that may wait for the embedded store's writer (then the input is held)
     store_buffer: int = 2
-    # how long the embedded store's idle writer gathers rows into one insert: an insert
+    # how long the embedded store's writer gathers rows into one insert: an insert
     # costs milliseconds of the engine's CPU whatever its size, and each one is a part
     # its merges rewrite
     store_linger_ms: int = 500

@@ -166,7 +166,7 @@ class _StoreSinkSettings:
     (unset: wait for it); ``stop`` set (Ctrl-C) ends the wait; ``wrap`` wraps the
     opened store (a fault injected on purpose: :mod:`sinks.storefault`);
     ``buffer_batches`` is how many batches may wait for a background writer, and
-    ``linger_s`` how long that writer, idle, gathers rows into one insert (at most
+    ``linger_s`` how long that writer gathers rows into one insert (at most
     ``linger_rows`` of them).
     """
 

@@ -45,11 +45,11 @@ class BackgroundWriter(Generic[T]):
     ``flush`` raises again. ``close`` raises only an error not raised yet: a sink
     closed while its dataflow unwinds from that error must not raise it twice
     (Bytewax aborts the process on an error in a destructor). With ``merge``, the items
-    queued while a write ran are merged into one write, and a writer that had
-    to wait for its first item also takes what arrives within ``linger``
-    seconds, or until the items it took weigh ``linger_weight`` (by ``weigh``),
-    whichever comes first, as a Kafka producer's ``linger.ms`` and ``batch.size``
-    do: fewer, larger inserts, and what waits bounded in time and in size.
+    queued while a write ran are merged into one write with what arrives within
+    ``linger`` seconds of the first, or until the items taken weigh
+    ``linger_weight`` (by ``weigh``), whichever comes first, as a Kafka producer's
+    ``linger.ms`` and ``batch.size`` do: fewer, larger inserts, and what waits
+    bounded in time and in size.
     """
 
     def __init__(self, write: Callable[[T], None], depth: int = 2,
@@ -117,17 +117,16 @@ class BackgroundWriter(Generic[T]):
 
     def _run(self) -> None:
         while True:
-            waited_from = time.monotonic()
             items = [self._queue.get()]
             if self._merge is not None:
-                # An idle writer (a live stream) waits `linger` for more; a busy one (a
-                # backlog) only takes what is queued, so the queue still holds the
-                # flow back and memory stays at `depth` batches.
-                idle = time.monotonic() - waited_from > 0.001
-                until = time.monotonic() + (self._linger if idle else 0.0)
+                # It takes what is queued, and what comes within `linger` of taking the
+                # first item, until the items weigh `linger_weight`: a live stream's
+                # small batches become one insert, a backlog's large ones each fill it
+                # at once. It keeps taking items while it waits, so the flow is held
+                # only while a write runs and `depth` more wait, as without a linger.
+                until = time.monotonic() + self._linger
                 weight = 0
-                while items[-1] is not _STOP and items[-1] is not _FLUSH and \
-                        (idle or len(items) <= self._queue.maxsize):
+                while items[-1] is not _STOP and items[-1] is not _FLUSH:
                     weight += self._weigh(items[-1])  # type: ignore[arg-type]
                     if weight >= self._linger_weight:
                         break
