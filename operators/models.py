@@ -49,6 +49,9 @@ class OnlineScorer:
     True
     """
 
+    # a scorer restored from a snapshot taken before it kept its arrays has none yet
+    _arrays: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
     def __init__(
         self,
         version: str = "lr-1",
@@ -74,6 +77,10 @@ class OnlineScorer:
         self.weights: dict[str, float] = {}
         self.intercept = 0.0
         self._seen = 0
+        # the scaler's means and spreads and the weights as arrays over the names, kept
+        # until a learning step changes them or a name joins: a batch's score then
+        # costs no Python loop over the names
+        self._arrays = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -92,27 +99,38 @@ class OnlineScorer:
         if self.features is None:
             known, names = self._known, self._names
             superset = known.issuperset
-            for row in rows:
-                if superset(row):  # the common case, checked in C
-                    continue
-                for name in row:
-                    if name not in known and len(names) < self.max_features:
-                        known.add(name)
-                        names.append(name)
+            if not all(map(superset, rows)):  # the common case (no new name), in C
+                for row in rows:
+                    for name in row:
+                        if name not in known and len(names) < self.max_features:
+                            known.add(name)
+                            names.append(name)
         names = self._names
         matrix = value_matrix(rows, names)
         # Finite but absurd values (1e308) would overflow the running variance and
         # poison the weights; beyond +-1e12 nothing a sensor reports is still meaningful.
-        np.clip(matrix, -CLIP, CLIP, out=matrix)
+        # (np.clip's own arithmetic, without its Python wrapper: NaN stays NaN.)
+        np.maximum(matrix, -CLIP, out=matrix)
+        np.minimum(matrix, CLIP, out=matrix)
         return self._imputed(matrix) if impute else matrix
+
+    def _learned_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The scaler's running means and standard deviations, and the weights, as
+        arrays over the names (see ``_arrays``)."""
+        names = self._names
+        cached = self._arrays
+        if cached is None or cached[0] != len(names):
+            means = np.array([self.means.get(n, 0.0) for n in names])
+            stds = np.sqrt(np.array([self.vars.get(n, 0.0) for n in names]))
+            weights = np.array([self.weights.get(n, 0.0) for n in names])
+            cached = self._arrays = (len(names), means, stds, weights)
+        return cached[1], cached[2], cached[3]
 
     def _imputed(self, matrix: np.ndarray) -> np.ndarray:
         """``matrix`` with each missing value (NaN) its name's running mean."""
         if not matrix.size or not np.isnan(matrix).any():
             return matrix
-        means = self.means
-        fill = np.array([means.get(n, 0.0) for n in self._names])
-        return np.where(np.isnan(matrix), fill, matrix)
+        return np.where(np.isnan(matrix), self._learned_arrays()[0], matrix)
 
     def score(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         """Probability of the positive class for each row, before learning from it.
@@ -128,16 +146,18 @@ class OnlineScorer:
             return np.full(len(rows), 0.5)
         with np.errstate(all="ignore"):
             scaled = self._scaled(matrix)
-            weights = np.array([self.weights.get(n, 0.0) for n in self._names])
-            logits = scaled @ weights + self.intercept
-            proba = 1.0 / (1.0 + np.exp(-np.clip(logits, -35.0, 35.0)))
-        return np.nan_to_num(proba, nan=0.5)
+            logits = scaled @ self._learned_arrays()[2] + self.intercept
+            np.maximum(logits, -35.0, out=logits)
+            np.minimum(logits, 35.0, out=logits)
+            proba = 1.0 / (1.0 + np.exp(-logits))
+        missing = np.isnan(proba)
+        if missing.any():
+            proba[missing] = 0.5
+        return proba
 
     def _scaled(self, matrix: np.ndarray) -> np.ndarray:
         """``matrix`` standardised by the scaler's running means and variances."""
-        names = self._names
-        means = np.array([self.means.get(n, 0.0) for n in names])
-        stds = np.sqrt(np.array([self.vars.get(n, 0.0) for n in names]))
+        means, stds, _ = self._learned_arrays()
         scaled = matrix - means
         np.divide(scaled, stds, where=stds > 0, out=scaled)
         return scaled
@@ -188,6 +208,7 @@ class OnlineScorer:
             for name, w in zip(names, weights, strict=True):
                 self.weights[name] = w
             self.intercept = intercept
+            self._arrays = None  # the weights moved
         else:  # a row beyond what floats hold; the model keeps what it knew
             log.warning("model %s: a learning step gave non-finite weights; not applied",
                         self.version)
@@ -213,6 +234,7 @@ class OnlineScorer:
             variances[name] = (a * old_var + b * new_var
                                + a * b * (old_mean - new_mean) ** 2).item()
             counts[name] += new_count.item()
+        self._arrays = None  # the means and spreads moved
 
     def __repr__(self) -> str:
         return f"OnlineScorer(version={self.version!r}, features={len(self._names)})"
