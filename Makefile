@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 # The per-event modules compiled with mypyc (infra/native.py); without a C compiler
 # the build says so and everything runs from the sources, unless
 # LUCIDSTREAM_NATIVE_REQUIRED is set (CI: a change that breaks the build fails there).
+# Bytecode too: where writing it is off (PYTHONDONTWRITEBYTECODE, common in containers)
+# every process would compile the project's sources at its start.
 $(NATIVE): $(STAMP) infra/native.py $(wildcard operators/*.py)
 	$(BIN)/python infra/native.py || { test -z "$$LUCIDSTREAM_NATIVE_REQUIRED" && \
 	  echo "native build skipped: running from the sources"; }
+	$(BIN)/python -m compileall -q flows operators sinks benchmarks infra >/dev/null
 	touch $(NATIVE)
 
 native: $(NATIVE)
