@@ -121,7 +121,8 @@ class OnlineScorer:
         cached = self._arrays
         if cached is None or cached[0] != len(names):
             means = np.array([self.means.get(n, 0.0) for n in names])
-            stds = np.sqrt(np.array([self.vars.get(n, 0.0) for n in names]))
+            with np.errstate(invalid="ignore"):  # a variance rounded below 0: no spread
+                stds = np.sqrt(np.array([self.vars.get(n, 0.0) for n in names]))
             weights = np.array([self.weights.get(n, 0.0) for n in names])
             cached = self._arrays = (len(names), means, stds, weights)
         return cached[1], cached[2], cached[3]
