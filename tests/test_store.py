@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -114,6 +117,15 @@ def test_a_store_open_elsewhere_is_named_by_its_holder_before_the_engine_loads(s
         check_openable(store.dsn)
     check_openable(f"chdb://{tmp_path}/fresh")  # never opened: free
     check_openable(f"chdb://{tmp_path}/fresh")  # checking takes no lock of its own
+    # held by a process that died without closing it (killed): its status file stays,
+    # and its lock went with the process, so a restart may open the store
+    died = subprocess.run([sys.executable, "-c", "import os, sys; from sinks.store import "
+                           "open_store; open_store('chdb://' + sys.argv[1]); os._exit(0)",
+                           str(tmp_path / "used")], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert died.returncode == 0, died.stderr[-2000:]
+    assert (tmp_path / "used" / "status").exists()
+    check_openable(f"chdb://{tmp_path}/used")
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreUnavailable, match="cannot create store directory"):
         check_openable(f"chdb://{tmp_path}/file/store")
