@@ -40,7 +40,7 @@ from operators.flags import CAPABILITIES
 from operators.modes import MODES
 from sinks.clickhouse import owns_store
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
-from sinks.store import Store, check_openable, normalize_dsn, open_store, redact
+from sinks.store import Store, check_openable, open_store, redact
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -135,7 +135,7 @@ def _run_cluster(config: RunConfig, flow_name: str, processes: int,
     if alert_webhooks or os.environ.get("LUCIDSTREAM_ALERT_WEBHOOK"):
         raise ConfigError("alert webhooks are sent by a flow of one process; with "
                           "--processes, leave out --alert-webhook")
-    embedded = normalize_dsn(config.store).startswith("chdb://")
+    embedded = str(config.store).startswith("chdb://")  # normalised by RunConfig
     if embedded:
         check_openable(config.store)
     else:
@@ -143,9 +143,10 @@ def _run_cluster(config: RunConfig, flow_name: str, processes: int,
     started = int(time.time() * 1000)
     if config.recovery_dir:
         recovery_config(config.recovery_dir)  # initialise once, before the processes
-    snap, usage = summed(run_cluster(processes))
+    reports = run_cluster(processes)
     if embedded:
         return  # recorded by the process that owns the store
+    snap, usage = summed(reports)
     with open_store(config.store, migrate=False) as store:  # migrated above
         report = finish_run(store, flow_name, config.input, started, snap, usage)
     _summary(report, config, cluster=processes)

@@ -112,8 +112,8 @@ class FlowSpec:
     model_fault: ModelFault | None = None  # injected on purpose (fault scenarios)
     store_fault: StoreFault | None = None  # injected on purpose (fault scenarios)
     store_give_up_s: float | None = None  # end the run after the store failed this long
-    # batches that may wait for the embedded store's writer, and how long that writer,
-    # idle, gathers rows into one insert: a run's settings (flow_from_config), whose
+    # batches that may wait for the embedded store's writer, and how long that writer
+    # gathers rows into one insert: a run's settings (flow_from_config), whose
     # defaults are RunConfig's
     store_buffer: int = RunConfig.store_buffer
     store_linger_ms: int = RunConfig.store_linger_ms

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from operators.modes import MODES, NORMAL, worst
+from operators.modes import worst
 from sinks.breaker import StoreStatus
 
 __all__ = ["Telemetry", "TelemetrySnapshot", "combined"]
@@ -166,8 +166,7 @@ class Telemetry:
     def snapshot(self) -> TelemetrySnapshot:
         with self._lock:
             c = self._counts
-            modes = self._shard_mode.values()
-            mode = max(modes, key=MODES.index) if modes else NORMAL
+            mode = worst(list(self._shard_mode.values()))
             return TelemetrySnapshot(
                 elapsed_s=time.monotonic() - self.started, events=c["events"],
                 decisions=c["decisions"], stale=c["stale"], escalated=c["escalated"],
