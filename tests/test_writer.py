@@ -94,7 +94,7 @@ def test_items_within_the_linger_go_in_one_merged_write_in_order():
     for i in range(20):
         writer.submit([i])
     writer.flush()  # waits for the merged write, then raises nothing
-    assert [i for chunk in writes for i in chunk] == list(range(20))
+    assert _joined(writes) == list(range(20))
     assert len(writes) <= 2, f"20 quick submits made {len(writes)} writes"
     writer.submit([99])
     writer.close()  # the last one is written before the thread stops
@@ -109,7 +109,7 @@ def test_a_flush_writes_at_once_instead_of_waiting_out_the_linger():
     writes: list[list[int]] = []
     writer = BackgroundWriter(writes.append, depth=5, linger=30.0,
                               merge=_joined)
-    time.sleep(0.01)  # the writer is idle: its next item starts a linger
+    time.sleep(0.01)  # the writer waits for its first item, which starts a linger
     started = time.monotonic()
     for i in range(3):
         writer.submit([i])
@@ -139,7 +139,7 @@ def test_a_writer_kept_busy_by_a_live_stream_still_gathers_its_items():
         writer.submit([i])
         time.sleep(max(0.0, started + (i + 1) * 0.01 - time.monotonic()))
     writer.close()
-    assert [i for chunk in writes for i in chunk] == list(range(100))
+    assert _joined(writes) == list(range(100))
     assert len(writes) <= 6, f"a second of batches took {len(writes)} writes"
 
 
@@ -157,7 +157,7 @@ def test_a_linger_ends_once_the_items_weigh_enough():
 
     writer = BackgroundWriter(write, depth=5, linger=30.0, weigh=len, linger_weight=4,
                               merge=_joined)
-    time.sleep(0.01)  # the writer is idle: its next item starts a linger
+    time.sleep(0.01)  # the writer waits for its first item, which starts a linger
     for chunk in ([0, 1], [2], [3, 4], [5]):
         writer.submit(chunk)
     assert done.wait(10), "the writer lingered past its weight bound"
