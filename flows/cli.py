@@ -270,6 +270,10 @@ def with_kafka(command):  # type: ignore[no-untyped-def]
               type=click.IntRange(min=0, max=60_000),
               help="how long the embedded store's writer gathers rows into one insert "
               "(fewer, larger inserts cost the engine less CPU)")
+@click.option("--engine-nice", default=default("engine_nice"), show_default=True,
+              type=click.IntRange(min=0, max=19),
+              help="how much lower the embedded store's threads run than the flow's "
+              "(0: the same); decisions wait for the flow, rows for the store")
 @click.option("--processes", "-p", default=1, show_default=True, type=click.IntRange(min=1),
               help="run as a cluster of N local processes")
 @click.option("--process-id", type=int, hidden=True)
@@ -292,7 +296,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
         decisions_topic: str, dead_letters_topic: str, batch: int, stop_at_end: bool,
         replay_topic: bool, partition_idle_ms: int, recovery_dir: str | None, epoch: float,
         store_give_up: float | None, store_buffer: int, store_linger_ms: int,
-        processes: int,
+        engine_nice: int, processes: int,
         process_id: int | None, addresses: str | None, report_to: str | None,
         dashboard_port: int | None, control: str | None, store: str | None, flow_name: str,
         workers: int, shards: int, alert_webhooks: tuple[str, ...], quiet: bool) -> None:
@@ -309,7 +313,7 @@ def run(source: str, input_: str | None, events: int | None, duration: float | N
                        recovery_dir=recovery_dir, epoch_s=epoch, control=control,
                        replay=True if replay_topic else False if source == "kafka" else None,
                        partition_idle_ms=partition_idle_ms, store_buffer=store_buffer,
-                       store_linger_ms=store_linger_ms,
+                       store_linger_ms=store_linger_ms, engine_nice=engine_nice,
                        **({"store_give_up_s": store_give_up} if store_give_up else {}))
     if dashboard_port is not None and processes > 1:
         raise ConfigError("--dashboard serves from the process that owns the store; with "

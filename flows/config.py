@@ -105,6 +105,9 @@ class RunConfig:
     # costs milliseconds of the engine's CPU whatever its size, and each one is a part
     # its merges rewrite
     store_linger_ms: int = 500
+    # how much lower the embedded store's threads run than the flow's (a nice value
+    # added to theirs; 0: the same): decisions wait for the flow, rows for the engine
+    engine_nice: int = 10
 
     def __post_init__(self) -> None:
         self.store = normalize_dsn(self.store)
@@ -141,6 +144,9 @@ class RunConfig:
         if not 0 <= self.store_linger_ms <= 60_000:
             raise ConfigError(f"store linger {self.store_linger_ms} ms: use 0 (insert at "
                               "once) to 60000 ms")
+        if not 0 <= self.engine_nice <= 19:
+            raise ConfigError(f"engine nice {self.engine_nice}: use 0 (the flow's priority) "
+                              "to 19 (the lowest)")
         if self.store_fault:
             from sinks.storefault import StoreFault
 
@@ -193,6 +199,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "STOP_AT_END": ("stop_at_end", bool), "EMIT_KAFKA": ("emit_kafka", bool),
     "RECOVERY_DIR": ("recovery_dir", str), "PARTITION_IDLE_MS": ("partition_idle_ms", int),
     "STORE_BUFFER": ("store_buffer", int), "STORE_LINGER_MS": ("store_linger_ms", int),
+    "ENGINE_NICE": ("engine_nice", int),
 }
 
 

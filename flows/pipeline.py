@@ -117,6 +117,7 @@ class FlowSpec:
     # defaults are RunConfig's
     store_buffer: int = RunConfig.store_buffer
     store_linger_ms: int = RunConfig.store_linger_ms
+    engine_nice: int = RunConfig.engine_nice  # the embedded engine's threads' (sinks.enginethreads)
 
 
 @dataclass(slots=True)
@@ -408,6 +409,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
         op.output("store", keyed, EmbeddedStoreSink(spec.store, durable_snapshots=spec.snapshots,
                                                      buffer_batches=spec.store_buffer,
                                                      linger_s=spec.store_linger_ms / 1000,
+                                                     engine_nice=spec.engine_nice,
                                                      **settings))
     else:
         op.output("store", rows, ClickHouseSink(spec.store, **settings))
@@ -481,7 +483,7 @@ def flow_from_config(config: RunConfig, spec: FlowSpec,
     if config.store_fault:
         spec.store_fault = StoreFault.parse(config.store_fault)
     spec.store_give_up_s, spec.store_buffer = config.store_give_up_s, config.store_buffer
-    spec.store_linger_ms = config.store_linger_ms
+    spec.store_linger_ms, spec.engine_nice = config.store_linger_ms, config.engine_nice
     flow = build_flow(spec, make_source(config, make_generator, telemetry), telemetry,
                       make_outputs(config))
     tune_gc(parse_gc(config.gc))  # what is alive now lives as long as the flow

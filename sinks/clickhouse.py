@@ -36,6 +36,7 @@ from bytewax.outputs import (
 from operators.errors import ConfigError
 from operators.records import Rows
 from sinks.breaker import CircuitBreaker, StoreStatus
+from sinks.enginethreads import EngineThreads
 from sinks.store import Store, normalize_dsn, open_store
 from sinks.writer import BackgroundWriter
 
@@ -131,8 +132,11 @@ class _BackgroundPartition(_Partition):
 
     def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
                  on_stored: OnStored | None, depth: int, linger_s: float,
-                 linger_rows: int) -> None:
+                 linger_rows: int, engine: EngineThreads | None = None) -> None:
         super().__init__(store, breaker, on_write, on_stored)
+        self._engine = engine
+        if engine is not None:
+            engine.lower()  # the pools the engine started with
         # A live stream arrives in many small batches: those that come within
         # ``linger_s``, up to ``linger_rows`` rows, go into one insert, since an insert
         # costs the engine mostly per call and each one is a part its merges rewrite.
@@ -148,6 +152,11 @@ class _BackgroundPartition(_Partition):
 
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)
+
+    def _write(self, items: list[Rows]) -> None:
+        super()._write(items)
+        if self._engine is not None:
+            self._engine.lower()  # threads its pools started for this write
 
     def flush(self) -> None:
         self._writer.flush()
@@ -167,7 +176,8 @@ class _StoreSinkSettings:
     opened store (a fault injected on purpose: :mod:`sinks.storefault`);
     ``buffer_batches`` is how many batches may wait for a background writer, and
     ``linger_s`` how long that writer gathers rows into one insert (at most
-    ``linger_rows`` of them).
+    ``linger_rows`` of them); ``engine_nice`` is how much lower the embedded
+    engine's threads run than the flow's (:mod:`sinks.enginethreads`; 0: the same).
     """
 
     def __init__(self, dsn: str, on_write: OnWrite | None = None,
@@ -175,7 +185,7 @@ class _StoreSinkSettings:
                  give_up_after_s: float | None = None, stop: threading.Event | None = None,
                  wrap: Callable[[Store], Writable] | None = None,
                  buffer_batches: int = 2, linger_s: float = 0.5,
-                 linger_rows: int = 10_000) -> None:
+                 linger_rows: int = 10_000, engine_nice: int = 10) -> None:
         if buffer_batches < 1:
             raise ConfigError(f"store buffer of {buffer_batches} batches: use at least 1")
         self.dsn = dsn
@@ -185,6 +195,10 @@ class _StoreSinkSettings:
         if linger_rows < 1:
             raise ConfigError(f"store linger of {linger_rows} rows: use at least 1")
         self.linger_s, self.linger_rows = linger_s, linger_rows
+        if not 0 <= engine_nice <= 19:
+            raise ConfigError(f"engine nice {engine_nice}: use 0 (the flow's priority) to 19 "
+                              "(the lowest)")
+        self.engine_nice = engine_nice
         self.on_write = on_write
         self.on_health = on_health
         self.on_stored = on_stored
@@ -258,5 +272,6 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _OwnerPartition:
         _OWNED.add(normalize_dsn(self.dsn))
         inner = _BackgroundPartition(*self._parts(), self.on_write, self.on_stored,
-                                     self.buffer_batches, self.linger_s, self.linger_rows)
+                                     self.buffer_batches, self.linger_s, self.linger_rows,
+                                     EngineThreads(self.engine_nice))
         return _OwnerPartition(inner, self.durable_snapshots)
