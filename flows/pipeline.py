@@ -42,7 +42,7 @@ from flows.telemetry import Telemetry
 from flows.tracing import DecisionTracer, Traced, tracer_for
 from operators.canary import CANARY_COLUMNS, Canary, CanarySchedule
 from operators.clock import WallClock
-from operators.decider import BatchResult, Decider, DecisionPolicy
+from operators.decider import BatchResult, Decider, DecisionPolicy, outage_alarms
 from operators.drift import DriftConfig
 from operators.escalation import ESCALATION_COLUMNS
 from operators.events import Decoded, EventDecoder, OutcomeEvent, SensorEvent
@@ -401,9 +401,16 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
             board.sink_result(status.ok, slow_s=status.slow_s)
         telemetry.store_status(status)
 
+    def last_rows() -> list[Rows]:
+        # a store stall or outage that ended after the last batch was decided: no shard
+        # is left to raise its alarm (each raises the ones that ended before its batch)
+        alarms = outage_alarms(board.take_outages(), board.now)
+        return [alarm_rows(alarms, spec.name)] if alarms else []
+
     settings = {"on_write": telemetry.on_write, "on_health": store_health,
                 "on_stored": on_stored, "give_up_after_s": spec.store_give_up_s,
-                "stop": STOP, "wrap": None if spec.store_fault is None else spec.store_fault.wrap}
+                "stop": STOP, "wrap": None if spec.store_fault is None else spec.store_fault.wrap,
+                "last_rows": last_rows}
     if spec.store.startswith("chdb://"):
         keyed = op.map("to_store_owner", rows, lambda r: ("store", r))
         op.output("store", keyed, EmbeddedStoreSink(spec.store, durable_snapshots=spec.snapshots,

@@ -42,7 +42,7 @@ from operators.fastpath import FastPath
 from operators.feedback import FeedbackLoop
 from operators.freshness import FreshnessConfig, FreshnessTracker
 from operators.invariants import StateStore
-from operators.modeboard import ModeBoard
+from operators.modeboard import ModeBoard, StoreOutage
 from operators.modelpath import Distillation, ModelPath
 from operators.modes import Health, ModeChange, ModeConfig
 from operators.outcomes import OutcomeGrader
@@ -55,7 +55,19 @@ from operators.slowpath import SlowPath, SlowPathConfig
 from operators.stamping import stamp
 from operators.variants import Variant
 
-__all__ = ["STALE_POLICIES", "BatchResult", "Decider", "DecisionPolicy"]
+__all__ = ["STALE_POLICIES", "BatchResult", "Decider", "DecisionPolicy", "outage_alarms"]
+
+
+def outage_alarms(outages: Sequence[StoreOutage], now: int) -> list[Alarm]:
+    """One alarm per store outage that ended, or per write so slow that it held the
+    input (``store_stall``), detected at pipeline time ``now``; its ID is keyed on the
+    outage's wall-clock start."""
+    return [Alarm(detected_at=now, event_ms=now, source_id="",
+                  signal="store_outage" if o.kind == "failing" else "store_stall",
+                  detector="sink", value=(o.ended_ms - o.started_ms) / 1000, threshold=0,
+                  details={"started_ms": o.started_ms, "ended_ms": o.ended_ms},
+                  key=str(o.started_ms))
+            for o in outages]
 
 
 class Decider:
@@ -226,14 +238,10 @@ class Decider:
         input (``store_stall``), taken by whichever shard asks first.
 
         The flow is held while the store is down, so the alarm comes with the first
-        batch decided after it; its ID is keyed on the outage's wall-clock start.
+        batch decided after it (one that ends after the last batch is the store sink's
+        to write as the run ends).
         """
-        return [Alarm(detected_at=now, event_ms=now, source_id="",
-                      signal="store_outage" if o.kind == "failing" else "store_stall",
-                      detector="sink", value=(o.ended_ms - o.started_ms) / 1000, threshold=0,
-                      details={"started_ms": o.started_ms, "ended_ms": o.ended_ms},
-                      key=str(o.started_ms))
-                for o in self.board.take_outages()]
+        return outage_alarms(self.board.take_outages(), now)
 
     def health(self, now: int) -> Health:
         """This shard's view of the pipeline's health at pipeline time ``now``."""

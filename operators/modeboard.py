@@ -114,6 +114,11 @@ class ModeBoard:
     def mode(self) -> str:
         return self.machine.mode
 
+    @property
+    def now(self) -> int:
+        """The latest pipeline time a shard posted (0: none yet)."""
+        return self._now
+
     def mode_at(self, now: int) -> str:
         """The mode in force at pipeline time ``now`` (the newest when ``now`` is newer).
 

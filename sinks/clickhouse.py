@@ -89,11 +89,13 @@ def merge_rows(items: list[Rows]) -> list[Rows]:
 
 class _Partition(StatelessSinkPartition[Rows]):
     def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
-                 on_stored: OnStored | None = None) -> None:
+                 on_stored: OnStored | None = None,
+                 last_rows: Callable[[], list[Rows]] | None = None) -> None:
         self._store = store
         self._breaker = breaker
         self._on_write = on_write
         self._on_stored = on_stored
+        self._last_rows = last_rows
 
     def write_batch(self, items: list[Rows]) -> None:
         self._write(items)
@@ -123,7 +125,23 @@ class _Partition(StatelessSinkPartition[Rows]):
         self._breaker.call(lambda: self._store.insert(rows))
 
     def close(self) -> None:
-        self._store.close()
+        try:
+            self._write_last()
+        finally:
+            self._store.close()
+
+    def _write_last(self) -> None:
+        """Store what the writes themselves gave rise to after the last batch (a stall
+        or an outage that ended then): once, without retries, since the run is ending
+        and the store may be down; what cannot be stored is logged."""
+        if self._last_rows is None:
+            return
+        try:
+            for rows in self._last_rows():
+                self._store.insert(rows)
+        except Exception as exc:  # the run ends either way: say what was not stored
+            log.warning("step=sink could not store the run's last rows (%s); the store's "
+                        "own failures at the end of the run are in the log only", exc)
 
 
 class _BackgroundPartition(_Partition):
@@ -132,8 +150,9 @@ class _BackgroundPartition(_Partition):
 
     def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
                  on_stored: OnStored | None, depth: int, linger_s: float,
-                 linger_rows: int, engine: EngineThreads | None = None) -> None:
-        super().__init__(store, breaker, on_write, on_stored)
+                 linger_rows: int, engine: EngineThreads | None = None,
+                 last_rows: Callable[[], list[Rows]] | None = None) -> None:
+        super().__init__(store, breaker, on_write, on_stored, last_rows)
         self._engine = engine
         if engine is not None:
             engine.lower()  # the pools the engine started with
@@ -142,13 +161,16 @@ class _BackgroundPartition(_Partition):
         # costs the engine mostly per call and each one is a part its merges rewrite.
         # The row bound keeps a fast flow (whose writer waits for it, and so lingers
         # too) from holding half a second of rows. A flush (a snapshot, the end) does
-        # not wait for the linger. ``depth`` batches bound what waits while
-        # the writer is busy, and so the store owner's memory (RESULTS.md, "Settings
-        # measured"), and what is decided after the store fails.
+        # not wait for the linger. What waits while the writer is busy is bounded, and
+        # with it the store owner's memory (RESULTS.md, "Settings measured") and what is
+        # decided after the store fails: ``depth`` batches, or as many small ones as make
+        # one insert (``linger_rows``), so a live stream's batches of a few hundred rows
+        # do not hold the flow, two at a time, for every insert.
         self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
             self._write, depth=depth, name="lucidstream-store-writer", linger=linger_s,
             merge=lambda batches: [rows for batch in batches for rows in batch],
-            weigh=lambda batch: sum(rows.count for rows in batch), linger_weight=linger_rows)
+            weigh=lambda batch: sum(rows.count for rows in batch), linger_weight=linger_rows,
+            waiting_weight=linger_rows)
 
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)
@@ -177,7 +199,9 @@ class _StoreSinkSettings:
     ``buffer_batches`` is how many batches may wait for a background writer, and
     ``linger_s`` how long that writer gathers rows into one insert (at most
     ``linger_rows`` of them); ``engine_nice`` is how much lower the embedded
-    engine's threads run than the flow's (:mod:`sinks.enginethreads`; 0: the same).
+    engine's threads run than the flow's (:mod:`sinks.enginethreads`; 0: the same);
+    ``last_rows`` gives, as the sink closes after its last write, rows that those
+    writes gave rise to (an alarm for a store stall that ended after the last batch).
     """
 
     def __init__(self, dsn: str, on_write: OnWrite | None = None,
@@ -185,7 +209,8 @@ class _StoreSinkSettings:
                  give_up_after_s: float | None = None, stop: threading.Event | None = None,
                  wrap: Callable[[Store], Writable] | None = None,
                  buffer_batches: int = 2, linger_s: float = 0.5,
-                 linger_rows: int = 10_000, engine_nice: int = 10) -> None:
+                 linger_rows: int = 10_000, engine_nice: int = 10,
+                 last_rows: Callable[[], list[Rows]] | None = None) -> None:
         if buffer_batches < 1:
             raise ConfigError(f"store buffer of {buffer_batches} batches: use at least 1")
         self.dsn = dsn
@@ -199,6 +224,7 @@ class _StoreSinkSettings:
             raise ConfigError(f"engine nice {engine_nice}: use 0 (the flow's priority) to 19 "
                               "(the lowest)")
         self.engine_nice = engine_nice
+        self.last_rows = last_rows
         self.on_write = on_write
         self.on_health = on_health
         self.on_stored = on_stored
@@ -224,7 +250,7 @@ class ClickHouseSink(_StoreSinkSettings, DynamicSink[Rows]):
     """
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(*self._parts(), self.on_write, self.on_stored)
+        return _Partition(*self._parts(), self.on_write, self.on_stored, self.last_rows)
 
 
 class _OwnerPartition(StatefulSinkPartition[Rows, None]):
@@ -273,5 +299,5 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         _OWNED.add(normalize_dsn(self.dsn))
         inner = _BackgroundPartition(*self._parts(), self.on_write, self.on_stored,
                                      self.buffer_batches, self.linger_s, self.linger_rows,
-                                     EngineThreads(self.engine_nice))
+                                     EngineThreads(self.engine_nice), self.last_rows)
         return _OwnerPartition(inner, self.durable_snapshots)

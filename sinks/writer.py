@@ -50,13 +50,18 @@ class BackgroundWriter(Generic[T]):
     ``linger_weight`` (by ``weigh``), whichever comes first, as a Kafka producer's
     ``linger.ms`` and ``batch.size`` do: fewer, larger inserts, and what waits
     bounded in time and in size.
+
+    ``submit`` blocks while ``depth`` items wait (besides the write that runs) and
+    weigh ``waiting_weight`` or more: a backlog's large items are held at ``depth``,
+    while a live stream's many small ones may gather up to that weight (one insert's
+    worth, say) while a write runs, instead of holding the caller after two.
     """
 
     def __init__(self, write: Callable[[T], None], depth: int = 2,
                  name: str = "lucidstream-writer",
                  merge: Callable[[list[T]], T] | None = None, linger: float = 0.0,
                  weigh: Callable[[T], int] = lambda item: 1,
-                 linger_weight: int = 1 << 62) -> None:
+                 linger_weight: int = 1 << 62, waiting_weight: int = 0) -> None:
         if depth < 1:
             raise ValueError(f"depth={depth}: the writer needs room for one write")
         self._write = write
@@ -64,7 +69,11 @@ class BackgroundWriter(Generic[T]):
         self._linger = linger
         self._weigh = weigh
         self._linger_weight = linger_weight
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[object] = queue.Queue()
+        # what waits in the queue (flush and stop markers aside), and what may
+        self._depth, self._waiting_weight = depth, waiting_weight
+        self._room = threading.Condition()
+        self._waiting = self._weight = 0
         self._error: BaseException | None = None  # the failed write's, kept for good
         self._reported = False  # whether a caller has been given it
         self._closed = False
@@ -78,7 +87,22 @@ class BackgroundWriter(Generic[T]):
         self._raise(again=True)
         if self._closed:
             raise RuntimeError("the writer is closed; create a new one to write again")
+        weight = self._weigh(item)
+        with self._room:
+            while self._waiting >= self._depth and self._weight >= self._waiting_weight:
+                self._room.wait()
+            self._waiting += 1
+            self._weight += weight
         self._queue.put(item)
+
+    def _take(self, item: object) -> object:
+        """``item``, just taken from the queue: room for the next one."""
+        if item is not _STOP and item is not _FLUSH:
+            with self._room:
+                self._waiting -= 1
+                self._weight -= self._weigh(item)  # type: ignore[arg-type]
+                self._room.notify()
+        return item
 
     def flush(self) -> None:
         """Wait until every submitted item is written; raise the first write error."""
@@ -117,13 +141,13 @@ class BackgroundWriter(Generic[T]):
 
     def _run(self) -> None:
         while True:
-            items = [self._queue.get()]
+            items = [self._take(self._queue.get())]
             if self._merge is not None:
                 # It takes what is queued, and what comes within `linger` of taking the
                 # first item, until the items weigh `linger_weight`: a live stream's
                 # small batches become one insert, a backlog's large ones each fill it
                 # at once. It keeps taking items while it waits, so the flow is held
-                # only while a write runs and `depth` more wait, as without a linger.
+                # only while a write runs and a full queue waits, as without a linger.
                 until = time.monotonic() + self._linger
                 weight = 0
                 while items[-1] is not _STOP and items[-1] is not _FLUSH:
@@ -132,8 +156,8 @@ class BackgroundWriter(Generic[T]):
                         break
                     left = until - time.monotonic()
                     try:
-                        items.append(self._queue.get(timeout=left) if left > 0
-                                     else self._queue.get_nowait())
+                        items.append(self._take(self._queue.get(timeout=left) if left > 0
+                                                else self._queue.get_nowait()))
                     except queue.Empty:
                         break
             stop = items[-1] is _STOP

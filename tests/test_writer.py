@@ -45,6 +45,52 @@ def test_a_full_queue_holds_the_caller_back():
     writer.close()
 
 
+def test_small_items_gather_up_to_the_waiting_weight_while_a_write_runs():
+    """A live stream's batches are small: while an insert runs, as many may wait as
+    weigh one insert, instead of holding the flow after ``depth`` of them (it was held
+    for every insert, two batches at a time). Large items are still held at
+    ``depth``. Fails with a queue bounded by the count of items alone."""
+    entered, release = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+
+    def write(item: list[int]) -> None:
+        entered.set()
+        release.wait()
+        written.append(item)
+
+    writer = BackgroundWriter(write, depth=2, weigh=len, waiting_weight=10)
+    writer.submit([0])
+    assert entered.wait(timeout=5)  # the first write runs, and waits
+    small = threading.Thread(target=lambda: [writer.submit([i, i]) for i in range(1, 6)])
+    small.start()
+    small.join(timeout=2)
+    assert not small.is_alive(), "five small items (weight 10) must not wait for room"
+    blocked = threading.Thread(target=writer.submit, args=([6],))
+    blocked.start()
+    blocked.join(timeout=0.3)
+    assert blocked.is_alive(), "past the waiting weight, the caller is held"
+    release.set()
+    blocked.join(timeout=5)
+    writer.flush()
+    assert [item[0] for item in written] == [0, 1, 2, 3, 4, 5, 6]
+    writer.close()
+
+    entered.clear()
+    release.clear()
+    large = BackgroundWriter(write, depth=2, weigh=len, waiting_weight=10)
+    large.submit([0] * 20)
+    assert entered.wait(timeout=5)
+    large.submit([1] * 20)
+    large.submit([2] * 20)  # two wait: depth
+    held = threading.Thread(target=large.submit, args=([3] * 20,))
+    held.start()
+    held.join(timeout=0.3)
+    assert held.is_alive(), "large items are held at depth"
+    release.set()
+    held.join(timeout=5)
+    large.close()
+
+
 def test_a_failed_write_is_raised_to_the_caller_and_nothing_after_it_is_written():
     written: list[int] = []
 
