@@ -8,10 +8,21 @@ the history takes to catch up.
 
 from __future__ import annotations
 
+import math
+from array import array
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from operators.slowpath import SlowPath, SlowPathConfig, revision_threshold
+from operators.slowpath import (
+    SlowPath,
+    SlowPathConfig,
+    _block_summaries,
+    _summary_whole,
+    revision_threshold,
+)
 
 CONFIG = SlowPathConfig(window_ms=1_000, lateness_ms=0)
 PER_WINDOW = 10  # readings per window
@@ -176,3 +187,22 @@ def test_windows_of_any_shape_are_summarised_as_numpy_would():
                 assert got[name] == (median, resolution[name], last), name
 
     check()
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.integers(1, 4).flatmap(lambda k: st.tuples(
+    st.just(k),
+    st.lists(st.lists(st.one_of(st.integers(-10**6, 10**6),
+                                st.floats(-1e13, 1e13, allow_nan=False),
+                                st.sampled_from([0.0, 0.5, 1.0, 1e12, -1e12])),
+                      min_size=k, max_size=k), min_size=1, max_size=200),
+    st.lists(st.one_of(st.floats(-100, 100), st.just(math.nan)), min_size=k, max_size=k))))
+def test_a_window_summarised_at_once_gives_what_each_value_read_alone_gives(case):
+    """A fast source's window is summarised with its values side by side (numpy); a
+    slow one's value by value. The median, the smallest step, the last reading and
+    the refusal of absurd magnitudes must be the same numbers either way."""
+    k, events, befores = case
+    rows = array("d", [x for event in events for x in event])
+    assert _block_summaries(rows, k, befores) == \
+        [_summary_whole(rows[j::k], before) for j, before in enumerate(befores)]
+
