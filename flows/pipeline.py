@@ -78,7 +78,7 @@ log = logging.getLogger("lucidstream.pipeline")
 
 # the shape of a shard's snapshot (the decider and all it holds): raise it when a change
 # to what a decider keeps would not load, or not run, from an older snapshot
-STATE_VERSION = 9
+STATE_VERSION = 10
 
 
 @dataclass

@@ -10,8 +10,10 @@ replay yields the same rows (all but the wall-clock latency columns).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from mypy_extensions import mypyc_attr
@@ -40,8 +42,11 @@ class _Cell:
     fallback: int = 0
     stale: int = 0
     escalated: int = 0
-    latencies: list[float] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
+    # doubles side by side: a window of a fast stream holds tens of thousands, read
+    # by numpy in place as the window closes (a list was copied number by number, on
+    # the deciding thread, every shard's window closing together)
+    latencies: Any = field(default_factory=lambda: array("d"))
+    confidences: Any = field(default_factory=lambda: array("d"))
     slow_compared: int = 0
     slow_agreed: int = 0
     labelled: int = 0
@@ -162,10 +167,10 @@ class QualityTracker:
         cells = self._cells or {("", ""): _Cell()}
         first = True
         for (version, variant), c in sorted(cells.items()):
-            lat = np.asarray(c.latencies) if c.latencies else None
+            lat = np.frombuffer(c.latencies, dtype=np.float64) if c.latencies else None
             p50, p95, p99 = (np.percentile(lat, [50, 95, 99]).round(3).tolist()
                              if lat is not None else (0.0, 0.0, 0.0))
-            conf = np.asarray(c.confidences)
+            conf = np.frombuffer(c.confidences, dtype=np.float64)
             hist = np.histogram(conf, bins=10, range=(0.5, 1.0))[0].tolist() if conf.size \
                 else [0] * 10
             n = c.decisions
