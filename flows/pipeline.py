@@ -417,6 +417,7 @@ def build_flow(spec: FlowSpec, source: Source[RawBatch], telemetry: Telemetry | 
                                                      buffer_batches=spec.store_buffer,
                                                      linger_s=spec.store_linger_ms / 1000,
                                                      engine_nice=spec.engine_nice,
+                                                     live=not spec.replay,
                                                      **settings))
     else:
         op.output("store", rows, ClickHouseSink(spec.store, **settings))

@@ -151,7 +151,8 @@ class _BackgroundPartition(_Partition):
     def __init__(self, store: Writable, breaker: CircuitBreaker, on_write: OnWrite | None,
                  on_stored: OnStored | None, depth: int, linger_s: float,
                  linger_rows: int, engine: EngineThreads | None = None,
-                 last_rows: Callable[[], list[Rows]] | None = None) -> None:
+                 last_rows: Callable[[], list[Rows]] | None = None,
+                 live: bool = False) -> None:
         super().__init__(store, breaker, on_write, on_stored, last_rows)
         self._engine = engine
         if engine is not None:
@@ -163,14 +164,16 @@ class _BackgroundPartition(_Partition):
         # too) from holding half a second of rows. A flush (a snapshot, the end) does
         # not wait for the linger. What waits while the writer is busy is bounded, and
         # with it the store owner's memory (RESULTS.md, "Settings measured") and what is
-        # decided after the store fails: ``depth`` batches, or as many small ones as make
-        # one insert (``linger_rows``), so a live stream's batches of a few hundred rows
-        # do not hold the flow, two at a time, for every insert.
+        # decided after the store fails: ``depth`` batches; ``live``, as many small ones
+        # as make one insert (``linger_rows``) within one linger, so a live stream's
+        # batches of a few hundred rows do not hold the flow, two at a time, for every
+        # insert. A replay keeps to ``depth``: there, running ahead of a failed store
+        # moves the pipeline clock on by the rows decided, seconds of it per thousand.
         self._writer: BackgroundWriter[list[Rows]] = BackgroundWriter(
             self._write, depth=depth, name="lucidstream-store-writer", linger=linger_s,
             merge=lambda batches: [rows for batch in batches for rows in batch],
             weigh=lambda batch: sum(rows.count for rows in batch), linger_weight=linger_rows,
-            waiting_weight=linger_rows)
+            waiting_weight=linger_rows if live else 0, waiting_s=linger_s)
 
     def write_batch(self, items: list[Rows]) -> None:
         self._writer.submit(items)
@@ -201,7 +204,9 @@ class _StoreSinkSettings:
     ``linger_rows`` of them); ``engine_nice`` is how much lower the embedded
     engine's threads run than the flow's (:mod:`sinks.enginethreads`; 0: the same);
     ``last_rows`` gives, as the sink closes after its last write, rows that those
-    writes gave rise to (an alarm for a store stall that ended after the last batch).
+    writes gave rise to (an alarm for a store stall that ended after the last batch);
+    ``live`` lets a live stream's small batches wait for a busy writer up to one
+    insert's rows (see :class:`_BackgroundPartition`).
     """
 
     def __init__(self, dsn: str, on_write: OnWrite | None = None,
@@ -210,7 +215,8 @@ class _StoreSinkSettings:
                  wrap: Callable[[Store], Writable] | None = None,
                  buffer_batches: int = 2, linger_s: float = 0.5,
                  linger_rows: int = 10_000, engine_nice: int = 10,
-                 last_rows: Callable[[], list[Rows]] | None = None) -> None:
+                 last_rows: Callable[[], list[Rows]] | None = None,
+                 live: bool = False) -> None:
         if buffer_batches < 1:
             raise ConfigError(f"store buffer of {buffer_batches} batches: use at least 1")
         self.dsn = dsn
@@ -225,6 +231,7 @@ class _StoreSinkSettings:
                               "(the lowest)")
         self.engine_nice = engine_nice
         self.last_rows = last_rows
+        self.live = live
         self.on_write = on_write
         self.on_health = on_health
         self.on_stored = on_stored
@@ -299,5 +306,6 @@ class EmbeddedStoreSink(_StoreSinkSettings, FixedPartitionedSink[Rows, None]):
         _OWNED.add(normalize_dsn(self.dsn))
         inner = _BackgroundPartition(*self._parts(), self.on_write, self.on_stored,
                                      self.buffer_batches, self.linger_s, self.linger_rows,
-                                     EngineThreads(self.engine_nice), self.last_rows)
+                                     EngineThreads(self.engine_nice), self.last_rows,
+                                     self.live)
         return _OwnerPartition(inner, self.durable_snapshots)

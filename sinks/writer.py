@@ -14,10 +14,12 @@ each Bytewax snapshot, so a snapshot never covers rows that are not stored.
 from __future__ import annotations
 
 import atexit
+import math
 import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -52,16 +54,19 @@ class BackgroundWriter(Generic[T]):
     bounded in time and in size.
 
     ``submit`` blocks while ``depth`` items wait (besides the write that runs) and
-    weigh ``waiting_weight`` or more: a backlog's large items are held at ``depth``,
-    while a live stream's many small ones may gather up to that weight (one insert's
-    worth, say) while a write runs, instead of holding the caller after two.
+    they weigh ``waiting_weight`` or more, or the oldest has waited ``waiting_s``: a
+    backlog's large items are held at ``depth``, while a live stream's many small ones
+    may gather up to that weight (one insert's worth, say) while a write runs, instead
+    of holding the caller after two, but not for longer than ``waiting_s`` (a slow
+    stream is held as soon as a failed store keeps it waiting).
     """
 
     def __init__(self, write: Callable[[T], None], depth: int = 2,
                  name: str = "lucidstream-writer",
                  merge: Callable[[list[T]], T] | None = None, linger: float = 0.0,
                  weigh: Callable[[T], int] = lambda item: 1,
-                 linger_weight: int = 1 << 62, waiting_weight: int = 0) -> None:
+                 linger_weight: int = 1 << 62, waiting_weight: int = 0,
+                 waiting_s: float = math.inf) -> None:
         if depth < 1:
             raise ValueError(f"depth={depth}: the writer needs room for one write")
         self._write = write
@@ -71,9 +76,10 @@ class BackgroundWriter(Generic[T]):
         self._linger_weight = linger_weight
         self._queue: queue.Queue[object] = queue.Queue()
         # what waits in the queue (flush and stop markers aside), and what may
-        self._depth, self._waiting_weight = depth, waiting_weight
+        self._depth, self._waiting_weight, self._waiting_s = depth, waiting_weight, waiting_s
         self._room = threading.Condition()
         self._waiting = self._weight = 0
+        self._since: deque[float] = deque()  # when each waiting item was submitted
         self._error: BaseException | None = None  # the failed write's, kept for good
         self._reported = False  # whether a caller has been given it
         self._closed = False
@@ -89,10 +95,14 @@ class BackgroundWriter(Generic[T]):
             raise RuntimeError("the writer is closed; create a new one to write again")
         weight = self._weigh(item)
         with self._room:
-            while self._waiting >= self._depth and self._weight >= self._waiting_weight:
+            # once true, each stays true until the writer takes an item (a notify)
+            while self._waiting >= self._depth and (
+                    self._weight >= self._waiting_weight or
+                    time.monotonic() - self._since[0] >= self._waiting_s):
                 self._room.wait()
             self._waiting += 1
             self._weight += weight
+            self._since.append(time.monotonic())
         self._queue.put(item)
 
     def _take(self, item: object) -> object:
@@ -101,6 +111,7 @@ class BackgroundWriter(Generic[T]):
             with self._room:
                 self._waiting -= 1
                 self._weight -= self._weigh(item)  # type: ignore[arg-type]
+                self._since.popleft()
                 self._room.notify()
         return item
 

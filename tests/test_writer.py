@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import bytewax.operators as op
 import pytest
@@ -89,6 +90,27 @@ def test_small_items_gather_up_to_the_waiting_weight_while_a_write_runs():
     release.set()
     held.join(timeout=5)
     large.close()
+
+
+def test_small_items_wait_no_longer_than_the_waiting_time():
+    """A slow live stream's small items never weigh an insert's worth: while a failed
+    or hung store keeps the writer busy, the caller is held once the oldest waiting
+    item has waited ``waiting_s`` (a flow is not decided far ahead of its store)."""
+    entered, release = threading.Event(), threading.Event()
+    writer = BackgroundWriter(lambda _: (entered.set(), release.wait()), depth=2,
+                              weigh=len, waiting_weight=1_000, waiting_s=0.3)
+    writer.submit([0])
+    assert entered.wait(timeout=5)
+    for i in range(1, 6):
+        writer.submit([i])  # light, and young: admitted
+    time.sleep(0.35)
+    held = threading.Thread(target=writer.submit, args=([6],))
+    held.start()
+    held.join(timeout=0.3)
+    assert held.is_alive(), "the oldest waiting item is past waiting_s: the caller waits"
+    release.set()
+    held.join(timeout=5)
+    writer.close()
 
 
 def test_a_failed_write_is_raised_to_the_caller_and_nothing_after_it_is_written():
