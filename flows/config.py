@@ -45,6 +45,7 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from flows.gctune import parse_gc
 from operators.errors import ConfigError
+from sinks.enginethreads import checked_nice
 from sinks.kafka import parse_opts
 from sinks.store import normalize_dsn
 
@@ -144,9 +145,7 @@ class RunConfig:
         if not 0 <= self.store_linger_ms <= 60_000:
             raise ConfigError(f"store linger {self.store_linger_ms} ms: use 0 (insert at "
                               "once) to 60000 ms")
-        if not 0 <= self.engine_nice <= 19:
-            raise ConfigError(f"engine nice {self.engine_nice}: use 0 (the flow's priority) "
-                              "to 19 (the lowest)")
+        checked_nice(self.engine_nice)
         if self.store_fault:
             from sinks.storefault import StoreFault
 

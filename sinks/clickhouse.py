@@ -36,7 +36,7 @@ from bytewax.outputs import (
 from operators.errors import ConfigError
 from operators.records import Rows
 from sinks.breaker import CircuitBreaker, StoreStatus
-from sinks.enginethreads import EngineThreads
+from sinks.enginethreads import EngineThreads, checked_nice
 from sinks.store import Store, normalize_dsn, open_store
 from sinks.writer import BackgroundWriter
 
@@ -226,10 +226,7 @@ class _StoreSinkSettings:
         if linger_rows < 1:
             raise ConfigError(f"store linger of {linger_rows} rows: use at least 1")
         self.linger_s, self.linger_rows = linger_s, linger_rows
-        if not 0 <= engine_nice <= 19:
-            raise ConfigError(f"engine nice {engine_nice}: use 0 (the flow's priority) to 19 "
-                              "(the lowest)")
-        self.engine_nice = engine_nice
+        self.engine_nice = checked_nice(engine_nice)
         self.last_rows = last_rows
         self.live = live
         self.on_write = on_write

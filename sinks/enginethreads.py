@@ -24,7 +24,9 @@ import os
 import threading
 import time
 
-__all__ = ["ENGINE_THREAD_NAMES", "EngineThreads"]
+from operators.errors import ConfigError
+
+__all__ = ["ENGINE_THREAD_NAMES", "EngineThreads", "checked_nice"]
 
 log = logging.getLogger("lucidstream.store")
 
@@ -38,6 +40,14 @@ ENGINE_THREAD_NAMES = (
 # a thread is made with its creator's name and named after: a new engine thread may
 # still be called this when it is first seen, so it is looked at again
 _UNNAMED = "python"
+
+
+def checked_nice(nice: int) -> int:
+    """``nice`` if it is a nice value to add (0 to 19), else a :class:`ConfigError`."""
+    if not 0 <= nice <= 19:
+        raise ConfigError(f"engine nice {nice}: use 0 (the flow's priority) to 19 (the "
+                          "lowest)")
+    return nice
 
 
 class EngineThreads:
@@ -55,10 +65,7 @@ class EngineThreads:
 
     def __init__(self, nice: int = 10, every_s: float = 1.0,
                  tasks: str = "/proc/self/task") -> None:
-        if not 0 <= nice <= 19:
-            raise ValueError(f"engine nice {nice}: use 0 (the flow's priority) to 19 "
-                             "(the lowest)")
-        self.nice = nice
+        self.nice = checked_nice(nice)
         self.every_s = every_s
         self.tasks = tasks
         self.lowered = 0

@@ -72,7 +72,7 @@ def test_the_engine_threads_run_lower_and_python_threads_keep_their_priority(tmp
 
 def test_nice_zero_leaves_every_thread_alone_and_a_bad_value_is_refused():
     assert EngineThreads(nice=0).lower() == 0
-    with pytest.raises(ValueError, match=r"use 0 .* to 19"):
+    with pytest.raises(ConfigError, match=r"use 0 .* to 19"):
         EngineThreads(nice=20)
     with pytest.raises(ConfigError, match="engine nice -1"):
         RunConfig(store="chdb:///tmp/x", engine_nice=-1)

@@ -21,6 +21,16 @@ def _joined(chunks: list[list[int]]) -> list[int]:
     return [i for chunk in chunks for i in chunk]
 
 
+def _held(submit, item, why: str) -> threading.Thread:
+    """Submit ``item`` on another thread, which must still be waiting for room after
+    0.3 s (the caller is held); the thread, to join once room is made."""
+    blocked = threading.Thread(target=submit, args=(item,))
+    blocked.start()
+    blocked.join(timeout=0.3)
+    assert blocked.is_alive(), why
+    return blocked
+
+
 def test_writes_run_in_order_on_another_thread():
     seen: list[tuple[int, str]] = []
     writer = BackgroundWriter(lambda i: seen.append((i, threading.current_thread().name)))
@@ -37,10 +47,7 @@ def test_a_full_queue_holds_the_caller_back():
     writer = BackgroundWriter(lambda _: release.wait(), depth=1)
     writer.submit(1)  # taken by the thread, which now waits
     writer.submit(2)  # fills the queue
-    blocked = threading.Thread(target=writer.submit, args=(3,))
-    blocked.start()
-    blocked.join(timeout=0.3)
-    assert blocked.is_alive(), "a third write must wait for room"
+    blocked = _held(writer.submit, 3, "a third write must wait for room")
     release.set()
     blocked.join(timeout=5)
     writer.close()
@@ -66,10 +73,7 @@ def test_small_items_gather_up_to_the_waiting_weight_while_a_write_runs():
     small.start()
     small.join(timeout=2)
     assert not small.is_alive(), "five small items (weight 10) must not wait for room"
-    blocked = threading.Thread(target=writer.submit, args=([6],))
-    blocked.start()
-    blocked.join(timeout=0.3)
-    assert blocked.is_alive(), "past the waiting weight, the caller is held"
+    blocked = _held(writer.submit, [6], "past the waiting weight, the caller is held")
     release.set()
     blocked.join(timeout=5)
     writer.flush()
@@ -83,10 +87,7 @@ def test_small_items_gather_up_to_the_waiting_weight_while_a_write_runs():
     assert entered.wait(timeout=5)
     large.submit([1] * 20)
     large.submit([2] * 20)  # two wait: depth
-    held = threading.Thread(target=large.submit, args=([3] * 20,))
-    held.start()
-    held.join(timeout=0.3)
-    assert held.is_alive(), "large items are held at depth"
+    held = _held(large.submit, [3] * 20, "large items are held at depth")
     release.set()
     held.join(timeout=5)
     large.close()
@@ -104,10 +105,7 @@ def test_small_items_wait_no_longer_than_the_waiting_time():
     for i in range(1, 6):
         writer.submit([i])  # light, and young: admitted
     time.sleep(0.35)
-    held = threading.Thread(target=writer.submit, args=([6],))
-    held.start()
-    held.join(timeout=0.3)
-    assert held.is_alive(), "the oldest waiting item is past waiting_s: the caller waits"
+    held = _held(writer.submit, [6], "the oldest waiting item is past waiting_s: the caller waits")
     release.set()
     held.join(timeout=5)
     writer.close()
