@@ -8,7 +8,9 @@ and the ratios are also given per round, since this shared machine's speed
 drifts over minutes. Times for ``floor``, ``naive`` and ``full`` exclude process start-up;
 ``kafka``, ``cluster`` and ``live`` run the CLI and include it (about 4 s).
 ``live_half`` repeats ``live`` at half the rate for 30 s of events: the latency
-of a flow that keeps up, beside the latency at the target rate. ``CPU s`` is
+of a flow that keeps up, beside the latency at the target rate. ``live_floor``
+sends the same events at the target rate to a bare consumer: the broker's and the
+producer's share of the live latency on this machine, which the flow adds to. ``CPU s`` is
 the CPU time of a case's processes (start-up included, the broker excluded);
 ``cores`` divides it by their wall time: how much of the machine a case used;
 ``broker s`` is the local Kafka broker's CPU meanwhile (it shares the 2 cores).
@@ -121,7 +123,7 @@ def main() -> None:
         if "scaling" not in skip:
             results["full_small"] = run_case("full", f"chdb://{tmp}/small", file=small)
             results["full_small"]["events"] = n // 10
-        if not {"kafka", "cluster", "live", "live_half"} <= skip:
+        if not {"kafka", "cluster", "live", "live_half", "live_floor"} <= skip:
             dev = start_broker()
             process, bootstrap = dev.process, dev.bootstrap
             try:
@@ -146,6 +148,12 @@ def main() -> None:
                                                events=n)
                     results["live"]["events"] = n
                     results["live"]["rate"] = args.live_rate
+                if "live_floor" not in skip:
+                    results["live_floor"] = run_case("live_floor", f"chdb://{tmp}/unused",
+                                                     process, kafka=bootstrap,
+                                                     topic="live_floor", rate=args.live_rate,
+                                                     events=n)
+                    results["live_floor"].update(events=n, rate=args.live_rate)
                 if "live_half" not in skip:
                     # the same at half the rate: latency when the flow keeps up
                     rate, count = args.live_rate / 2, min(n, int(args.live_rate / 2 * 30))
@@ -202,6 +210,12 @@ def report(results: dict[str, dict], out: Path) -> None:
                   f"{live['p50_ms']:.0f} ms, p99 {live['p99_ms']:.0f} ms, max "
                   f"{live['max_ms']:.0f} ms over {live['decisions']:,} decisions; p99 per "
                   f"10 s: {live['p99_ms_per_10s']}")
+    if "live_floor" in results:
+        floor = results["live_floor"]
+        print(f"live_floor at {floor['rate']:,.0f} events/s: event time to a bare consumer's "
+              f"poll p50 {floor['p50_ms']:.0f} ms, p99 {floor['p99_ms']:.0f} ms, max "
+              f"{floor['max_ms']:.0f} ms over {floor['messages']:,} messages; p99 per 10 s: "
+              f"{floor['p99_ms_per_10s']} (the broker and the producer, without the flow)")
     if "silent_state" in results:
         print("10,000 silent sources:", json.dumps(results["silent_state"]))
     results["ratios"] = ratios  # type: ignore[assignment]

@@ -181,6 +181,57 @@ def live(kafka: str, topic: str, store: str, rate: float, events: int) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
+def live_floor(kafka: str, topic: str, rate: float, events: int, window_s: int = 10) -> dict:
+    """The broker's and the producer's share of the live case's latency on this machine:
+    the same producer at the same rate, read by a bare consumer that polls as the flow's
+    source does (every 10 ms, fetches waiting 10 ms) and only reads each message's event
+    time against its arrival. The live case cannot go below it here."""
+    import threading
+
+    import numpy as np
+    import orjson
+    from confluent_kafka import Consumer, TopicPartition
+
+    from sinks.kafka import ensure_topic
+
+    ensure_topic({"bootstrap.servers": kafka}, topic, 4)
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": "bench-live-floor",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+                         "queued.max.messages.kbytes": 8_192})
+    consumer.assign([TopicPartition(topic, partition, 0) for partition in range(4)])
+    seen: list[tuple[int, float]] = []  # (event time, ms from it to the poll that read it)
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set() and len(seen) < events:
+            for message in consumer.consume(2_000, timeout=0.01):
+                if message.error() is None:
+                    now = time.time() * 1000
+                    at = orjson.loads(message.value())["event_time"]
+                    seen.append((at, now - at))
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka", kafka, "--topic",
+                    topic, "--events", str(events), "--rate", str(rate), "--kafka-opt",
+                    f"linger.ms={LIVE_LINGER_MS}"], cwd=ROOT, check=True,
+                   stderr=subprocess.DEVNULL)
+    reader.join(timeout=60)
+    stop.set()
+    reader.join()
+    seconds = time.perf_counter() - started
+    consumer.close()
+    if not seen:
+        raise SystemExit("the bare consumer read nothing from the live topic")
+    at, ms = np.array([s[0] for s in seen]), np.array([s[1] for s in seen])
+    window = (at - at.min()) // (window_s * 1000)
+    return {"seconds": seconds, "messages": len(seen), "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+            f"p99_ms_per_{window_s}s": [round(float(np.percentile(ms[window == w], 99)))
+                                        for w in np.unique(window)]}
+
+
 def latency(store: str, window_s: int = 10) -> dict:
     """Event-to-decision latency of the stored decisions, overall and its p99 per
     ``window_s`` seconds of event time (does it hold, or grow over the run?)."""
@@ -221,6 +272,8 @@ def main() -> None:
     elif args.case == "live":
         result = live(args.kafka, args.topic, args.store, args.rate, args.events)
         result.update(latency(args.store))
+    elif args.case == "live_floor":
+        result = live_floor(args.kafka, args.topic, args.rate, args.events)
     else:
         raise SystemExit(f"unknown case {args.case!r}")
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)

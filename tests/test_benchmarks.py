@@ -34,3 +34,6 @@ def test_benchmarks_run_every_case_and_report(tmp_path):
     assert results["ratios"]["full/floor"] > 0
     assert results["machine"]["cores"]
     assert "full/naive" in run.stdout and "event-to-decision latency" in run.stdout
+    floor = results["live_floor"]  # the broker's and producer's share, without the flow
+    assert floor["messages"] == 3000 and 0 <= floor["p50_ms"] <= floor["p99_ms"]
+    assert "bare consumer" in run.stdout
