@@ -14,6 +14,8 @@ would load the engine again to open it), else by the parent.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,10 +68,35 @@ def summed(reports: list[ProcessReport]) -> tuple[TelemetrySnapshot, tuple[float
             (sum(r.cpu_s for r in reports), max(r.peak_rss_mb for r in reports)))
 
 
+REPORTS_PREFIX = "lucidstream-cluster-"
+
+
+def sweep_stale_reports(directory: Path | None = None) -> int:
+    """Remove the report directories of clusters whose parent is gone (a parent killed
+    with SIGKILL cannot remove its own); each is named after its parent's PID. How
+    many were removed."""
+    removed = 0
+    for path in Path(directory or tempfile.gettempdir()).glob(f"{REPORTS_PREFIX}*-*"):
+        pid = path.name[len(REPORTS_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its parent still runs (or the PID is another process's now)
+        except ProcessLookupError:
+            pass
+        except OSError:  # not ours to signal: a live process
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def run_cluster(processes: int) -> list[ProcessReport]:
     """Start ``processes`` copies of this command as one Bytewax cluster, wait, and
     return what each process reported."""
-    with tempfile.TemporaryDirectory(prefix="lucidstream-cluster-") as reports:
+    sweep_stale_reports()
+    with tempfile.TemporaryDirectory(prefix=f"{REPORTS_PREFIX}{os.getpid()}-") as reports:
         paths = [Path(reports, f"process-{i}.json") for i in range(processes)]
         _run_children(paths)
         return [ProcessReport.read(path) for path in paths]

@@ -6,9 +6,17 @@ The whole path (two processes, the run recorded with both processes' counters) r
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 
-from flows.cluster import ProcessReport, gather_reports, summed
+from flows.cluster import (
+    REPORTS_PREFIX,
+    ProcessReport,
+    gather_reports,
+    summed,
+    sweep_stale_reports,
+)
 from flows.telemetry import TelemetrySnapshot
 
 
@@ -38,3 +46,18 @@ def test_a_process_that_never_reports_is_named_and_left_out(tmp_path, capsys):
     assert [r.snapshot.events for r in reports] == [600]
     assert "process 1 of the cluster reported no counters" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.partial"))  # written whole, then renamed
+
+
+def test_the_reports_of_a_killed_cluster_are_swept_by_the_next_one(tmp_path):
+    """A parent killed with SIGKILL leaves its report directory; the next cluster
+    removes those whose parent is gone, and no other."""
+    ended = subprocess.Popen(["true"])  # a process that has ended: its PID is free
+    ended.wait()
+    stale = tmp_path / f"{REPORTS_PREFIX}{ended.pid}-abc"
+    running = tmp_path / f"{REPORTS_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "lucidstream-cluster-notapid"
+    for path in (stale, running, other):
+        path.mkdir()
+        (path / "process-0.json").write_text("{}")
+    assert sweep_stale_reports(tmp_path) == 1
+    assert not stale.exists() and running.exists() and other.exists()
