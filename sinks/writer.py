@@ -79,7 +79,8 @@ class BackgroundWriter(Generic[T]):
         self._depth, self._waiting_weight, self._waiting_s = depth, waiting_weight, waiting_s
         self._room = threading.Condition()
         self._waiting = self._weight = 0
-        self._since: deque[float] = deque()  # when each waiting item was submitted
+        # when each waiting item was submitted, and its weight (weighed once)
+        self._since: deque[tuple[float, int]] = deque()
         self._error: BaseException | None = None  # the failed write's, kept for good
         self._reported = False  # whether a caller has been given it
         self._closed = False
@@ -89,7 +90,7 @@ class BackgroundWriter(Generic[T]):
         atexit.register(_close_at_exit, weakref.ref(self))
 
     def submit(self, item: T) -> None:
-        """Queue ``item``; blocks while ``depth`` writes are already waiting."""
+        """Queue ``item``; blocks while the queue is full (see the class)."""
         self._raise(again=True)
         if self._closed:
             raise RuntimeError("the writer is closed; create a new one to write again")
@@ -98,22 +99,24 @@ class BackgroundWriter(Generic[T]):
             # once true, each stays true until the writer takes an item (a notify)
             while self._waiting >= self._depth and (
                     self._weight >= self._waiting_weight or
-                    time.monotonic() - self._since[0] >= self._waiting_s):
+                    time.monotonic() - self._since[0][0] >= self._waiting_s):
                 self._room.wait()
             self._waiting += 1
             self._weight += weight
-            self._since.append(time.monotonic())
+            self._since.append((time.monotonic(), weight))
         self._queue.put(item)
 
-    def _take(self, item: object) -> object:
-        """``item``, just taken from the queue: room for the next one."""
-        if item is not _STOP and item is not _FLUSH:
-            with self._room:
-                self._waiting -= 1
-                self._weight -= self._weigh(item)  # type: ignore[arg-type]
-                self._since.popleft()
-                self._room.notify()
-        return item
+    def _take(self, item: object) -> int:
+        """``item`` was just taken from the queue: room for the next one; its weight
+        (0: a flush or stop marker)."""
+        if item is _STOP or item is _FLUSH:
+            return 0
+        with self._room:
+            _, weight = self._since.popleft()
+            self._waiting -= 1
+            self._weight -= weight
+            self._room.notify()
+        return weight
 
     def flush(self) -> None:
         """Wait until every submitted item is written; raise the first write error."""
@@ -152,7 +155,8 @@ class BackgroundWriter(Generic[T]):
 
     def _run(self) -> None:
         while True:
-            items = [self._take(self._queue.get())]
+            items = [self._queue.get()]
+            weight = self._take(items[0])
             if self._merge is not None:
                 # It takes what is queued, and what comes within `linger` of taking the
                 # first item, until the items weigh `linger_weight`: a live stream's
@@ -160,17 +164,15 @@ class BackgroundWriter(Generic[T]):
                 # at once. It keeps taking items while it waits, so the flow is held
                 # only while a write runs and a full queue waits, as without a linger.
                 until = time.monotonic() + self._linger
-                weight = 0
-                while items[-1] is not _STOP and items[-1] is not _FLUSH:
-                    weight += self._weigh(items[-1])  # type: ignore[arg-type]
-                    if weight >= self._linger_weight:
-                        break
+                while items[-1] is not _STOP and items[-1] is not _FLUSH and \
+                        weight < self._linger_weight:
                     left = until - time.monotonic()
                     try:
-                        items.append(self._take(self._queue.get(timeout=left) if left > 0
-                                                else self._queue.get_nowait()))
+                        items.append(self._queue.get(timeout=left) if left > 0
+                                     else self._queue.get_nowait())
                     except queue.Empty:
                         break
+                    weight += self._take(items[-1])
             stop = items[-1] is _STOP
             batch = [item for item in items if item is not _STOP and item is not _FLUSH]
             try:
