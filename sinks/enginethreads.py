@@ -68,7 +68,6 @@ class EngineThreads:
         self.nice = checked_nice(nice)
         self.every_s = every_s
         self.tasks = tasks
-        self.lowered = 0
         self._settled: set[str] = set()  # thread IDs lowered, or never the engine's
         self._next = 0.0
 
@@ -103,6 +102,5 @@ class EngineThreads:
             self._settled.add(tid)
         self._settled &= set(found)  # thread IDs are reused once a thread ends
         if lowered:
-            self.lowered += lowered
             log.debug("event=engine_threads lowered=%d nice=+%d", lowered, self.nice)
         return lowered
