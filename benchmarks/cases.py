@@ -161,6 +161,14 @@ def full(path: str, store: str, processes: int = 1, kafka: str | None = None,
 LIVE_LINGER_MS = 20
 
 
+def produce_live(kafka: str, topic: str, rate: float, events: int) -> None:
+    """The live cases' producer: ``events`` simulated events at ``rate`` a second."""
+    subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka", kafka, "--topic",
+                    topic, "--events", str(events), "--rate", str(rate), "--kafka-opt",
+                    f"linger.ms={LIVE_LINGER_MS}"], cwd=ROOT, check=True,
+                   stderr=subprocess.DEVNULL)
+
+
 def live(kafka: str, topic: str, store: str, rate: float, events: int) -> dict:
     from flows.broker import die_with_parent
     from sinks.kafka import ensure_topic
@@ -172,10 +180,7 @@ def live(kafka: str, topic: str, store: str, rate: float, events: int) -> dict:
                             preexec_fn=die_with_parent)
     time.sleep(8)  # let the flow start (imports, store, consumer) before producing
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka", kafka, "--topic",
-                    topic, "--events", str(events), "--rate", str(rate), "--kafka-opt",
-                    f"linger.ms={LIVE_LINGER_MS}"], cwd=ROOT, check=True,
-                   stderr=subprocess.DEVNULL)
+    produce_live(kafka, topic, rate, events)
     if flow.wait() != 0:
         raise SystemExit("the live flow failed")
     return {"seconds": time.perf_counter() - started}
@@ -213,10 +218,7 @@ def live_floor(kafka: str, topic: str, rate: float, events: int, window_s: int =
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--kafka", kafka, "--topic",
-                    topic, "--events", str(events), "--rate", str(rate), "--kafka-opt",
-                    f"linger.ms={LIVE_LINGER_MS}"], cwd=ROOT, check=True,
-                   stderr=subprocess.DEVNULL)
+    produce_live(kafka, topic, rate, events)
     reader.join(timeout=60)
     stop.set()
     reader.join()
