@@ -27,6 +27,9 @@ def test_benchmarks_run_every_case_and_report(tmp_path):
         assert results[case]["peak_rss_mb"] > 0, case
     assert results["full_small"]["events"] == 300
     assert results["kafka"]["broker_cpu_s"] >= 0
+    # the file and the Kafka replay decide the same job, and are compared in turns
+    assert results["full"]["decided"] == results["kafka"]["decided"] == 3000
+    assert len(results["ratios"]["kafka/full per round"]) == 1
     live = results["live"]
     assert live["decisions"] == 3000  # every produced event was decided and stored
     assert 0 <= live["p50_ms"] <= live["p99_ms"] <= live["max_ms"]
