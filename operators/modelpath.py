@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from itertools import compress
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +192,8 @@ class ModelPath:
         learning = {id(row) for row in rows}
         sample = [row for row in self._recent if id(row) not in learning][-SHIFT_ROWS:]
         try:
-            before = scorer.score(sample)
+            rescore = _sample_scorer(scorer, sample)
+            before = rescore()
             scorer.learn(rows, labels)
         except Exception as exc:  # a model that cannot learn must not stop the decisions
             log.warning("step=decide shard=%s variant=%s model failed to learn: %s",
@@ -200,7 +202,7 @@ class ModelPath:
         if variant not in self.taught and any(labels[:len(rows) if own is None else own]):
             self.taught.add(variant)
         try:
-            shift = float(np.mean(scorer.score(sample)) - np.mean(before)) if sample else 0.0
+            shift = float(np.mean(rescore()) - np.mean(before)) if sample else 0.0
         except Exception:  # a model that fails to score: the path reports it when it scores
             shift = 0.0
         if math.isfinite(shift):
@@ -216,6 +218,16 @@ class ModelPath:
         self._routed_share = share
         self.router = VariantRouter([Variant(cfg.candidate, share),
                                      Variant(cfg.control, 1.0 - share)])
+
+
+def _sample_scorer(scorer: Any, sample: list) -> Callable[[], Any]:
+    """Scores ``sample`` by ``scorer`` as it is at each call: before and after a learning
+    step. The sample's values are read once when the scorer can (``prepared``)."""
+    prepared = getattr(scorer, "prepared", None)
+    if prepared is None or not sample:
+        return lambda: scorer.score(sample)
+    matrix = prepared(sample)
+    return lambda: scorer.score_prepared(matrix)
 
 
 class Distillation:
