@@ -180,11 +180,10 @@ def full(path: str, store: str, processes: int = 1, kafka: str | None = None,
     return {"seconds": time.perf_counter() - started}
 
 
-# The live producer's linger. tansu's in-memory storage costs more per produce request
-# as a partition grows: with 5 ms (the simulator's default) the broker went from 55 % to
-# 87 % of a core over 1M events at 20,000/s and the latency grew without bound (p99
-# 9.3 s); 20 ms sends a quarter of the requests (broker 23 % -> 58 %, p99 210 ms). The
-# linger counts against the flow: event_time is stamped before it.
+# The live producer's linger: the development broker's in-memory storage costs more per
+# produce request as a partition grows, and the simulator's default (5 ms) sends four
+# times the requests (RESULTS.md, "Settings measured"). The linger counts against the
+# flow: event_time is stamped before it.
 LIVE_LINGER_MS = 20
 
 
