@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+# np.percentile imports numpy.ma on its first call (about 9 ms): imported with this
+# module, so the first window's close does not hold the deciding thread that long
+import numpy.ma
 from mypy_extensions import mypyc_attr
 
 from operators.decision import Decision
