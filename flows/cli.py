@@ -40,7 +40,7 @@ from operators.flags import CAPABILITIES
 from operators.modes import MODES
 from sinks.clickhouse import owns_store
 from sinks.kafka import ensure_topic, parse_opts, produce_simulated
-from sinks.store import Store, check_openable, open_store, redact
+from sinks.store import Store, check_openable, normalize_dsn, open_store, redact
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -488,13 +488,12 @@ def mode_set(mode_name: str, reason: str, ttl: str | None, who: str | None,
     import getpass
 
     from operators.modes import Override
-    from sinks.control import ControlFile, control_dir_for
-    from sinks.store import normalize_dsn
+    from sinks.control import ControlFile
 
     ttl_ms = parse_ttl(ttl)
     until = None if ttl_ms is None else time.time_ns() // 1_000_000 + ttl_ms
     override = Override(mode_name.upper(), reason, who or getpass.getuser(), until)
-    directory = control_dir_for(normalize_dsn(store), control)
+    directory = _control_dir(store, control)
     ControlFile(directory).set(override)
     expiry = "until cleared" if ttl is None else f"for {ttl}"
     print(f"mode {override.mode} set by {override.who} {expiry}: {reason} ({directory})")
@@ -508,10 +507,9 @@ def mode_clear(who: str | None, store: str | None, control: str | None) -> None:
     """Remove the override: flows return to their automatic mode."""
     import getpass
 
-    from sinks.control import ControlFile, control_dir_for
-    from sinks.store import normalize_dsn
+    from sinks.control import ControlFile
 
-    directory = control_dir_for(normalize_dsn(store), control)
+    directory = _control_dir(store, control)
     ControlFile(directory).clear(who or getpass.getuser())
     print(f"override cleared ({directory})")
 
@@ -521,10 +519,9 @@ def mode_clear(who: str | None, store: str | None, control: str | None) -> None:
 @control_option
 def mode_show(store: str | None, control: str | None) -> None:
     """Show the override in force, if any."""
-    from sinks.control import ControlFile, control_dir_for
-    from sinks.store import normalize_dsn
+    from sinks.control import ControlFile
 
-    directory = control_dir_for(normalize_dsn(store), control)
+    directory = _control_dir(store, control)
     override, _ = ControlFile(directory).read()
     if override is None:
         print("no override: flows run in their automatic mode")
@@ -536,11 +533,17 @@ def mode_show(store: str | None, control: str | None) -> None:
           f"{' (expired)' if expired else ''}: {override.reason}")
 
 
-def _flags_file(store: str | None, control: str | None):  # type: ignore[no-untyped-def]
-    from sinks.control import FlagsFile, control_dir_for
-    from sinks.store import normalize_dsn
+def _control_dir(store: str | None, control: str | None) -> Path:
+    """The control directory of the flows that use ``store`` (``control`` if given)."""
+    from sinks.control import control_dir_for
 
-    return FlagsFile(control_dir_for(normalize_dsn(store), control))
+    return control_dir_for(normalize_dsn(store), control)
+
+
+def _flags_file(store: str | None, control: str | None):  # type: ignore[no-untyped-def]
+    from sinks.control import FlagsFile
+
+    return FlagsFile(_control_dir(store, control))
 
 
 @app.group()
@@ -627,14 +630,13 @@ def _answer(escalation_id: str, status: str, who: str | None, store: str | None,
     import getpass
 
     from operators.errors import StoreBusy
-    from sinks.control import Answer, AnswersDir, control_dir_for
-    from sinks.store import normalize_dsn
+    from sinks.control import Answer, AnswersDir
 
     responder = who or getpass.getuser()
     try:
         handle = open_store(store)
     except StoreBusy:  # a running flow holds the embedded store: it records the answer
-        answers = AnswersDir(control_dir_for(normalize_dsn(store), control))
+        answers = AnswersDir(_control_dir(store, control))
         answers.put(Answer(escalation_id, status, responder, time.time_ns() // 1_000_000))
         print(f"escalation {escalation_id}: {status} by {responder}, handed to the flow "
               f"that holds the store (it records it within a second; {answers.path})")
