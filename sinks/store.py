@@ -242,8 +242,9 @@ class Store:
         texts = [(path.name, path.read_text()) for path in files]
         fingerprint = hashlib.sha256("\0".join(
             f"{name}\0{text}" for name, text in texts).encode()).hexdigest()
+        catalog = self._catalog()
         if not self._migrated_with(fingerprint, {t for _, text in texts
-                                                 for t in _CREATES.findall(text)}):
+                                                 for t in _CREATES.findall(text)}, catalog):
             for _, text in texts:
                 for statement in _statements(text):
                     self.command(statement)
@@ -252,26 +253,38 @@ class Store:
                          "ENGINE = MergeTree ORDER BY applied_at")
             self.insert(Rows(SCHEMA_TABLE, ("fingerprint", "files"),
                              [(fingerprint, [p.name for p in files])]), dedup=False)
-        engines = self.engines()
-        self.apply_retention(retention or Retention.from_env(), engines)
+            catalog = self._catalog()
+        engines = {name: full for name, (engine, full, _) in catalog.items()
+                   if engine.endswith("MergeTree")}
+        self.apply_retention(retention or Retention.from_env(), engines,
+                             {name: comment for name, (_, _, comment) in catalog.items()})
         if self.embedded:
             self._tune_embedded_tables(engines)
         return [p.name for p in files]
 
-    def _migrated_with(self, fingerprint: str, tables: set[str]) -> bool:
-        """Whether a migration recorded ``fingerprint`` and ``tables`` all exist."""
-        present = set(self.tables())
+    def _catalog(self) -> dict[str, tuple[str, str, str]]:
+        """Each table's engine, full engine clause and comment, in one query."""
+        return {name: (engine, full, comment) for name, engine, full, comment in self.query(
+            "SELECT name, engine, engine_full, comment FROM system.tables "
+            "WHERE database = currentDatabase()")[1]}
+
+    def _migrated_with(self, fingerprint: str, tables: set[str],
+                       catalog: dict[str, tuple[str, str, str]]) -> bool:
+        """Whether a migration recorded ``fingerprint`` and ``tables`` all exist (in
+        ``catalog``, :meth:`_catalog`)."""
+        present = set(catalog)
         if SCHEMA_TABLE not in present or not tables <= present:
             return False
         return bool(self.scalar(f"SELECT count() FROM {SCHEMA_TABLE} WHERE fingerprint = "
                                 "{f:String}", {"f": fingerprint}))
 
-    def apply_retention(self, retention: Retention,
-                        engines: dict[str, str] | None = None) -> None:
+    def apply_retention(self, retention: Retention, engines: dict[str, str] | None = None,
+                        comments: dict[str, str] | None = None) -> None:
         """Give each table its group's TTL (see :mod:`sinks.retention`); ``engines``
-        is :meth:`engines` when the caller has just read it."""
-        comments = dict(self.query("SELECT name, comment FROM system.tables WHERE "
-                                   "database = currentDatabase()")[1])
+        (:meth:`engines`) and ``comments`` (each table's) when the caller has just read
+        them."""
+        if comments is None:
+            comments = {name: comment for name, (_, _, comment) in self._catalog().items()}
         for table, engine in (self.engines() if engines is None else engines).items():
             statements = retention.statements(table, engine, comments.get(table, ""))
             for statement in statements:
