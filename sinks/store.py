@@ -140,7 +140,7 @@ class Store:
         # collector tuned for throughput, hundreds of batches' worth of memory. A
         # reused context keeps at most its last batch.
         self._contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self._arrow: dict[tuple[str, tuple[str, ...]], list | None] = {}
+        self._arrow: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -186,13 +186,13 @@ class Store:
         if not rows.rows:
             return
         settings = {"insert_deduplication_token": _token(rows)} if dedup else {}
-        arrow_types = self._arrow_types(rows)
-        if arrow_types is not None:
-            # Arrow, where every column is a plain scalar: pyarrow converts the columns
-            # in C++ and the store parses Arrow natively, where the driver's Native
-            # format is built value by value in Python.
+        schema = self._arrow_schema(rows)
+        if schema is not None:
+            # Arrow, where every column is a plain scalar: pyarrow converts the rows in
+            # C++ and the store parses Arrow natively, where the driver's Native format
+            # is built value by value in Python.
             with self._errors(f"insert into {rows.table}"):
-                self._client.insert_arrow(rows.table, _arrow_table(rows, arrow_types),
+                self._client.insert_arrow(rows.table, _arrow_table(rows, schema),
                                           settings=settings)
             return
         # Column-oriented: the driver builds Native columns anyway, and transposing in C
@@ -212,9 +212,9 @@ class Store:
             finally:
                 context.data = None  # as the driver does, also when it raised first
 
-    def _arrow_types(self, rows: Rows) -> list | None:
-        """The Arrow type of each of ``rows``' columns, or ``None`` when one is not a
-        plain scalar (arrays, maps) or unknown: those go the driver's way."""
+    def _arrow_schema(self, rows: Rows) -> Any:
+        """``rows``' columns as the fields of an Arrow struct, or ``None`` when one is
+        not a plain scalar (arrays, maps) or unknown: those go the driver's way."""
         key = (rows.table, tuple(rows.columns))
         if key not in self._arrow:
             with self._errors(f"describe {rows.table}"):
@@ -223,7 +223,8 @@ class Store:
                     "currentDatabase() AND table = {t:String}",
                     parameters={"t": rows.table}).result_rows)
             types = [_arrow_type(found.get(name, "")) for name in rows.columns]
-            self._arrow[key] = None if any(t is None for t in types) else types
+            self._arrow[key] = None if any(t is None for t in types) else _struct(
+                rows.columns, types)
         return self._arrow[key]
 
     def client_insert(self, table: str, rows: list[tuple]) -> None:
@@ -611,13 +612,26 @@ def _type_arguments(text: str) -> list[str]:
     return [*parts, text[start:].strip()]
 
 
-def _arrow_table(rows: Rows, types: list) -> Any:
+def _struct(names: Sequence[str], types: list) -> Any:
     import pyarrow as pa
 
-    columns = zip(*rows.rows, strict=True)
-    return pa.Table.from_arrays([pa.array(c, type=t) for c, t in zip(columns, types,
-                                                                       strict=True)],
-                                names=list(rows.columns))
+    return pa.struct([pa.field(name, t) for name, t in zip(names, types, strict=True)])
+
+
+def _arrow_table(rows: Rows, schema: Any) -> Any:
+    """``rows`` (tuples) as an Arrow table of ``schema``'s fields: read as one struct
+    array, a third cheaper than a column at a time after transposing them (which the
+    writer does while holding the interpreter's lock).
+
+    >>> import pyarrow as pa
+    >>> schema = _struct(("id", "v"), [pa.string(), pa.float64()])
+    >>> _arrow_table(Rows("t", ("id", "v"), [("a", 1.0), ("b", None)]), schema).to_pylist()
+    [{'id': 'a', 'v': 1.0}, {'id': 'b', 'v': None}]
+    """
+    import pyarrow as pa
+
+    struct = pa.array(rows.rows, type=schema)
+    return pa.Table.from_batches([pa.RecordBatch.from_struct_array(struct)])
 
 
 def _token(rows: Rows) -> str:

@@ -266,7 +266,7 @@ def test_every_table_the_flow_writes_is_inserted_as_arrow(store):
                "escalations": ESCALATION_COLUMNS, "canary_results": CANARY_COLUMNS,
                "invariant_violations": VIOLATION_COLUMNS, "otel_traces": OTEL_TRACE_COLUMNS}
     not_arrow = [table for table, columns in written.items()
-                 if store._arrow_types(Rows(table, columns, [])) is None]
+                 if store._arrow_schema(Rows(table, columns, [])) is None]
     assert not_arrow == []
 
 
