@@ -24,9 +24,10 @@ def retention(store: str | None, spec: str | None) -> None:
     nothing; a shorter one deletes what lies beyond it when ClickHouse next merges.
     The same list in LUCIDSTREAM_RETENTION applies when a flow opens the store.
     """
+    wanted = Retention.parse(spec) if spec else None  # a bad spec fails before any store opens
     with open_store(store) as handle:
-        if spec:
-            handle.apply_retention(Retention.parse(spec))
+        if wanted is not None:
+            handle.apply_retention(wanted)
         sizes = {name: (rows, on_disk, raw) for name, rows, on_disk, raw in handle.query(
             "SELECT table, sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) "
             "FROM system.parts WHERE active AND database = currentDatabase() "

@@ -93,7 +93,7 @@ def test_a_replayed_hour_keeps_only_what_each_groups_ttl_allows_once_merged(tmp_
     assert row.split("│")[3].strip() == "30d" and int(row.split("│")[4].replace(",", "")) > 0
 
 
-def test_retention_specs_are_checked_and_name_what_is_wrong():
+def test_retention_specs_are_checked_and_name_what_is_wrong(tmp_path):
     assert Retention.parse("decisions=12h").seconds_for("decisions") == 43_200
     assert Retention.parse("traces=off").seconds_for("otel_traces") is None
     with pytest.raises(ConfigError, match=r"unknown group 'trace'.*decisions, traces"):
@@ -101,6 +101,7 @@ def test_retention_specs_are_checked_and_name_what_is_wrong():
     for bad in ("decisions=7", "decisions=-1d", "decisions=0d", "decisions=1w"):
         with pytest.raises(ConfigError, match="not a duration"):
             Retention.parse(bad)
-    failed = cli("retention", "--store", "chdb:///tmp/unused-retention-store", "--set",
-                 "alarms=soon")
+    unused = tmp_path / "store"
+    failed = cli("retention", "--store", f"chdb://{unused}", "--set", "alarms=soon")
     assert failed.returncode == 1 and "'soon' is not a duration" in failed.stderr
+    assert not unused.exists()  # refused before any store was opened or created
