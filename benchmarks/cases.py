@@ -27,6 +27,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flows.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,52 +131,46 @@ def naive(path: str, store: str) -> dict:
 
 
 def full_in_process(path: str, store: str) -> dict:
-    from flows import fleet
     from flows.config import RunConfig
-    from flows.telemetry import Telemetry
 
-    flow = fleet.get_flow(RunConfig(store=store, input=path, replay=True), Telemetry())
-    return timed_run(flow, store)
+    return timed_run(RunConfig(store=store, input=path, replay=True))
 
 
 def kafka_in_process(kafka: str, topic: str, store: str) -> dict:
     """The reference flow replaying ``topic`` on the pipeline clock to its end: what
     ``lucidstream run --source kafka --replay --stop-at-end`` runs, timed as
     :func:`full_in_process` times the file case."""
-    from flows import fleet
     from flows.config import RunConfig
-    from flows.telemetry import Telemetry
 
-    config = RunConfig(store=store, input="kafka", kafka=kafka, topic=topic, replay=True,
-                       stop_at_end=True)
-    return timed_run(fleet.get_flow(config, Telemetry()), store)
+    return timed_run(RunConfig(store=store, input="kafka", kafka=kafka, topic=topic,
+                               replay=True, stop_at_end=True))
 
 
-def timed_run(flow: object, store: str) -> dict:
-    """Run ``flow`` in this process: its seconds, and how many events it decided (their
-    fast or fallback decisions, one an event, counted in the store after the clock
-    stops)."""
+def timed_run(config: RunConfig) -> dict:
+    """Run the reference flow of ``config`` in this process: its
+    seconds, and how many events it decided (their fast or fallback decisions, one an
+    event, counted in the store after the clock stops)."""
     from bytewax.testing import run_main
 
+    from flows import fleet
+    from flows.telemetry import Telemetry
     from sinks.store import open_store
 
+    flow = fleet.get_flow(config, Telemetry())
     started = time.perf_counter()
-    run_main(flow)  # type: ignore[arg-type]
+    run_main(flow)
     seconds = time.perf_counter() - started
-    decided = open_store(store).scalar(
+    decided = open_store(config.store).scalar(
         "SELECT count() FROM decisions FINAL WHERE path IN ('fast', 'fallback')")
     return {"seconds": seconds, "decided": int(decided)}
 
 
-def full(path: str, store: str, processes: int = 1, kafka: str | None = None,
-         topic: str | None = None) -> dict:
-    args = [sys.executable, "-m", "flows.cli", "run", "--store", store, "--quiet"]
-    if kafka:
-        # the backlog replayed on the pipeline clock: the same job as the file case
-        args += ["--source", "kafka", "--kafka", kafka, "--topic", str(topic), "--stop-at-end",
-                 "--replay"]
-    else:
-        args += ["--source", path]
+def kafka_cli(kafka: str, topic: str, store: str, processes: int = 1) -> dict:
+    """``lucidstream run`` replaying ``topic`` on the pipeline clock, as ``processes``
+    processes, timed from outside (start-up included)."""
+    args = [sys.executable, "-m", "flows.cli", "run", "--store", store, "--quiet",
+            "--source", "kafka", "--kafka", kafka, "--topic", topic, "--stop-at-end",
+            "--replay"]
     if processes > 1:
         args += ["--processes", str(processes)]
     started = time.perf_counter()
@@ -296,9 +294,9 @@ def main() -> None:
     elif args.case == "kafka":
         result = kafka_in_process(args.kafka, args.topic, args.store)
     elif args.case == "kafka_cli":
-        result = full(args.file, args.store, kafka=args.kafka, topic=args.topic)
+        result = kafka_cli(args.kafka, args.topic, args.store)
     elif args.case == "cluster":
-        result = full(args.file, args.store, processes=2, kafka=args.kafka, topic=args.topic)
+        result = kafka_cli(args.kafka, args.topic, args.store, processes=2)
     elif args.case == "live":
         result = live(args.kafka, args.topic, args.store, args.rate, args.events)
         result.update(latency(args.store))
