@@ -255,8 +255,7 @@ class Store:
             self.insert(Rows(SCHEMA_TABLE, ("fingerprint", "files"),
                              [(fingerprint, [p.name for p in files])]), dedup=False)
             catalog = self._catalog()
-        engines = {name: full for name, (engine, full, _) in catalog.items()
-                   if engine.endswith("MergeTree")}
+        engines = _merge_trees(catalog)
         self.apply_retention(retention or Retention.from_env(), engines,
                              {name: comment for name, (_, _, comment) in catalog.items()})
         if self.embedded:
@@ -295,9 +294,8 @@ class Store:
                          format_duration(retention.seconds_for(table)))
 
     def engines(self) -> dict[str, str]:
-        """Each table's full engine clause (with its TTL and settings)."""
-        return dict(self.query("SELECT name, engine_full FROM system.tables WHERE database "
-                               "= currentDatabase() AND engine LIKE '%MergeTree'")[1])
+        """Each MergeTree table's full engine clause (with its TTL and settings)."""
+        return _merge_trees(self._catalog())
 
     def _tune_embedded_tables(self, engines: dict[str, str]) -> None:
         """Bound what the embedded engine's merges cost the flow's own process.
@@ -610,6 +608,12 @@ def _type_arguments(text: str) -> list[str]:
             parts.append(text[start:i].strip())
             start = i + 1
     return [*parts, text[start:].strip()]
+
+
+def _merge_trees(catalog: dict[str, tuple[str, str, str]]) -> dict[str, str]:
+    """The full engine clause of each MergeTree table of a :meth:`Store._catalog`."""
+    return {name: full for name, (engine, full, _) in catalog.items()
+            if engine.endswith("MergeTree")}
 
 
 def _struct(names: Sequence[str], types: list) -> Any:
