@@ -78,9 +78,9 @@ class BackgroundWriter(Generic[T]):
         # what waits in the queue (flush and stop markers aside), and what may
         self._depth, self._waiting_weight, self._waiting_s = depth, waiting_weight, waiting_s
         self._room = threading.Condition()
-        self._waiting = self._weight = 0
-        # when each waiting item was submitted, and its weight (weighed once)
+        # when each waiting item was submitted, and its weight (weighed once); their sum
         self._since: deque[tuple[float, int]] = deque()
+        self._weight = 0
         self._error: BaseException | None = None  # the failed write's, kept for good
         self._reported = False  # whether a caller has been given it
         self._closed = False
@@ -97,11 +97,10 @@ class BackgroundWriter(Generic[T]):
         weight = self._weigh(item)
         with self._room:
             # once true, each stays true until the writer takes an item (a notify)
-            while self._waiting >= self._depth and (
+            while len(self._since) >= self._depth and (
                     self._weight >= self._waiting_weight or
                     time.monotonic() - self._since[0][0] >= self._waiting_s):
                 self._room.wait()
-            self._waiting += 1
             self._weight += weight
             self._since.append((time.monotonic(), weight))
         self._queue.put(item)
@@ -113,7 +112,6 @@ class BackgroundWriter(Generic[T]):
             return 0
         with self._room:
             _, weight = self._since.popleft()
-            self._waiting -= 1
             self._weight -= weight
             self._room.notify()
         return weight
